@@ -1,0 +1,217 @@
+"""One configuration object for training, tuning, evaluation and export.
+
+An experiment is ``model + data + train``; each section is a dataclass whose
+fields are plain JSON values, so the whole thing round-trips through
+``to_json``/``from_json`` and is saved beside every checkpoint and export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+@dataclasses.dataclass
+class StftConfig:
+    """Short-time Fourier transform settings (Hz and samples)."""
+
+    sample_rate: int = 44100
+    n_fft: int = 2048
+    hop_length: int = 512
+
+    @property
+    def num_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of a centred STFT of ``num_samples`` samples."""
+        return 1 + num_samples // self.hop_length
+
+    def validate(self) -> None:
+        if self.sample_rate <= 0:
+            raise ConfigError(f"stft.sample_rate must be positive, got {self.sample_rate}")
+        if self.n_fft < 4 or self.n_fft % 2:
+            raise ConfigError(f"stft.n_fft must be an even number >= 4, got {self.n_fft}")
+        if not 0 < self.hop_length <= self.n_fft // 2:
+            raise ConfigError(
+                f"stft.hop_length must be in 1..n_fft/2 ({self.n_fft // 2}) for an invertible "
+                f"STFT with a Hann window, got {self.hop_length}")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """BSRNN architecture.
+
+    ``bands`` is a built-in schema name (``v7``, ``bass``, ``drums``,
+    ``universal``) or the path of a JSON file of band edges in Hz;
+    ``num_edges`` picks that many of the universal schema's edges.
+    """
+
+    bands: str = "v7"
+    num_edges: Optional[int] = None
+    feature_dim: int = 128
+    num_layers: int = 12
+    mlp_ratio: int = 4
+    targets: list = dataclasses.field(default_factory=lambda: ["vocals"])
+    audio_channels: int = 2
+    segment_seconds: float = 3.0
+    standardize: bool = True
+    use_cudnn: str = "auto"
+    stft: StftConfig = dataclasses.field(default_factory=StftConfig)
+
+    @property
+    def segment_samples(self) -> int:
+        return int(round(self.segment_seconds * self.stft.sample_rate))
+
+    def validate(self) -> None:
+        self.stft.validate()
+        for name in ("feature_dim", "num_layers", "mlp_ratio", "audio_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model.{name} must be a positive integer, got {value!r}")
+        if not self.targets:
+            raise ConfigError("model.targets must name at least one target")
+        if len(set(self.targets)) != len(self.targets):
+            raise ConfigError(f"model.targets has duplicates: {self.targets}")
+        if self.segment_seconds <= 0:
+            raise ConfigError(f"model.segment_seconds must be positive, got {self.segment_seconds}")
+        if self.num_edges is not None and self.num_edges < 1:
+            raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
+        if str(self.use_cudnn) not in ("auto", "True", "False", "true", "false"):
+            raise ConfigError(f"model.use_cudnn must be auto, true or false, got {self.use_cudnn!r}")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where examples come from and how they are augmented."""
+
+    musdb_root: Optional[str] = None
+    is_wav: Optional[bool] = None
+    segment_seconds: float = 3.0
+    examples_per_epoch: int = 1000
+    valid_examples: int = 32
+    valid_seed: int = 1234
+    # Source-activity detection: a chunk is kept when enough of its
+    # sub-chunks have an RMS above max(track RMS + relative_db, floor_db).
+    source_activity: bool = True
+    activity_subchunks: int = 10
+    activity_relative_db: float = -20.0
+    activity_floor_db: float = -60.0
+    activity_min_active: float = 0.5
+    # Augmentations.
+    remix: bool = True
+    gain_db: float = 10.0
+    channel_swap: bool = True
+    silence_target_prob: float = 0.1
+    cache_budget_mb: int = 4096
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation, checkpoints and logs."""
+
+    epochs: int = 100
+    batch_size: int = 2
+    learning_rate: float = 1e-3
+    lr_decay: float = 0.98
+    lr_decay_epochs: int = 2
+    clip_norm: float = 5.0
+    patience: int = 10
+    mixed_precision: bool = False
+    target_weights: dict = dataclasses.field(default_factory=dict)
+    checkpoint_every_steps: int = 0
+    seed: int = 0
+    summary_every_epochs: int = 5
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything that defines a run."""
+
+    name: str = "bsrnn"
+    preset: str = "small"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        self.model.validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: Optional[str] = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            atomic_write_text(path, text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExperimentConfig":
+        return _from_dict(cls, data, "")
+
+    @classmethod
+    def from_json(cls, path: str) -> "ExperimentConfig":
+        return cls.from_dict(_read_json(path))
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+
+
+def _from_dict(cls, data: dict, where: str):
+    """Builds dataclass ``cls`` from ``data``; unknown keys are an error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {where or '<root>'} must be an object, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {unknown} in section {where or '<root>'}; "
+            f"known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        field_type = fields[name].type
+        sub = _SECTIONS.get(field_type if isinstance(field_type, str) else field_type.__name__)
+        if sub is not None:
+            value = _from_dict(sub, value, f"{where}.{name}".lstrip("."))
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+_SECTIONS = {
+    "StftConfig": StftConfig,
+    "ModelConfig": ModelConfig,
+    "DataConfig": DataConfig,
+    "TrainConfig": TrainConfig,
+}
+
+
+def model_config_from_dict(data: dict) -> ModelConfig:
+    return _from_dict(ModelConfig, data, "model")
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
