@@ -1,0 +1,130 @@
+"""``bsrnn-tf`` command line: thin subcommands over the library API.
+
+Every subcommand is testable as ``main([...])``, which returns the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _bands_list(args) -> int:
+    from bsrnn_tf import bands
+    print(f"band schemas at {args.sample_rate} Hz, n_fft {args.n_fft}:")
+    for name, count in bands.describe(args.sample_rate, args.n_fft):
+        print(f"  {name:<26} {count:>3} bands")
+    print("  FILE.json                  a JSON list of band edges in Hz")
+    return 0
+
+
+def _ranges(args):
+    from bsrnn_tf import bands
+    return bands.band_ranges(args.name, args.sample_rate, args.n_fft, args.num_edges)
+
+
+def _bands_show(args) -> int:
+    ranges = _ranges(args)
+    if args.json:
+        print(json.dumps([list(r) for r in ranges]))
+        return 0
+    bin_hz = args.sample_rate / args.n_fft
+    print(f"{args.name}: {len(ranges)} bands")
+    for k, (a, b) in enumerate(ranges):
+        print(f"  {k:>3}  bins {a:>4}..{b - 1:<4} ({b - a:>3} bins)  "
+              f"{a * bin_hz:>8.1f} .. {(b - 1) * bin_hz:>8.1f} Hz")
+    return 0
+
+
+def _bands_plot(args) -> int:
+    from bsrnn_tf import bands
+    ranges = _ranges(args)
+    title = (f"{args.name}{'' if args.num_edges is None else f' ({args.num_edges} edges)'}: "
+             f"{len(ranges)} bands at {args.sample_rate} Hz, n_fft {args.n_fft}")
+    bands.plot_bands(ranges, args.output, args.sample_rate, args.n_fft, title)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _info(args) -> int:
+    from bsrnn_tf.models import build_separator, count_parameters, preset
+    config = preset(args.preset)
+    if args.bands:
+        config.bands = args.bands
+    if args.num_edges is not None:
+        config.num_edges = args.num_edges
+    config.targets = list(args.targets)
+    model = build_separator(config)
+    print(json.dumps(model.model_config, indent=2, sort_keys=True))
+    print(f"bands: {model.backbone.num_bands}")
+    backbone = count_parameters(model.backbone)
+    print(f"backbone: {backbone} parameters; each head: "
+          f"{count_parameters(next(iter(model.heads.values())))} parameters")
+    print(f"{count_parameters(model)} parameters")
+    return 0
+
+
+def _add_band_args(parser) -> None:
+    parser.add_argument("name", help="v7, bass, drums, universal, or a JSON file of edges (Hz)")
+    parser.add_argument("--num-edges", type=int, default=None,
+                        help="universal only: use this many of its 120 edges, chosen evenly")
+    parser.add_argument("--sample-rate", type=int, default=44100)
+    parser.add_argument("--n-fft", type=int, default=2048)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bsrnn-tf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bands = sub.add_parser("bands", help="list, show and plot band schemas")
+    bands_sub = bands.add_subparsers(dest="bands_command", required=True)
+    p = bands_sub.add_parser("list", help="names of the schemas with their band counts")
+    p.add_argument("--sample-rate", type=int, default=44100)
+    p.add_argument("--n-fft", type=int, default=2048)
+    p.set_defaults(func=_bands_list)
+    p = bands_sub.add_parser("show", help="bin ranges of a schema")
+    _add_band_args(p)
+    p.add_argument("--json", action="store_true", help="print [[start, stop], ...] (stop exclusive)")
+    p.set_defaults(func=_bands_show)
+    p = bands_sub.add_parser("plot", help="draw a schema against musical notes (PNG)")
+    _add_band_args(p)
+    p.add_argument("-o", "--output", required=True, help="PNG file to write")
+    p.set_defaults(func=_bands_plot)
+
+    p = sub.add_parser("info", help="configuration and parameter count of a preset")
+    p.add_argument("preset", help="paper, small or tiny")
+    p.add_argument("--targets", nargs="+", default=["vocals"])
+    p.add_argument("--bands", default=None, help="override the preset's band schema")
+    p.add_argument("--num-edges", type=int, default=None)
+    p.set_defaults(func=_info)
+
+    _register_optional(sub)
+    return parser
+
+
+def _register_optional(sub) -> None:
+    """Subcommands that live beside their modules."""
+    from bsrnn_tf.data import generate
+    generate.register_cli(sub)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from bsrnn_tf.bands import BandSchemaError
+    from bsrnn_tf.config import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (BandSchemaError, ConfigError) as e:
+        print(f"bsrnn-tf: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

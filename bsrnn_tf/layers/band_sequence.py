@@ -1,0 +1,74 @@
+"""BandSequence: interleaved BLSTMs along time and along the band axis."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def _use_cudnn(value):
+    return {"auto": "auto", "true": True, "false": False}.get(str(value).lower(), value)
+
+
+@keras.saving.register_keras_serializable(package="bsrnn_tf")
+class BandSequence(keras.layers.Layer):
+    """One band-and-sequence modelling block.
+
+    ``x + FC(BLSTM_time(norm(x)))``, then ``x + FC(BLSTM_band(norm(x)))``;
+    each BLSTM has ``hidden_ratio * feature_dim`` units per direction and is
+    shared by all bands (time axis) or all frames (band axis).
+
+    Input and output: ``(batch, frames, bands, feature_dim)``.
+    """
+
+    def __init__(self, feature_dim: int, hidden_ratio: int = 2, use_cudnn="auto",
+                 epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.feature_dim = feature_dim
+        self.hidden_ratio = hidden_ratio
+        self.use_cudnn = use_cudnn
+        self.epsilon = epsilon
+        units = hidden_ratio * feature_dim
+        policy = self.dtype_policy
+        self.time_norm = keras.layers.LayerNormalization(epsilon=epsilon, name="time_norm",
+                                                         dtype=policy)
+        self.time_rnn = keras.layers.Bidirectional(
+            keras.layers.LSTM(units, return_sequences=True, use_cudnn=_use_cudnn(use_cudnn),
+                              dtype=policy), name="time_blstm", dtype=policy)
+        self.time_fc = keras.layers.Dense(feature_dim, name="time_fc", dtype=policy)
+        self.band_norm = keras.layers.LayerNormalization(epsilon=epsilon, name="band_norm",
+                                                         dtype=policy)
+        self.band_rnn = keras.layers.Bidirectional(
+            keras.layers.LSTM(units, return_sequences=True, use_cudnn=_use_cudnn(use_cudnn),
+                              dtype=policy), name="band_blstm", dtype=policy)
+        self.band_fc = keras.layers.Dense(feature_dim, name="band_fc", dtype=policy)
+
+    def build(self, input_shape):
+        features = (None, None, self.feature_dim)
+        for norm, rnn, fc in ((self.time_norm, self.time_rnn, self.time_fc),
+                              (self.band_norm, self.band_rnn, self.band_fc)):
+            norm.build(features)
+            rnn.build(features)
+            fc.build((None, None, 2 * self.hidden_ratio * self.feature_dim))
+
+    def call(self, x, training=None):
+        shape = tf.shape(x)
+        batch, frames, bands = shape[0], shape[1], shape[2]
+        n = self.feature_dim
+        # Time axis: one sequence of `frames` steps per (example, band).
+        y = tf.transpose(self.time_norm(x), [0, 2, 1, 3])
+        y = tf.reshape(y, [batch * bands, frames, n])
+        y = self.time_fc(self.time_rnn(y, training=training))
+        x = x + tf.transpose(tf.reshape(y, [batch, bands, frames, n]), [0, 2, 1, 3])
+        # Band axis: one sequence of `bands` steps per (example, frame).
+        y = tf.reshape(self.band_norm(x), [batch * frames, bands, n])
+        y = self.band_fc(self.band_rnn(y, training=training))
+        return x + tf.reshape(y, [batch, frames, bands, n])
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "feature_dim": self.feature_dim,
+                "hidden_ratio": self.hidden_ratio, "use_cudnn": self.use_cudnn,
+                "epsilon": self.epsilon}

@@ -1,0 +1,63 @@
+"""Backbone: band split + L band-sequence blocks (loss-agnostic)."""
+
+from __future__ import annotations
+
+import keras
+
+from bsrnn_tf.layers.band_sequence import BandSequence
+from bsrnn_tf.layers.band_split import BandSplit
+
+
+@keras.saving.register_keras_serializable(package="bsrnn_tf")
+class Backbone(keras.Model):
+    """Packed spectrum ``(batch, frames, bins, channels * 2)`` ->
+    band features ``(batch, frames, K, feature_dim)``.
+
+    It ends where the mask heads begin, so it can be frozen and reused for
+    new targets (refined BSRNN, section III.B).
+    """
+
+    def __init__(self, band_ranges, feature_dim: int = 128, num_layers: int = 12,
+                 audio_channels: int = 2, standardize: bool = True, use_cudnn="auto",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
+        self.feature_dim = feature_dim
+        self.num_layers = num_layers
+        self.audio_channels = audio_channels
+        self.standardize = standardize
+        self.use_cudnn = use_cudnn
+        self.band_split = BandSplit(self.band_ranges, feature_dim, standardize=standardize,
+                                    name="band_split", dtype=self.dtype_policy)
+        self.blocks = [BandSequence(feature_dim, use_cudnn=use_cudnn, name=f"band_sequence_{i}",
+                                    dtype=self.dtype_policy)
+                       for i in range(num_layers)]
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.band_ranges)
+
+    @property
+    def num_bins(self) -> int:
+        return self.band_ranges[-1][1]
+
+    def build(self, input_shape=None):
+        bins = self.num_bins
+        self.band_split.build((None, None, bins, 2 * self.audio_channels))
+        for block in self.blocks:
+            block.build((None, None, self.num_bands, self.feature_dim))
+        self.built = True
+
+    def call(self, spectrum, training=None):
+        x = self.band_split(spectrum)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return x
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+                "band_ranges": [list(r) for r in self.band_ranges],
+                "feature_dim": self.feature_dim, "num_layers": self.num_layers,
+                "audio_channels": self.audio_channels, "standardize": self.standardize,
+                "use_cudnn": self.use_cudnn}

@@ -1,0 +1,157 @@
+"""Separator: a backbone plus one mask head per target."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Optional
+
+import keras
+import tensorflow as tf
+
+from bsrnn_tf.config import ModelConfig, model_config_from_dict
+from bsrnn_tf.layers.mask_head import MaskHead, apply_mask
+from bsrnn_tf.layers.stft import istft, stft
+from bsrnn_tf.models.backbone import Backbone
+
+
+@keras.saving.register_keras_serializable(package="bsrnn_tf")
+class Separator(keras.Model):
+    """BSRNN separator: STFT -> backbone -> ``{target: MaskHead}`` -> iSTFT.
+
+    Calling it on a waveform ``(batch, samples, channels)`` returns
+    ``{target: waveform (batch, samples, channels)}``. The spectral path is
+    exposed for training and export: :meth:`spectrum`, :meth:`masks`,
+    :meth:`estimate_spectra`, :meth:`waveform`.
+
+    ``model_config`` (a :class:`ModelConfig` as a dict) is kept only for
+    provenance; the layers are built from the explicit arguments, band ranges
+    included, so a saved model never recomputes them.
+    """
+
+    def __init__(self, band_ranges, targets: Iterable[str], feature_dim: int = 128,
+                 num_layers: int = 12, mlp_ratio: int = 4, audio_channels: int = 2,
+                 sample_rate: int = 44100, n_fft: int = 2048, hop_length: int = 512,
+                 segment_samples: int = 132300, standardize: bool = True, use_cudnn="auto",
+                 model_config: Optional[dict] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
+        self.feature_dim = feature_dim
+        self.num_layers = num_layers
+        self.mlp_ratio = mlp_ratio
+        self.audio_channels = audio_channels
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.segment_samples = segment_samples
+        self.standardize = standardize
+        self.use_cudnn = use_cudnn
+        self.model_config = dict(model_config or {})
+        if self.band_ranges[-1][1] != n_fft // 2 + 1:
+            raise ValueError(f"band ranges cover {self.band_ranges[-1][1]} bins, "
+                             f"n_fft {n_fft} has {n_fft // 2 + 1}")
+        self.backbone = Backbone(self.band_ranges, feature_dim, num_layers, audio_channels,
+                                 standardize, use_cudnn, name="backbone",
+                                 dtype=self.dtype_policy)
+        self.heads = {}
+        for target in targets:
+            self._new_head(target)
+
+    # -- structure -----------------------------------------------------------------
+    @property
+    def targets(self) -> list:
+        return list(self.heads)
+
+    def _new_head(self, target: str) -> MaskHead:
+        if not target or not isinstance(target, str):
+            raise ValueError(f"target names must be non-empty strings, got {target!r}")
+        if target in self.heads:
+            raise ValueError(f"the separator already has a head for {target!r}")
+        head = MaskHead(self.band_ranges, self.feature_dim, self.audio_channels, self.mlp_ratio,
+                        name=f"head_{target}", dtype=self.dtype_policy)
+        self.heads[target] = head
+        return head
+
+    def add_head(self, target: str) -> MaskHead:
+        """Adds (and builds) a new, untrained mask head for ``target``."""
+        with self._unlocked():
+            head = self._new_head(target)
+        head.build((None, None, self.backbone.num_bands, self.feature_dim))
+        self._sync_targets()
+        return head
+
+    def remove_head(self, target: str) -> None:
+        """Detaches the head of ``target`` (e.g. before transfer learning)."""
+        if target not in self.heads:
+            raise KeyError(f"no head for {target!r}; heads: {self.targets}")
+        with self._unlocked():
+            self.heads.pop(target)
+        self._sync_targets()
+
+    @contextlib.contextmanager
+    def _unlocked(self):
+        """Keras locks a built layer's state; heads are added and removed
+        after building on purpose (transfer learning)."""
+        locked = self._tracker.locked
+        self._tracker.unlock()
+        try:
+            yield
+        finally:
+            if locked:
+                self._tracker.lock()
+
+    def _sync_targets(self) -> None:
+        if self.model_config:
+            self.model_config["targets"] = self.targets
+
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        """Makes the backbone (band split + band-sequence blocks) non-trainable."""
+        self.backbone.trainable = not frozen
+
+    def build(self, input_shape=None):
+        self.backbone.build()
+        for head in self.heads.values():
+            head.build((None, None, self.backbone.num_bands, self.feature_dim))
+        self.built = True
+
+    # -- computation ---------------------------------------------------------------
+    def spectrum(self, waveform):
+        """``(batch, samples, channels)`` -> packed ``(batch, frames, bins, C*2)``."""
+        return stft(waveform, self.n_fft, self.hop_length)
+
+    def waveform(self, spectrum, length: int, use_matmul: bool = False):
+        """Packed spectrum -> ``(batch, length, channels)``."""
+        return istft(spectrum, self.n_fft, self.hop_length, length, use_matmul)
+
+    def masks(self, spectrum, training=None, targets=None) -> dict:
+        """``{target: packed complex mask}``, each like ``spectrum``."""
+        features = self.backbone(spectrum, training=training)
+        return {t: self.heads[t](features) for t in (targets or self.targets)}
+
+    def estimate_spectra(self, spectrum, training=None, targets=None) -> dict:
+        """``{target: masked mixture spectrum}``."""
+        masks = self.masks(spectrum, training=training, targets=targets)
+        return {t: apply_mask(m, spectrum) for t, m in masks.items()}
+
+    def call(self, waveform, training=None):
+        length = waveform.shape[1]
+        if length is None:
+            raise ValueError("Separator: the number of samples must be static (the iSTFT "
+                             "window envelope depends on it); use fixed-length segments")
+        estimates = self.estimate_spectra(self.spectrum(waveform), training=training)
+        return {t: self.waveform(s, length) for t, s in estimates.items()}
+
+    # -- serialisation -------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+                "band_ranges": [list(r) for r in self.band_ranges], "targets": self.targets,
+                "feature_dim": self.feature_dim, "num_layers": self.num_layers,
+                "mlp_ratio": self.mlp_ratio, "audio_channels": self.audio_channels,
+                "sample_rate": self.sample_rate, "n_fft": self.n_fft,
+                "hop_length": self.hop_length, "segment_samples": self.segment_samples,
+                "standardize": self.standardize, "use_cudnn": self.use_cudnn,
+                "model_config": self.model_config}
+
+    def config_object(self) -> ModelConfig:
+        """The :class:`ModelConfig` this separator was built from."""
+        return model_config_from_dict(self.model_config)

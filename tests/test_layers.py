@@ -1,0 +1,182 @@
+"""Layers against independent numpy computations, and config round trips."""
+
+import keras
+import numpy as np
+import pytest
+
+from bsrnn_tf import bands
+from bsrnn_tf.layers import BandSequence, BandSplit, ISTFT, MaskHead, STFT, apply_mask
+from bsrnn_tf.layers.stft import hann_window, istft, stft
+
+
+def _numpy_stft(wave, n_fft, hop):
+    """(samples, channels) -> complex (channels, frames, bins), centred."""
+    pad = n_fft // 2
+    x = np.pad(wave.T, [(0, 0), (pad, pad)])
+    frames = 1 + wave.shape[0] // hop
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    idx = np.arange(frames)[:, None] * hop + np.arange(n_fft)[None]
+    return np.fft.rfft(x[:, idx] * window, axis=-1)
+
+
+def _pack(spec):
+    """complex (channels, frames, bins) -> packed (frames, bins, channels*2)."""
+    out = np.stack([spec.real, spec.imag], -1)  # (C, T, F, 2)
+    return out.transpose(1, 2, 0, 3).reshape(spec.shape[1], spec.shape[2], -1)
+
+
+@pytest.mark.parametrize("length", [2048, 44100, 44101, 10000])
+def test_stft_matches_numpy(rng, length):
+    wave = rng.standard_normal((length, 2)).astype(np.float32)
+    ours = stft(wave[None], 2048, 512).numpy()[0]
+    ref = _pack(_numpy_stft(wave.astype(np.float64), 2048, 512))
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=2e-3 * np.abs(ref).max() / 100)
+
+
+@pytest.mark.parametrize("use_matmul", [False, True])
+@pytest.mark.parametrize("n_fft,hop,length", [(2048, 512, 132300), (2048, 512, 3001),
+                                              (512, 128, 22050), (1024, 512, 5000)])
+def test_stft_istft_reconstructs(rng, use_matmul, n_fft, hop, length):
+    wave = rng.standard_normal((2, length, 2)).astype(np.float32)
+    back = istft(stft(wave, n_fft, hop), n_fft, hop, length, use_matmul=use_matmul).numpy()
+    rel = np.linalg.norm(back - wave) / np.linalg.norm(wave)
+    assert rel < 1e-5 if not use_matmul else rel < 3e-5
+
+
+def test_stft_layers_round_trip_through_config(rng):
+    wave = rng.standard_normal((1, 4096, 2)).astype(np.float32)
+    layer = STFT.from_config(STFT(1024, 256).get_config())
+    inverse = ISTFT.from_config(ISTFT(1024, 256).get_config())
+    np.testing.assert_allclose(inverse(layer(wave), length=4096).numpy(), wave, atol=1e-5)
+
+
+def _layer_norm(x, eps=1e-5):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+def _randomise(layer, rng):
+    for w in layer.weights:
+        w.assign(rng.standard_normal(w.shape).astype(np.float32) * 0.3)
+
+
+@pytest.mark.parametrize("schema,n_fft", [("v7", 2048), ("universal", 2048), ("bass", 512)])
+def test_band_split_matches_per_band_reference(rng, schema, n_fft):
+    ranges = bands.band_ranges(schema, 44100, n_fft)
+    bins, per_bin, n = n_fft // 2 + 1, 4, 6
+    layer = BandSplit(ranges, n, standardize=False)
+    layer.build((None, None, bins, per_bin))
+    _randomise(layer, rng)
+    x = rng.standard_normal((2, 3, bins, per_bin)).astype(np.float32)
+    ours = layer(x).numpy()
+    gamma = layer.norm_gamma.numpy().reshape(bins, per_bin)
+    beta = layer.norm_beta.numpy().reshape(bins, per_bin)
+    kernel = layer.kernel.numpy().reshape(bins, per_bin, n)
+    bias = layer.bias.numpy()
+    for k, (a, b) in enumerate(ranges):
+        band = x[:, :, a:b].reshape(2, 3, -1)
+        normed = _layer_norm(band) * gamma[a:b].reshape(-1) + beta[a:b].reshape(-1)
+        ref = normed @ kernel[a:b].reshape(-1, n) + bias[k]
+        np.testing.assert_allclose(ours[:, :, k], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_band_split_standardises_each_example(rng):
+    """Features do not depend on the scale of each example's spectrum."""
+    layer = BandSplit(bands.band_ranges("v7"), 4)
+    x = rng.standard_normal((2, 5, 1025, 4)).astype(np.float32)
+    scaled = x * np.array([1000.0, 1e-3], np.float32)[:, None, None, None]
+    np.testing.assert_allclose(layer(scaled).numpy(), layer(x).numpy(), rtol=1e-3, atol=1e-3)
+    assert np.all(np.isfinite(layer(np.zeros_like(x)).numpy()))
+
+
+@pytest.mark.parametrize("schema", ["v7", "drums"])
+def test_mask_head_matches_per_band_reference(rng, schema):
+    ranges = bands.band_ranges(schema)
+    n, ratio, channels = 6, 2, 2
+    head = MaskHead(ranges, n, channels, ratio)
+    head.build((None, None, len(ranges), n))
+    _randomise(head, rng)
+    q = rng.standard_normal((2, 3, len(ranges), n)).astype(np.float32)
+    ours = head(q).numpy()
+    gamma, beta = head.norm_gamma.numpy(), head.norm_beta.numpy()
+    w1, b1 = head.hidden_kernel.numpy(), head.hidden_bias.numpy()
+    per_bin = 2 * channels
+    w2 = head.output_kernel.numpy().reshape(1025, 2 * per_bin, -1)
+    b2 = head.output_bias.numpy().reshape(1025, 2 * per_bin)
+    for k, (a, b) in enumerate(ranges):
+        h = np.tanh((_layer_norm(q[:, :, k]) * gamma[k] + beta[k]) @ w1[k] + b1[k])
+        out = np.einsum("bth,fjh->btfj", h, w2[a:b]) + b2[a:b]
+        ref = out[..., :per_bin] / (1 + np.exp(-out[..., per_bin:]))
+        np.testing.assert_allclose(ours[:, :, a:b], ref, rtol=1e-4, atol=1e-5)
+
+
+def test_apply_mask_is_complex_product(rng):
+    mask = rng.standard_normal((1, 3, 7, 4)).astype(np.float32)
+    spec = rng.standard_normal((1, 3, 7, 4)).astype(np.float32)
+    ours = apply_mask(mask, spec).numpy()
+    m = mask[..., 0::2] + 1j * mask[..., 1::2]
+    s = spec[..., 0::2] + 1j * spec[..., 1::2]
+    ref = m * s
+    np.testing.assert_allclose(ours[..., 0::2], ref.real, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours[..., 1::2], ref.imag, rtol=1e-5, atol=1e-6)
+
+
+def test_band_sequence_is_residual(rng):
+    block = BandSequence(8, use_cudnn=False)
+    block.build((None, None, 5, 8))
+    x = rng.standard_normal((2, 7, 5, 8)).astype(np.float32)
+    for fc in (block.time_fc, block.band_fc):
+        for w in fc.weights:
+            w.assign(np.zeros(w.shape, np.float32))
+    np.testing.assert_allclose(block(x).numpy(), x, atol=1e-6)
+
+
+def test_band_sequence_time_rnn_mixes_frames_not_bands(rng):
+    """With the band-axis path zeroed, changing one band's features at one
+    frame changes that band at other frames, but no other band."""
+    block = BandSequence(8, use_cudnn=False)
+    block.build((None, None, 5, 8))
+    for w in block.band_fc.weights:
+        w.assign(np.zeros(w.shape, np.float32))
+    x = rng.standard_normal((1, 6, 5, 8)).astype(np.float32)
+    y0 = block(x).numpy()
+    x[0, 2, 3] += rng.standard_normal(8).astype(np.float32)  # not a constant: norm removes those
+    diff = np.abs(block(x).numpy() - y0).max(axis=-1)[0]  # (frames, bands)
+    assert diff[:, 3].min() > 0
+    assert np.delete(diff, 3, axis=1).max() == 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda r: BandSplit(r, 6),
+    lambda r: MaskHead(r, 6, 2, 2),
+    lambda r: BandSequence(6, use_cudnn=False),
+])
+def test_layer_config_round_trip(rng, make):
+    ranges = bands.band_ranges("v7", 44100, 512)
+    layer = make(ranges)
+    inputs = {BandSplit: (2, 3, 257, 4), MaskHead: (2, 3, len(ranges), 6),
+              BandSequence: (2, 3, len(ranges), 6)}[type(layer)]
+    x = rng.standard_normal(inputs).astype(np.float32)
+    y = layer(x).numpy()
+    clone = type(layer).from_config(layer.get_config())
+    clone(x)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(x).numpy(), y)
+    serialised = keras.saving.serialize_keras_object(layer)
+    again = keras.saving.deserialize_keras_object(serialised)
+    assert type(again) is type(layer)
+
+
+def test_band_split_parameter_count_is_unpadded():
+    ranges = bands.band_ranges("v7")
+    layer = BandSplit(ranges, 16)
+    layer.build((None, None, 1025, 4))
+    # norm (gamma, beta) per feature + kernel per feature + bias per band.
+    assert layer.count_params() == 1025 * 4 * 2 + 1025 * 4 * 16 + len(ranges) * 16
+
+
+def test_hann_window_is_periodic():
+    w = hann_window(8)
+    np.testing.assert_allclose(w, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(8) / 8), atol=1e-7)

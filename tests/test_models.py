@@ -1,0 +1,183 @@
+"""Separator: shapes, parameter counts, the full path with known masks,
+save/load, heads, freezing, training signal and robustness."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bsrnn_tf.layers.stft import istft, stft
+from bsrnn_tf.models import (build_separator, count_parameters, load_separator, preset,
+                             save_separator)
+from bsrnn_tf.models.io import ModelLoadError
+
+TARGETS = ["drums", "bass", "other", "vocals"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_separator(preset("tiny"), targets=["drums", "vocals"])
+
+
+def _set_constant_mask(head, real, imag):
+    """Zero output kernel; biases give value = (real, imag) per bin (arrays of
+    shape (bins,)) for every channel and a saturated gate (sigmoid = 1)."""
+    per_bin = head.features_per_bin
+    bins = head.num_bins
+    head.output_kernel.assign(np.zeros(head.output_kernel.shape, np.float32))
+    bias = np.zeros((bins, 2 * per_bin), np.float32)
+    bias[:, 0:per_bin:2] = real[:, None]
+    bias[:, 1:per_bin:2] = imag[:, None]
+    bias[:, per_bin:] = 40.0
+    head.output_bias.assign(bias.reshape(-1))
+
+
+@pytest.mark.parametrize("name,length", [("tiny", 22050), ("small", 44100)])
+def test_output_shapes(name, length):
+    model = build_separator(preset(name), targets=TARGETS)
+    wave = np.random.default_rng(1).standard_normal((2, length, 2)).astype(np.float32)
+    out = model(wave)
+    assert sorted(out) == sorted(TARGETS)
+    for value in out.values():
+        assert value.shape == (2, length, 2)
+    spec = model.spectrum(wave)
+    cfg = preset(name).stft
+    assert spec.shape == (2, 1 + length // cfg.hop_length, cfg.n_fft // 2 + 1, 4)
+    assert model.backbone(spec).shape == (2, spec.shape[1], model.backbone.num_bands,
+                                          model.feature_dim)
+
+
+def test_parameter_counts():
+    paper = count_parameters(build_separator(preset("paper")))
+    assert 25e6 <= paper <= 40e6
+    small = count_parameters(build_separator(preset("small")))
+    assert 3e6 <= small <= 5e6
+    assert count_parameters(build_separator(preset("tiny"))) < 100_000
+
+
+def test_known_mask_goes_through_whole_path(tiny):
+    """A per-bin complex mask set through the head weights gives exactly
+    mask * STFT(mixture), and the all-ones mask returns the mixture."""
+    rng = np.random.default_rng(2)
+    bins = tiny.n_fft // 2 + 1
+    real, imag = rng.standard_normal(bins), rng.standard_normal(bins)
+    _set_constant_mask(tiny.heads["drums"], real, imag)
+    _set_constant_mask(tiny.heads["vocals"], np.ones(bins), np.zeros(bins))
+    wave = rng.standard_normal((1, 8192, 2)).astype(np.float32)
+    spec = tiny.spectrum(wave).numpy()
+    est = tiny.estimate_spectra(spec)
+    mix = spec[..., 0::2] + 1j * spec[..., 1::2]
+    expected = mix * (real + 1j * imag)[None, None, :, None]
+    got = est["drums"].numpy()
+    np.testing.assert_allclose(got[..., 0::2], expected.real, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got[..., 1::2], expected.imag, rtol=1e-4, atol=1e-3)
+    out = tiny(wave)
+    np.testing.assert_allclose(out["vocals"].numpy(), wave, atol=1e-5)
+
+
+def test_keras_round_trip_identical(tmp_path):
+    model = build_separator(preset("tiny"), targets=["bass", "other"])
+    wave = np.random.default_rng(3).standard_normal((1, 4096, 2)).astype(np.float32)
+    before = model(wave)
+    path = save_separator(model, str(tmp_path / "run"))
+    assert (tmp_path / "run" / "config.json").exists()
+    loaded = load_separator(str(tmp_path / "run"))
+    assert loaded.targets == ["bass", "other"]
+    assert loaded.band_ranges == model.band_ranges
+    after = loaded(wave)
+    for t in before:
+        np.testing.assert_array_equal(before[t].numpy(), after[t].numpy())
+    # Keras' own loader in safe mode works too.
+    assert keras.saving.load_model(path, safe_mode=True).targets == ["bass", "other"]
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such file"):
+        load_separator(str(tmp_path / "nope.keras"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="has no model.keras"):
+        load_separator(str(tmp_path / "empty"))
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ModelLoadError, match="bad.keras"):
+        load_separator(str(bad))
+
+
+def test_add_head_and_freeze_backbone():
+    model = build_separator(preset("tiny"), targets=["drums"])
+    backbone_vars = {id(v) for v in model.backbone.trainable_weights}
+    model.freeze_backbone()
+    model.remove_head("drums")
+    head = model.add_head("bass")
+    assert model.targets == ["bass"]
+    trainable = {id(v) for v in model.trainable_weights}
+    assert not trainable & backbone_vars
+    assert trainable == {id(v) for v in head.trainable_weights}
+    wave = np.zeros((1, 2048, 2), np.float32)
+    assert set(model(wave)) == {"bass"}
+    with pytest.raises(ValueError, match="already has a head"):
+        model.add_head("bass")
+
+
+def test_changed_heads_survive_save_and_load(tmp_path):
+    model = build_separator(preset("tiny"), targets=["drums", "bass"])
+    model.remove_head("drums")
+    model.add_head("vocals")
+    wave = np.random.default_rng(8).standard_normal((1, 4096, 2)).astype(np.float32)
+    before = model(wave)
+    loaded = load_separator(save_separator(model, str(tmp_path / "m.keras")))
+    assert loaded.targets == ["bass", "vocals"]
+    assert loaded.model_config["targets"] == ["bass", "vocals"]
+    assert count_parameters(loaded) == count_parameters(model)
+    for t in before:
+        np.testing.assert_array_equal(before[t].numpy(), loaded(wave)[t].numpy())
+
+
+def test_gradient_step_reduces_loss():
+    tf.random.set_seed(0)
+    model = build_separator(preset("tiny"), targets=["vocals"])
+    rng = np.random.default_rng(4)
+    mix = rng.standard_normal((2, 8192, 2)).astype(np.float32) * 0.1
+    target = mix * 0.5
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    def loss_fn():
+        est = model(mix, training=True)["vocals"]
+        return tf.reduce_mean(tf.abs(est - target))
+
+    first = float(loss_fn())
+    for _ in range(10):
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        grads = tape.gradient(loss, model.trainable_weights)
+        assert all(g is not None for g in grads)
+        optimizer.apply_gradients(zip(grads, model.trainable_weights))
+    assert float(loss_fn()) < 0.8 * first
+
+
+@pytest.mark.parametrize("kind", ["silence", "impulse", "noise", "dc", "tiny_noise"])
+def test_degenerate_inputs_give_finite_outputs(tiny, kind):
+    n = 8192
+    wave = np.zeros((1, n, 2), np.float32)
+    if kind == "impulse":
+        wave[0, n // 2] = 1.0
+    elif kind == "noise":
+        wave = np.clip(np.random.default_rng(5).standard_normal((1, n, 2)), -1, 1).astype(
+            np.float32)
+    elif kind == "dc":
+        wave[:] = 1.0
+    elif kind == "tiny_noise":
+        wave = np.random.default_rng(6).standard_normal((1, n, 2)).astype(np.float32) * 1e-12
+    for value in tiny(wave).values():
+        assert np.all(np.isfinite(value.numpy()))
+    if kind == "silence":
+        assert all(np.abs(v.numpy()).max() == 0 for v in tiny(wave).values())
+
+
+def test_output_scales_with_input():
+    """Spectrum standardisation is undone: separating a*x gives a*separate(x)."""
+    model = build_separator(preset("tiny"), targets=["vocals"])
+    wave = np.random.default_rng(7).standard_normal((1, 8192, 2)).astype(np.float32) * 0.1
+    base = model(wave)["vocals"].numpy()
+    loud = model(wave * 8.0)["vocals"].numpy()
+    np.testing.assert_allclose(loud, base * 8.0, rtol=1e-3, atol=1e-4 * np.abs(base).max() * 8)
