@@ -1,0 +1,360 @@
+"""Training: one replica step shared by every ``tf.distribute`` strategy.
+
+The loop is a custom ``strategy.run`` loop (Keras 3 ``model.fit`` fails under
+``MultiWorkerMirroredStrategy``), so the default strategy, ``MirroredStrategy``
+and ``MultiWorkerMirroredStrategy`` all run the same :meth:`Trainer._replica_step`.
+
+Gradients are summed over replicas, clipped by their global norm, then
+applied: exactly what one device with the global batch would do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bsrnn_tf.config import ExperimentConfig, atomic_write_text
+from bsrnn_tf.distribute import is_chief, worker_index
+from bsrnn_tf.losses import bsrnn_loss, multitask_loss
+from bsrnn_tf.models.io import save_separator
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, bad data); the message says why."""
+
+
+@dataclasses.dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    train_losses: dict
+    valid_usdr: dict
+    seconds: float
+    learning_rate: float
+    skipped_examples: int
+
+
+def usdr_per_example(reference: tf.Tensor, estimate: tf.Tensor, eps: float = 1e-7) -> tf.Tensor:
+    """uSDR (dB) of each example of ``(batch, samples, channels)``; ``(batch,)``."""
+    num = tf.reduce_sum(tf.square(reference), axis=[1, 2]) + eps
+    den = tf.reduce_sum(tf.square(reference - estimate), axis=[1, 2]) + eps
+    return 10.0 * tf.math.log(num / den) / math.log(10.0)
+
+
+class Trainer:
+    """Trains a :class:`Separator` built under ``strategy.scope()``.
+
+    Args:
+      model: the separator (variables created in the strategy's scope).
+      config: the experiment (train section: optimiser, epochs, patience...).
+      run_dir: checkpoints, ``model.keras`` + ``config.json`` of the best
+        epoch, ``history.json`` and (by default) the TensorBoard logs.
+      train_data_fn: ``input_context -> tf.data.Dataset`` of per-replica
+        batches ``(mixture, {target: source})``.
+      valid_data: a ``tf.data.Dataset`` of global batches, or None.
+    """
+
+    def __init__(self, model, config: ExperimentConfig, run_dir: str,
+                 strategy: tf.distribute.Strategy, train_data_fn: Callable,
+                 valid_data: Optional[tf.data.Dataset], logdir: Optional[str] = None,
+                 log: Callable[[str], None] = print, verbose: int = 1):
+        self.model = model
+        self.config = config
+        self.train_cfg = config.train
+        self.targets = list(model.targets)
+        self.run_dir = run_dir
+        self.strategy = strategy
+        self.valid_data = valid_data
+        self.log = log
+        self.verbose = verbose
+        self.chief = is_chief(strategy)
+        self.global_batch = config.train.batch_size
+        replicas = strategy.num_replicas_in_sync
+        if self.global_batch % replicas:
+            raise TrainingError(f"batch size {self.global_batch} is not divisible by the "
+                                f"{replicas} replicas of the {type(strategy).__name__}")
+        self.steps_per_epoch = max(1, config.data.examples_per_epoch // self.global_batch)
+        self.segment = int(round(config.data.segment_seconds * model.sample_rate))
+        self.logdir = logdir or os.path.join(run_dir, "logs")
+        with strategy.scope():
+            schedule = keras.optimizers.schedules.ExponentialDecay(
+                config.train.learning_rate,
+                decay_steps=config.train.lr_decay_epochs * self.steps_per_epoch,
+                decay_rate=config.train.lr_decay, staircase=True)
+            optimizer = keras.optimizers.Adam(schedule)
+            if config.train.mixed_precision:
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(model.trainable_variables)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                             name="step_in_epoch")
+            self.best_usdr = tf.Variable(-np.inf, dtype=tf.float64, trainable=False,
+                                         name="best_usdr")
+            self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=self.optimizer, epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch, best_usdr=self.best_usdr,
+            bad_epochs=self.bad_epochs)
+        ckpt_dir = os.path.join(run_dir, "checkpoints")
+        if not self.chief:  # other workers write to a scratch directory
+            ckpt_dir = os.path.join(tempfile.gettempdir(),
+                                    f"bsrnn_tf_worker{worker_index()}_{os.getpid()}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=2)
+        self.train_iter = iter(strategy.distribute_datasets_from_function(train_data_fn))
+        self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
+        self._valid_step = tf.function(self._valid_batch, reduce_retracing=True)
+        self.history = self._load_history()
+
+    # -- steps ---------------------------------------------------------------------
+    def _losses(self, mixture, sources, training: bool):
+        """Per-example loss per target, each ``(batch,)``, and the estimates."""
+        model = self.model
+        spectrum = model.spectrum(mixture)
+        estimates = model.estimate_spectra(spectrum, training=training)
+        losses, waves = {}, {}
+        for target in self.targets:
+            reference = sources[target]
+            waves[target] = model.waveform(estimates[target], self.segment)
+            losses[target] = bsrnn_loss(estimates[target], model.spectrum(reference),
+                                        waves[target], reference)
+        return losses, waves
+
+    def _replica_step(self, mixture, sources):
+        # Examples with non-finite samples are zeroed and weighted out.
+        finite = tf.reduce_all(tf.math.is_finite(mixture), axis=[1, 2])
+        for target in self.targets:
+            finite &= tf.reduce_all(tf.math.is_finite(sources[target]), axis=[1, 2])
+        keep = tf.cast(finite, tf.float32)
+        clean = lambda x: tf.where(finite[:, None, None], x, tf.zeros_like(x))  # noqa: E731
+        mixture = clean(mixture)
+        sources = {t: clean(sources[t]) for t in self.targets}
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            losses, _ = self._losses(mixture, sources, training=True)
+            losses = {t: v * keep for t, v in losses.items()}
+            per_example = multitask_loss(losses, self.train_cfg.target_weights)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
+            scaled = (self.optimizer.scale_loss(loss) if self.train_cfg.mixed_precision
+                      else loss)
+        grads = tape.gradient(scaled, variables)
+        # Dense gradients (gathered per-band weights give IndexedSlices).
+        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                 for g, v in zip(grads, variables)]
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas > 1:  # global gradient, so clipping matches one device
+            grads = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, grads)
+        scale = (tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+                 if self.train_cfg.mixed_precision else tf.constant(1.0))
+        norm = tf.linalg.global_norm(grads) / scale
+        if self.train_cfg.clip_norm:
+            grads, _ = tf.clip_by_global_norm(grads, self.train_cfg.clip_norm * scale,
+                                              use_norm=norm * scale)
+        if replicas > 1:  # the optimizer sums over replicas again
+            grads = [g / replicas for g in grads]
+        self.optimizer.apply_gradients(zip(grads, variables))
+        target_losses = {t: tf.nn.compute_average_loss(v, global_batch_size=self.global_batch)
+                         for t, v in losses.items()}
+        return loss, target_losses, tf.reduce_sum(1 - keep), norm
+
+    def _distributed_step(self, iterator):
+        mixture, sources = next(iterator)
+        loss, target_losses, skipped, norm = self.strategy.run(
+            self._replica_step, args=(mixture, sources))
+        total = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa
+        return (total(loss), {t: total(v) for t, v in target_losses.items()}, total(skipped),
+                self.strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None))
+
+    def _valid_batch(self, mixture, sources):
+        outputs = self.model(mixture, training=False)
+        return {t: usdr_per_example(sources[t], outputs[t]) for t in self.targets}, outputs
+
+    # -- loop ----------------------------------------------------------------------
+    def restore(self) -> bool:
+        """Restores the latest checkpoint of the run, if any."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return False
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.log(f"resumed from {latest}: epoch {int(self.epoch.numpy()) + 1}, step "
+                 f"{int(self.step_in_epoch.numpy())} of {self.steps_per_epoch}, "
+                 f"{int(self.optimizer.iterations.numpy())} optimizer steps so far")
+        return True
+
+    def fit(self) -> list:
+        """Trains until ``epochs`` or early stopping; returns the history."""
+        cfg = self.train_cfg
+        writer = tf.summary.create_file_writer(self.logdir) if self.chief else None
+        if writer is not None:
+            self._write_hparams(writer)
+        while int(self.epoch.numpy()) < cfg.epochs:
+            if int(self.bad_epochs.numpy()) >= cfg.patience > 0:
+                self.log(f"early stopping: no validation improvement for {cfg.patience} epochs")
+                break
+            result = self._run_epoch(writer)
+            self.history.append(dataclasses.asdict(result))
+            improved = self._end_epoch(result, writer)
+            self.log(self._summary_line(result, improved))
+        if writer is not None:
+            writer.flush()
+        return self.history
+
+    def _run_epoch(self, writer) -> EpochResult:
+        epoch = int(self.epoch.numpy())
+        start_step = int(self.step_in_epoch.numpy())
+        progbar = keras.utils.Progbar(self.steps_per_epoch, verbose=self.verbose if self.chief
+                                      else 0, stateful_metrics=["loss", "grad_norm"])
+        if start_step:
+            progbar.update(start_step)
+        started = time.time()
+        sums = {t: 0.0 for t in self.targets}
+        total, skipped, steps = 0.0, 0, 0
+        every = self.train_cfg.checkpoint_every_steps
+        for step in range(start_step, self.steps_per_epoch):
+            loss, target_losses, bad, norm = self._train_step(self.train_iter)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"training diverged: non-finite loss ({loss}) at epoch {epoch + 1}, step "
+                    f"{step + 1}; the last good checkpoint in {self.manager.directory} is kept "
+                    "(lower --lr or check the data)")
+            bad = int(bad)
+            if bad:
+                skipped += bad
+                self.log(f"warning: {bad} example(s) with NaN/Inf samples at epoch {epoch + 1},"
+                         f" step {step + 1} were left out of the update")
+            total += loss
+            steps += 1
+            for t in self.targets:
+                sums[t] += float(target_losses[t])
+            self.step_in_epoch.assign(step + 1)
+            iteration = int(self.optimizer.iterations.numpy())
+            if writer is not None and iteration % 10 == 0:
+                with writer.as_default(step=iteration):
+                    tf.summary.scalar("train/loss", loss)
+                    for t in self.targets:
+                        tf.summary.scalar(f"train/loss_{t}", float(target_losses[t]))
+                    tf.summary.scalar("train/grad_norm", float(norm))
+                    tf.summary.scalar("train/learning_rate", self._learning_rate())
+            progbar.update(step + 1, [("loss", loss), ("grad_norm", float(norm))])
+            if every and (step + 1) % every == 0 and step + 1 < self.steps_per_epoch:
+                self.manager.save(checkpoint_number=self.optimizer.iterations)
+        steps = max(steps, 1)
+        valid = self.validate(writer, epoch) if self.valid_data is not None else {}
+        return EpochResult(epoch + 1, total / steps, {t: v / steps for t, v in sums.items()},
+                           valid, time.time() - started, self._learning_rate(), skipped)
+
+    def validate(self, writer=None, epoch: int = 0) -> dict:
+        """Mean uSDR (dB) per target over the validation chunks."""
+        scores = {t: [] for t in self.targets}
+        first = None
+        for mixture, sources in self.valid_data:
+            usdr, outputs = self._valid_step(mixture, sources)
+            for t in self.targets:
+                scores[t].extend(usdr[t].numpy().tolist())
+            if first is None:
+                first = (mixture, sources, outputs)
+        result = {t: float(np.mean(v)) for t, v in scores.items() if v}
+        if writer is not None and first is not None:
+            every = max(1, self.train_cfg.summary_every_epochs)
+            with writer.as_default(step=epoch + 1):
+                for t, v in result.items():
+                    tf.summary.scalar(f"valid/usdr_{t}", v)
+                if (epoch + 1) % every == 0 or epoch == 0:
+                    self._write_examples(*first)
+        return result
+
+    def _end_epoch(self, result: EpochResult, writer) -> bool:
+        score = float(np.mean(list(result.valid_usdr.values()))) if result.valid_usdr else (
+            -result.train_loss)
+        improved = score > float(self.best_usdr.numpy())
+        if improved:
+            self.best_usdr.assign(score)
+            self.bad_epochs.assign(0)
+            if self.chief:
+                save_separator(self.model, self.run_dir, self.config)
+        else:
+            self.bad_epochs.assign_add(1)
+        self.epoch.assign_add(1)
+        self.step_in_epoch.assign(0)
+        self.manager.save(checkpoint_number=self.optimizer.iterations)
+        if self.chief:
+            atomic_write_text(os.path.join(self.run_dir, "history.json"),
+                              json.dumps(self.history, indent=2) + "\n")
+        if writer is not None:
+            with writer.as_default(step=result.epoch):
+                tf.summary.scalar("epoch/train_loss", result.train_loss)
+                tf.summary.scalar("epoch/seconds", result.seconds)
+            writer.flush()
+        return improved
+
+    # -- helpers -------------------------------------------------------------------
+    def _learning_rate(self) -> float:
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        lr = optimizer.learning_rate
+        return float(lr.numpy() if hasattr(lr, "numpy") else lr)
+
+    def _summary_line(self, r: EpochResult, improved: bool) -> str:
+        valid = " ".join(f"{t} {v:.2f}" for t, v in r.valid_usdr.items()) or "-"
+        mean = np.mean(list(r.valid_usdr.values())) if r.valid_usdr else float("nan")
+        return (f"epoch {r.epoch}/{self.train_cfg.epochs}: loss {r.train_loss:.4f}  "
+                f"valid uSDR {valid} (mean {mean:.2f} dB){' *best' if improved else ''}  "
+                f"lr {r.learning_rate:.2e}  {r.seconds:.0f} s")
+
+    def _load_history(self) -> list:
+        path = os.path.join(self.run_dir, "history.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        return []
+
+    def _write_hparams(self, writer) -> None:
+        from tensorboard.plugins.hparams import api as hp
+        m, t = self.config.model, self.config.train
+        hparams = {"preset": self.config.preset, "bands": m.bands,
+                   "num_edges": m.num_edges or 0, "feature_dim": m.feature_dim,
+                   "num_layers": m.num_layers, "targets": ",".join(self.targets),
+                   "learning_rate": t.learning_rate, "batch_size": t.batch_size}
+        with writer.as_default():
+            hp.hparams(hparams, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
+
+    def _write_examples(self, mixture, sources, outputs) -> None:
+        rate = self.model.sample_rate
+        tf.summary.audio("audio/mixture", mixture[:1], rate, max_outputs=1)
+        for t in self.targets:
+            tf.summary.audio(f"audio/{t}_estimate", tf.clip_by_value(outputs[t][:1], -1, 1),
+                             rate, max_outputs=1)
+            tf.summary.audio(f"audio/{t}_reference", sources[t][:1], rate, max_outputs=1)
+            tf.summary.image(f"spectrogram/{t}_estimate", _spectrogram_image(
+                self.model.spectrum(outputs[t][:1])), max_outputs=1)
+            tf.summary.image(f"spectrogram/{t}_reference", _spectrogram_image(
+                self.model.spectrum(sources[t][:1])), max_outputs=1)
+
+
+def _spectrogram_image(spectrum: tf.Tensor) -> tf.Tensor:
+    """Log-magnitude of channel 0 as a ``(1, bins, frames, 1)`` image in [0, 1]."""
+    power = tf.square(spectrum[..., 0]) + tf.square(spectrum[..., 1])
+    db = 10.0 * tf.math.log(power + 1e-10) / math.log(10.0)
+    db = tf.maximum(db, tf.reduce_max(db) - 80.0)
+    img = (db - tf.reduce_min(db)) / (tf.reduce_max(db) - tf.reduce_min(db) + 1e-6)
+    return tf.reverse(tf.transpose(img, [0, 2, 1]), axis=[1])[..., None]
+
+
+def cleanup_worker_dir(trainer: Trainer) -> None:
+    """Removes a non-chief worker's scratch checkpoints."""
+    if not trainer.chief:
+        shutil.rmtree(trainer.manager.directory, ignore_errors=True)
+
+
+__all__ = ["EpochResult", "Trainer", "TrainingError", "cleanup_worker_dir", "usdr_per_example"]

@@ -1,0 +1,145 @@
+"""The training step under each distribution strategy, NaN handling and
+checkpoint state, on a deterministic synthetic dataset."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, "helpers", "trainer_run.py")
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(HERE, "helpers"))
+
+
+def _run(args, env=None, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.Popen([sys.executable, RUNNER, *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc, timeout=300):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def _weights(path):
+    data = np.load(path)
+    return [data[k] for k in data.files if k != "iterations"], int(data["iterations"])
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_mirrored_and_multiworker_match_one_device(tmp_path):
+    """Same global batches: one device, MirroredStrategy over 2 logical CPUs
+    and two MultiWorkerMirroredStrategy workers on localhost end with the
+    same weights (clipping active: clip norm 0.5), the workers bit-identical."""
+    single = _run([str(tmp_path / "single.npz"), str(tmp_path / "r1")])
+    mirrored = _run([str(tmp_path / "mirrored.npz"), str(tmp_path / "r2"), "--cpu-devices", "2"])
+    _finish(single)
+    _finish(mirrored)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    workers = [_run([str(tmp_path / f"worker{i}.npz"), str(tmp_path / "r3")],
+                    env={"TF_CONFIG": json.dumps({"cluster": cluster,
+                                                  "task": {"type": "worker", "index": i}})})
+               for i in range(2)]
+    for w in workers:
+        _finish(w)
+    base, steps = _weights(tmp_path / "single.npz")
+    assert steps == 3
+    for name in ("mirrored", "worker0", "worker1"):
+        weights, iterations = _weights(tmp_path / f"{name}.npz")
+        assert iterations == 3
+        for a, b in zip(base, weights):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
+    w0, _ = _weights(tmp_path / "worker0.npz")
+    w1, _ = _weights(tmp_path / "worker1.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
+    # Only the chief wrote a model; the other worker cleaned its scratch dir.
+    assert (tmp_path / "r3" / "model.keras").exists()
+
+
+def _trainer(tmp_path, data_fn, valid=None, steps=3, log=None, **train):
+    import keras
+    import tensorflow as tf
+    from trainer_run import SEGMENT, TARGETS
+
+    from bsrnn_tf.config import ExperimentConfig
+    from bsrnn_tf.models import build_separator, preset
+    from bsrnn_tf.trainer import Trainer
+
+    keras.utils.set_random_seed(0)
+    config = ExperimentConfig(preset="tiny", model=preset("tiny"))
+    config.model.targets = list(TARGETS)
+    config.data.segment_seconds = SEGMENT / 44100
+    config.data.examples_per_epoch = 2 * steps
+    config.train.batch_size = 2
+    config.train.epochs = 1
+    for k, v in train.items():
+        setattr(config.train, k, v)
+    model = build_separator(config.model)
+    return Trainer(model, config, str(tmp_path), tf.distribute.get_strategy(), data_fn, valid,
+                   verbose=0, log=log or (lambda s: None))
+
+
+def _synthetic(poison_step=None):
+    import tensorflow as tf
+    from trainer_run import SEGMENT, TARGETS, examples
+
+    def gen():
+        for i, (mix, sources) in enumerate(examples(0)):
+            if poison_step is not None and i == 2 * poison_step:
+                mix = mix.copy()
+                mix[100, 0] = np.nan
+            yield mix, sources
+
+    spec = tf.TensorSpec((SEGMENT, 2), tf.float32)
+    return lambda ctx: tf.data.Dataset.from_generator(
+        gen, output_signature=(spec, {t: spec for t in TARGETS})).batch(2, drop_remainder=True)
+
+
+def test_nan_example_is_reported_and_not_trained_on(tmp_path):
+    logs = []
+    trainer = _trainer(tmp_path / "a", _synthetic(poison_step=1), log=logs.append)
+    trainer.fit()
+    assert any("NaN/Inf" in line and "step 2" in line for line in logs), logs
+    assert all(np.all(np.isfinite(w.numpy())) for w in trainer.model.weights)
+    assert trainer.history[-1]["skipped_examples"] == 1
+
+
+def test_checkpoint_restores_weights_and_optimizer_state(tmp_path):
+    first = _trainer(tmp_path, _synthetic(), steps=3)
+    first.fit()
+    slots = [v.numpy().copy() for v in first.optimizer.variables]
+    weights = [w.numpy().copy() for w in first.model.weights]
+    second = _trainer(tmp_path, _synthetic(), steps=3)
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(weights, second.model.weights))
+    assert second.restore()
+    assert int(second.optimizer.iterations.numpy()) == 3
+    assert int(second.epoch.numpy()) == 1
+    for a, b in zip(slots, second.optimizer.variables):
+        np.testing.assert_array_equal(a, b.numpy())
+    for a, b in zip(weights, second.model.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_diverging_loss_stops_with_clear_error(tmp_path):
+    from bsrnn_tf.trainer import TrainingError
+    trainer = _trainer(tmp_path, _synthetic(), steps=3, learning_rate=1e30, clip_norm=0.0)
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        trainer.fit()

@@ -1,0 +1,258 @@
+"""Train a BSRNN separator.
+
+Examples::
+
+    # multi-task: one backbone, one head per target (refined BSRNN eq. 2)
+    python training/fit.py --mtl --preset small
+    # one target with the universal 24-TET band split
+    python training/fit.py --targets drums --bands universal --run-dir saved_models/drums-u
+    # transfer: frozen backbone of that run, a new head for bass
+    python training/fit.py --init-backbone saved_models/drums-u --freeze-backbone \\
+        --targets bass --run-dir saved_models/drums-u-to-bass
+
+Running the same command again resumes from the run's last checkpoint.
+Without ``--musdb-root`` (or ``MUSDB_PATH``) the built-in generated dataset
+is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bsrnn_tf.config import (DEFAULT_TARGETS, ConfigError, ExperimentConfig,  # noqa: E402
+                             atomic_write_text)
+
+CONFIG_FILE = "config.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--config", help="experiment config JSON (e.g. from tune.py); flags override it")
+    p.add_argument("--preset", help="paper, small or tiny (default small)")
+    p.add_argument("--mtl", action="store_true",
+                   help="multi-task: one head per target, loss = sum of per-target losses")
+    p.add_argument("--targets", nargs="+",
+                   help=f"targets (default with --mtl: {' '.join(DEFAULT_TARGETS)}; else vocals)")
+    p.add_argument("--target-weights", nargs="+", metavar="TARGET=W",
+                   help="per-target loss weights for --mtl, e.g. vocals=2")
+    p.add_argument("--bands", help="v7, bass, drums, universal or FILE.json")
+    p.add_argument("--num-edges", type=int, help="universal: number of its edges to use")
+    p.add_argument("--feature-dim", type=int, help="N, features per band")
+    p.add_argument("--num-layers", type=int, help="L, band-sequence blocks")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument("--lr-decay", type=float, help="decay factor (default 0.98)")
+    p.add_argument("--lr-decay-epochs", type=int, help="decay every this many epochs (default 2)")
+    p.add_argument("--clip-norm", type=float, help="gradient clipping norm (default 5)")
+    p.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--examples-per-epoch", type=int)
+    p.add_argument("--valid-examples", type=int, help="fixed validation chunks")
+    p.add_argument("--segment-seconds", type=float, help="training chunk length (default 3)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="no remixing, gains, channel swaps or target silencing")
+    p.add_argument("--no-activity-detection", action="store_true")
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
+    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--musdb-root", help="MUSDB18 / MUSDB18-HQ root (default $MUSDB_PATH or the "
+                                        "built-in generated dataset)")
+    p.add_argument("--name", help="run name (default from preset, targets and bands)")
+    p.add_argument("--run-dir", help="default saved_models/<run name>")
+    p.add_argument("--logdir", help="TensorBoard logs (default <run dir>/logs)")
+    p.add_argument("--init-backbone", metavar="RUN_DIR",
+                   help="start from the backbone of a trained run (transfer learning)")
+    p.add_argument("--freeze-backbone", action="store_true",
+                   help="train only the heads (with --init-backbone)")
+    p.add_argument("--cpu-devices", type=int, default=1,
+                   help="MirroredStrategy over this many logical CPU devices (testing)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _parse_weights(items) -> dict:
+    weights = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--target-weights: expected TARGET=NUMBER, got {item!r}") from None
+    return weights
+
+
+def config_from_args(args) -> ExperimentConfig:
+    """Preset (or --config file) plus flag overrides."""
+    from bsrnn_tf.models.presets import preset
+
+    if args.config:
+        config = ExperimentConfig.from_json(args.config)
+        if args.preset:
+            config.preset = args.preset
+            config.model = preset(args.preset)
+    else:
+        config = ExperimentConfig(preset=args.preset or "small")
+        config.model = preset(config.preset)
+    m, d, t = config.model, config.data, config.train
+    if args.targets:
+        m.targets = list(args.targets)
+    elif args.mtl:
+        m.targets = list(DEFAULT_TARGETS)
+    elif not args.config:
+        m.targets = ["vocals"]
+    if len(m.targets) > 1 and not args.mtl and not args.config:
+        raise ConfigError(f"several targets {m.targets} need --mtl (one backbone, one head each)")
+    for flag, obj, field in [("bands", m, "bands"), ("num_edges", m, "num_edges"),
+                             ("feature_dim", m, "feature_dim"), ("num_layers", m, "num_layers"),
+                             ("epochs", t, "epochs"), ("batch_size", t, "batch_size"),
+                             ("lr", t, "learning_rate"), ("lr_decay", t, "lr_decay"),
+                             ("lr_decay_epochs", t, "lr_decay_epochs"),
+                             ("clip_norm", t, "clip_norm"), ("patience", t, "patience"),
+                             ("checkpoint_every", t, "checkpoint_every_steps"),
+                             ("seed", t, "seed"), ("examples_per_epoch", d, "examples_per_epoch"),
+                             ("valid_examples", d, "valid_examples"),
+                             ("segment_seconds", d, "segment_seconds"),
+                             ("musdb_root", d, "musdb_root")]:
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(obj, field, value)
+    if args.target_weights:
+        t.target_weights = _parse_weights(args.target_weights)
+    unknown = set(t.target_weights) - set(m.targets)
+    if unknown:
+        raise ConfigError(f"--target-weights names targets that are not trained: {sorted(unknown)}")
+    if args.mixed_precision:
+        t.mixed_precision = True
+    if args.no_augment:
+        d.remix, d.gain_db, d.channel_swap, d.silence_target_prob = False, 0.0, False, 0.0
+    if args.no_activity_detection:
+        d.source_activity = False
+    if args.name:
+        config.name = args.name
+    elif not args.config:
+        what = "mtl" if args.mtl else "-".join(m.targets)
+        bands = os.path.splitext(os.path.basename(m.bands))[0]
+        edges = f"{m.num_edges}" if m.num_edges else ""
+        config.name = f"{config.preset}-{what}-{bands}{edges}"
+    config.validate()
+    return config
+
+
+def _transfer_model(run_dir: str, targets, freeze: bool):
+    """Loads a trained separator, replaces its heads by new ones for ``targets``."""
+    from bsrnn_tf.models import load_separator
+    model = load_separator(run_dir)
+    for target in model.targets:
+        model.remove_head(target)
+    for target in targets:
+        model.add_head(target)
+    if freeze:
+        model.freeze_backbone()
+    return model
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as e:
+        print(f"fit.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    # The strategy must exist before any other TensorFlow op (multi-worker).
+    from bsrnn_tf.distribute import make_strategy
+    strategy = make_strategy(args.cpu_devices)
+
+    import keras
+    import tensorflow as tf
+
+    from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root
+    from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
+    from bsrnn_tf.models import ModelLoadError, build_separator, count_parameters
+    from bsrnn_tf.trainer import Trainer, TrainingError, cleanup_worker_dir
+
+    config = config_from_args(args)
+    run_dir = args.run_dir or os.path.join("saved_models", config.name)
+    saved = os.path.join(run_dir, CONFIG_FILE)
+    resuming = os.path.isdir(os.path.join(run_dir, "checkpoints"))
+    if resuming and os.path.exists(saved):
+        previous = ExperimentConfig.from_json(saved)
+        if args.epochs is not None:
+            previous.train.epochs = args.epochs
+        config = previous
+    if args.freeze_backbone and not args.init_backbone:
+        raise ConfigError("--freeze-backbone needs --init-backbone RUN_DIR")
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(saved, config.to_json() + "\n")
+
+    keras.utils.set_random_seed(config.train.seed)
+    if config.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    try:
+        root, _ = resolve_root(config.data.musdb_root)
+        train_tracks = load_tracks(root, subset="train", split="train",
+                                   is_wav=config.data.is_wav, targets=config.model.targets)
+        valid_tracks = load_tracks(root, subset="train", split="valid",
+                                   is_wav=config.data.is_wav, targets=config.model.targets)
+    except DataError as e:
+        print(f"fit.py: error: {e}", file=sys.stderr)
+        return 2
+
+    with strategy.scope():
+        try:
+            if args.init_backbone:
+                model = _transfer_model(args.init_backbone, config.model.targets,
+                                        args.freeze_backbone)
+                config.model = model.config_object()
+            else:
+                model = build_separator(config.model)
+        except ModelLoadError as e:
+            print(f"fit.py: error: {e}", file=sys.stderr)
+            return 2
+    targets = model.targets
+    print(f"run {run_dir}: {config.preset} preset, targets {' '.join(targets)}, "
+          f"{model.backbone.num_bands} bands ({config.model.bands}), "
+          f"{count_parameters(model)} parameters "
+          f"({sum(int(tf.size(v)) for v in model.trainable_variables)} trainable), "
+          f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
+          f"{len(train_tracks)} train / {len(valid_tracks)} valid tracks")
+
+    sample_rate = model.sample_rate
+
+    def train_fn(context: tf.distribute.InputContext):
+        batch = context.get_per_replica_batch_size(config.train.batch_size)
+        return train_dataset(train_tracks, targets, config.data, batch, sample_rate,
+                             seed=config.train.seed + 1000 * context.input_pipeline_id)
+
+    valid = (valid_dataset(valid_tracks, targets, config.data, config.train.batch_size,
+                           sample_rate) if valid_tracks else None)
+    trainer = Trainer(model, config, run_dir, strategy, train_fn, valid, logdir=args.logdir,
+                      verbose=0 if args.quiet else 1)
+    trainer.restore()
+    try:
+        trainer.fit()
+    except TrainingError as e:
+        print(f"fit.py: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        cleanup_worker_dir(trainer)
+    print(f"best model: {os.path.join(run_dir, 'model.keras')} "
+          f"(validation uSDR {float(trainer.best_usdr.numpy()):.2f} dB); "
+          f"TensorBoard: tensorboard --logdir {trainer.logdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
