@@ -130,6 +130,9 @@ class TrainConfig:
     checkpoint_every_steps: int = 0
     seed: int = 0
     summary_every_epochs: int = 5
+    # Transfer learning: start from this run's backbone, optionally frozen.
+    init_backbone: Optional[str] = None
+    freeze_backbone: bool = False
 
 
 @dataclasses.dataclass

@@ -44,13 +44,6 @@ class EpochResult:
     skipped_examples: int
 
 
-def usdr_per_example(reference: tf.Tensor, estimate: tf.Tensor, eps: float = 1e-7) -> tf.Tensor:
-    """uSDR (dB) of each example of ``(batch, samples, channels)``; ``(batch,)``."""
-    num = tf.reduce_sum(tf.square(reference), axis=[1, 2]) + eps
-    den = tf.reduce_sum(tf.square(reference - estimate), axis=[1, 2]) + eps
-    return 10.0 * tf.math.log(num / den) / math.log(10.0)
-
-
 class Trainer:
     """Trains a :class:`Separator` built under ``strategy.scope()``.
 
@@ -111,7 +104,8 @@ class Trainer:
             ckpt_dir = os.path.join(tempfile.gettempdir(),
                                     f"bsrnn_tf_worker{worker_index()}_{os.getpid()}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=2)
-        self.train_iter = iter(strategy.distribute_datasets_from_function(train_data_fn))
+        # One pass over this dataset is one epoch (a fresh iterator per epoch).
+        self.train_data = strategy.distribute_datasets_from_function(train_data_fn)
         self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
         self._valid_step = tf.function(self._valid_batch, reduce_retracing=True)
         self.history = self._load_history()
@@ -178,7 +172,10 @@ class Trainer:
 
     def _valid_batch(self, mixture, sources):
         outputs = self.model(mixture, training=False)
-        return {t: usdr_per_example(sources[t], outputs[t]) for t in self.targets}, outputs
+        energies = {t: (tf.reduce_sum(tf.square(sources[t])),
+                        tf.reduce_sum(tf.square(sources[t] - outputs[t])))
+                    for t in self.targets}
+        return energies, outputs
 
     # -- loop ----------------------------------------------------------------------
     def restore(self) -> bool:
@@ -221,8 +218,9 @@ class Trainer:
         sums = {t: 0.0 for t in self.targets}
         total, skipped, steps = 0.0, 0, 0
         every = self.train_cfg.checkpoint_every_steps
+        iterator = iter(self.train_data)
         for step in range(start_step, self.steps_per_epoch):
-            loss, target_losses, bad, norm = self._train_step(self.train_iter)
+            loss, target_losses, bad, norm = self._train_step(iterator)
             loss = float(loss)
             if not math.isfinite(loss):
                 raise TrainingError(
@@ -256,17 +254,26 @@ class Trainer:
                            valid, time.time() - started, self._learning_rate(), skipped)
 
     def validate(self, writer=None, epoch: int = 0) -> dict:
-        """Mean uSDR (dB) per target over the validation chunks."""
-        scores = {t: [] for t in self.targets}
+        """uSDR (dB) per target over the whole validation set: signal and error
+        energies summed over all chunks (as one signal per target), so chunks
+        where a target is silent do not dominate as a mean of per-chunk dB
+        values would."""
+        signal = {t: 0.0 for t in self.targets}
+        error = {t: 0.0 for t in self.targets}
         first = None
         for mixture, sources in self.valid_data:
-            usdr, outputs = self._valid_step(mixture, sources)
+            energies, outputs = self._valid_step(mixture, sources)
             for t in self.targets:
-                scores[t].extend(usdr[t].numpy().tolist())
+                signal[t] += float(energies[t][0])
+                error[t] += float(energies[t][1])
             if first is None:
                 first = (mixture, sources, outputs)
-        result = {t: float(np.mean(v)) for t, v in scores.items() if v}
-        if writer is not None and first is not None:
+        if first is None:
+            return {}
+        eps = 1e-7
+        result = {t: 10.0 * math.log10((signal[t] + eps) / (error[t] + eps))
+                  for t in self.targets}
+        if writer is not None:
             every = max(1, self.train_cfg.summary_every_epochs)
             with writer.as_default(step=epoch + 1):
                 for t, v in result.items():
@@ -342,6 +349,34 @@ class Trainer:
                 self.model.spectrum(sources[t][:1])), max_outputs=1)
 
 
+def load_tracks_for(config: ExperimentConfig) -> tuple:
+    """``(train_tracks, valid_tracks)`` of the configured dataset (MUSDB root,
+    ``$MUSDB_PATH`` or the built-in generated one); raises ``DataError``."""
+    from bsrnn_tf.data.musdb import load_tracks, resolve_root
+    root, _ = resolve_root(config.data.musdb_root)
+    train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
+    valid = load_tracks(root, subset="train", split="valid", is_wav=config.data.is_wav)
+    return train, valid
+
+
+def make_trainer(model, config: ExperimentConfig, run_dir: str,
+                 strategy: tf.distribute.Strategy, train_tracks, valid_tracks,
+                 **kwargs) -> Trainer:
+    """A :class:`Trainer` fed by the tf.data pipeline over the given tracks:
+    each input pipeline draws its own random stream (seed + pipeline id)."""
+    from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
+    targets, rate = model.targets, model.sample_rate
+
+    def train_fn(context: tf.distribute.InputContext):
+        batch = context.get_per_replica_batch_size(config.train.batch_size)
+        return train_dataset(train_tracks, targets, config.data, batch, rate,
+                             seed=config.train.seed + 1000 * context.input_pipeline_id)
+
+    valid = (valid_dataset(valid_tracks, targets, config.data, config.train.batch_size, rate)
+             if valid_tracks else None)
+    return Trainer(model, config, run_dir, strategy, train_fn, valid, **kwargs)
+
+
 def _spectrogram_image(spectrum: tf.Tensor) -> tf.Tensor:
     """Log-magnitude of channel 0 as a ``(1, bins, frames, 1)`` image in [0, 1]."""
     power = tf.square(spectrum[..., 0]) + tf.square(spectrum[..., 1])
@@ -357,4 +392,5 @@ def cleanup_worker_dir(trainer: Trainer) -> None:
         shutil.rmtree(trainer.manager.directory, ignore_errors=True)
 
 
-__all__ = ["EpochResult", "Trainer", "TrainingError", "cleanup_worker_dir", "usdr_per_example"]
+__all__ = ["EpochResult", "Trainer", "TrainingError", "cleanup_worker_dir", "load_tracks_for",
+           "make_trainer"]

@@ -176,10 +176,10 @@ def _run(args) -> int:
     import keras
     import tensorflow as tf
 
-    from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root
-    from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
+    from bsrnn_tf.data.musdb import DataError
     from bsrnn_tf.models import ModelLoadError, build_separator, count_parameters
-    from bsrnn_tf.trainer import Trainer, TrainingError, cleanup_worker_dir
+    from bsrnn_tf.trainer import (TrainingError, cleanup_worker_dir, load_tracks_for,
+                                  make_trainer)
 
     config = config_from_args(args)
     run_dir = args.run_dir or os.path.join("saved_models", config.name)
@@ -192,34 +192,33 @@ def _run(args) -> int:
         config = previous
     if args.freeze_backbone and not args.init_backbone:
         raise ConfigError("--freeze-backbone needs --init-backbone RUN_DIR")
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_write_text(saved, config.to_json() + "\n")
+    if args.init_backbone:
+        config.train.init_backbone = args.init_backbone
+        config.train.freeze_backbone = bool(args.freeze_backbone)
 
     keras.utils.set_random_seed(config.train.seed)
     if config.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     try:
-        root, _ = resolve_root(config.data.musdb_root)
-        train_tracks = load_tracks(root, subset="train", split="train",
-                                   is_wav=config.data.is_wav, targets=config.model.targets)
-        valid_tracks = load_tracks(root, subset="train", split="valid",
-                                   is_wav=config.data.is_wav, targets=config.model.targets)
+        train_tracks, valid_tracks = load_tracks_for(config)
     except DataError as e:
         print(f"fit.py: error: {e}", file=sys.stderr)
         return 2
 
     with strategy.scope():
         try:
-            if args.init_backbone:
-                model = _transfer_model(args.init_backbone, config.model.targets,
-                                        args.freeze_backbone)
+            if config.train.init_backbone:
+                model = _transfer_model(config.train.init_backbone, config.model.targets,
+                                        config.train.freeze_backbone)
                 config.model = model.config_object()
             else:
                 model = build_separator(config.model)
         except ModelLoadError as e:
             print(f"fit.py: error: {e}", file=sys.stderr)
             return 2
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_write_text(saved, config.to_json() + "\n")
     targets = model.targets
     print(f"run {run_dir}: {config.preset} preset, targets {' '.join(targets)}, "
           f"{model.backbone.num_bands} bands ({config.model.bands}), "
@@ -228,17 +227,8 @@ def _run(args) -> int:
           f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
           f"{len(train_tracks)} train / {len(valid_tracks)} valid tracks")
 
-    sample_rate = model.sample_rate
-
-    def train_fn(context: tf.distribute.InputContext):
-        batch = context.get_per_replica_batch_size(config.train.batch_size)
-        return train_dataset(train_tracks, targets, config.data, batch, sample_rate,
-                             seed=config.train.seed + 1000 * context.input_pipeline_id)
-
-    valid = (valid_dataset(valid_tracks, targets, config.data, config.train.batch_size,
-                           sample_rate) if valid_tracks else None)
-    trainer = Trainer(model, config, run_dir, strategy, train_fn, valid, logdir=args.logdir,
-                      verbose=0 if args.quiet else 1)
+    trainer = make_trainer(model, config, run_dir, strategy, train_tracks, valid_tracks,
+                           logdir=args.logdir, verbose=0 if args.quiet else 1)
     trainer.restore()
     try:
         trainer.fit()

@@ -1,0 +1,122 @@
+"""``training/fit.py`` end to end on a small generated dataset: MTL training,
+transfer learning with a frozen backbone, kill-and-resume, bad arguments."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIT = os.path.join(ROOT, "training", "fit.py")
+sys.path.insert(0, os.path.join(ROOT, "training"))
+
+import fit  # noqa: E402
+
+FAST = ["--preset", "tiny", "--segment-seconds", "0.5", "--valid-examples", "4",
+        "--batch-size", "2", "--quiet", "--no-activity-detection"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from bsrnn_tf.data.generate import make_dataset
+    root = tmp_path_factory.mktemp("fitdata") / "musdb"
+    make_dataset(str(root), tracks_train=6, tracks_test=1, seconds=6.0, seed=3)
+    return str(root)
+
+
+def _weights(path):
+    from bsrnn_tf.models import load_separator
+    model = load_separator(path)
+    backbone = [w.numpy() for w in model.backbone.weights]
+    heads = {t: [w.numpy() for w in h.weights] for t, h in model.heads.items()}
+    return backbone, heads
+
+
+@pytest.mark.slow
+def test_mtl_training_lowers_loss_and_leaves_model_config_logs(dataset, tmp_path):
+    run = tmp_path / "mtl"
+    code = fit.main(["--mtl", *FAST, "--musdb-root", dataset, "--epochs", "4",
+                     "--examples-per-epoch", "16", "--lr", "3e-3", "--run-dir", str(run)])
+    assert code == 0
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == 4
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert set(history[-1]["valid_usdr"]) == {"drums", "bass", "other", "vocals"}
+    assert (run / "model.keras").exists()
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["targets"] == ["drums", "bass", "other", "vocals"]
+    assert config["train"]["epochs"] == 4
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(run / "logs"))
+
+
+@pytest.mark.slow
+def test_transfer_freezes_backbone_and_trains_new_head(dataset, tmp_path):
+    source, transfer = tmp_path / "drums", tmp_path / "bass"
+    assert fit.main(["--targets", "drums", *FAST, "--musdb-root", dataset, "--epochs", "1",
+                     "--examples-per-epoch", "8", "--run-dir", str(source)]) == 0
+    args = ["--init-backbone", str(source), "--freeze-backbone", "--targets", "bass", *FAST,
+            "--musdb-root", dataset, "--examples-per-epoch", "8", "--patience", "0",
+            "--run-dir", str(transfer)]
+    assert fit.main([*args, "--epochs", "1"]) == 0
+    backbone0, _ = _weights(str(source))
+    backbone1, heads1 = _weights(str(transfer))
+    assert list(heads1) == ["bass"]
+    assert fit.main([*args, "--epochs", "2"]) == 0  # resumes for one more epoch
+    backbone2, heads2 = _weights(str(transfer))
+    for a, b, c in zip(backbone0, backbone1, backbone2):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+    assert any(not np.array_equal(a, b) for a, b in zip(heads1["bass"], heads2["bass"]))
+    config = json.loads((transfer / "config.json").read_text())
+    assert config["train"]["freeze_backbone"] is True
+    assert config["model"]["targets"] == ["bass"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_checkpoint(dataset, tmp_path):
+    run = tmp_path / "killed"
+    command = [sys.executable, FIT, "--targets", "vocals", *FAST, "--musdb-root", dataset,
+               "--epochs", "1", "--examples-per-epoch", "400", "--checkpoint-every", "3",
+               "--run-dir", str(run)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpts = run / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if ckpts.exists() and any(f.startswith("ckpt-6.") for f in os.listdir(ckpts)):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    import tensorflow as tf
+    saved_step = int(tf.train.latest_checkpoint(str(ckpts)).rsplit("-", 1)[1])
+    assert 6 <= saved_step < 200
+    # The same command resumes mid-epoch with the saved step count and
+    # finishes the epoch (400 examples at batch 2: 200 steps).
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"ckpt-{saved_step}: epoch 1, step {saved_step} of" in out.stdout
+    assert f"{saved_step} optimizer steps so far" in out.stdout
+    final = int(tf.train.latest_checkpoint(str(ckpts)).rsplit("-", 1)[1])
+    assert final == 200
+
+
+def test_bad_arguments_are_clear_errors(dataset, tmp_path, capsys):
+    assert fit.main(["--targets", "drums", "bass", *FAST, "--musdb-root", dataset,
+                     "--run-dir", str(tmp_path / "x")]) == 2
+    assert "need --mtl" in capsys.readouterr().err
+    assert fit.main(["--targets", "drums", *FAST, "--musdb-root", str(tmp_path / "nowhere"),
+                     "--run-dir", str(tmp_path / "y")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert fit.main(["--targets", "drums", *FAST, "--bands", "v9",
+                     "--run-dir", str(tmp_path / "z")]) == 2
+    assert "unknown band schema" in capsys.readouterr().err
+    assert fit.main(["--targets", "bass", *FAST, "--musdb-root", dataset,
+                     "--init-backbone", str(tmp_path / "missing"),
+                     "--run-dir", str(tmp_path / "w")]) == 2
+    assert "no such file" in capsys.readouterr().err
