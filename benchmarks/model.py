@@ -1,0 +1,284 @@
+"""Speed of the BSRNN model on this machine, in one run.
+
+For each preset (``paper``, ``small``): the analytic FLOP count per second of
+audio, forward time of a 3 s stereo chunk at batch 1 and 4, real-time factor,
+achieved GFLOP/s against the float32 matmul peak measured in the same run,
+the training step at batch 2, peak memory, and the variants (naive per-band
+layers, XLA, bfloat16) as ratios against the naive baseline.
+
+    python benchmarks/model.py                 # both presets, table + JSON
+    python benchmarks/model.py --presets small --repeats 3
+
+Each preset runs in its own process so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+SECONDS = 3.0
+
+
+# ----------------------------------------------------------------- FLOPs
+
+def flop_breakdown(model, samples: int) -> dict:
+    """Analytic FLOPs (a multiply-add counts 2) of one forward pass over one
+    example of ``samples`` samples, by component.
+
+    Per (frame, band) of each band-sequence block and each of its two BLSTMs:
+    layer norm ~8N, two directions of an LSTM with H = 2N units
+    (input and recurrent matmuls 2*4H*(N+H), gates ~12H), the FC 2*2H*N and
+    the residual N.
+    """
+    frames = 1 + samples // model.hop_length
+    bins = model.n_fft // 2 + 1
+    channels = model.audio_channels
+    per_bin = 2 * channels
+    k = len(model.band_ranges)
+    n = model.feature_dim
+    h = 2 * n
+    hidden = model.mlp_ratio * n
+    fft = 2.5 * model.n_fft * math.log2(model.n_fft)  # real FFT of one frame
+    out = {"stft": frames * channels * (fft + 4 * model.n_fft)}
+    out["band_split"] = frames * (8 * bins * per_bin + 2 * bins * per_bin * n + k * n)
+    lstm = 2 * (2 * 4 * h * (n + h) + 12 * h)
+    rnn = 8 * n + lstm + 2 * 2 * h * n + n
+    for i in range(model.num_layers):
+        out[f"block{i}.time_blstm"] = frames * k * rnn
+        out[f"block{i}.band_blstm"] = frames * k * rnn
+    head = (k * (8 * n + 2 * n * hidden + 4 * hidden) + 2 * hidden * bins * per_bin * 2
+            + bins * per_bin * 6 + bins * channels * 6)
+    istft = channels * (fft + 6 * model.n_fft)
+    for t in model.targets:
+        out[f"head.{t}"] = frames * head
+        out[f"istft.{t}"] = frames * istft
+    return out
+
+
+# ------------------------------------------------------------- measuring
+
+def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        _block(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _block(fn())
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def _block(result):
+    import tensorflow as tf
+    for value in tf.nest.flatten(result):
+        if hasattr(value, "numpy"):
+            value.numpy()
+
+
+def matmul_peak(repeats: int = 10) -> float:
+    """float32 GFLOP/s of a 2048 x 2048 matmul."""
+    import tensorflow as tf
+    a = tf.random.normal([2048, 2048])
+    b = tf.random.normal([2048, 2048])
+    fn = tf.function(lambda: tf.matmul(a, b))
+    seconds = median_seconds(fn, repeats, warmup=3)
+    return 2 * 2048 ** 3 / seconds / 1e9
+
+
+def _song_chunk(batch: int, samples: int):
+    """Music-like stereo test input: a generated song if available."""
+    import numpy as np
+    try:
+        from bsrnn_tf.data.generate import render_song
+        stems = render_song(7, "test", 0, max(4.0, samples / 44100 + 1))
+        mix = sum(np.asarray(v, np.float32) for v in stems.values())
+        mix = mix[:samples]
+        return np.stack([np.roll(mix, i * 4410, axis=0) for i in range(batch)])
+    except Exception:  # noqa: BLE001  (fallback: noise)
+        return (np.random.default_rng(0).standard_normal((batch, samples, 2)) * 0.1).astype(
+            np.float32)
+
+
+def sdr(reference, estimate) -> float:
+    import numpy as np
+    ref = np.asarray(reference, np.float64)
+    err = ref - np.asarray(estimate, np.float64)
+    return float(10 * np.log10((np.sum(ref ** 2) + 1e-12) / (np.sum(err ** 2) + 1e-12)))
+
+
+def bf16_supported() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def run_preset(name: str, repeats: int, naive: bool) -> dict:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from bsrnn_tf.losses import bsrnn_loss
+    from bsrnn_tf.models import build_separator, count_parameters, preset
+
+    config = preset(name)
+    samples = int(SECONDS * config.stft.sample_rate)
+    model = build_separator(config, targets=["vocals"])
+    flops = flop_breakdown(model, samples)
+    total = sum(flops.values())
+    result = {"preset": name, "parameters": count_parameters(model),
+              "bands": len(model.band_ranges), "samples": samples,
+              "gflop_per_chunk": total / 1e9,
+              "gflop_per_audio_second": total / 1e9 / SECONDS,
+              "flops_breakdown_gflop_per_chunk": {k: v / 1e9 for k, v in flops.items()},
+              "matmul_peak_gflops": matmul_peak()}
+    x1 = _song_chunk(1, samples)
+    x4 = _song_chunk(4, samples)
+    forward = tf.function(lambda x: model(x), reduce_retracing=True)
+    result["forward_b1_s"] = median_seconds(lambda: forward(x1), repeats)
+    result["forward_b4_s"] = median_seconds(lambda: forward(x4), max(2, repeats // 2))
+    reference = forward(x1)["vocals"].numpy()
+
+    xla = tf.function(lambda x: model(x), jit_compile=True)
+    try:
+        result["forward_b1_xla_s"] = median_seconds(lambda: xla(x1), repeats)
+        result["xla_max_rel_error"] = float(np.abs(xla(x1)["vocals"].numpy() - reference).max()
+                                            / np.abs(reference).max())
+    except Exception as e:  # noqa: BLE001
+        result["forward_b1_xla_s"] = None
+        result["xla_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+
+    if naive:
+        from naive import NaiveSeparator, max_relative_error
+        slow = NaiveSeparator(model)
+        naive_fn = tf.function(lambda x: slow(x), reduce_retracing=True)
+        result["forward_b1_naive_s"] = median_seconds(lambda: naive_fn(x1), max(2, repeats // 2))
+        result["naive_max_rel_error"] = max_relative_error(
+            {"vocals": reference}, {"vocals": naive_fn(x1)["vocals"].numpy()})
+
+    if bf16_supported():
+        half = build_separator(config, targets=["vocals"], dtype="mixed_bfloat16")
+        half.set_weights(model.get_weights())
+        half_fn = tf.function(lambda x: half(x), reduce_retracing=True)
+        result["forward_b1_bf16_s"] = median_seconds(lambda: half_fn(x1), repeats)
+        result["bf16_sdr_vs_float32_db"] = sdr(reference, half_fn(x1)["vocals"].numpy())
+
+    # Training step at batch 2 (forward, BSRNN loss, backward, Adam).
+    x2 = x1.repeat(2, axis=0)
+    target = x2 * 0.5
+    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(mix, ref):
+        with tf.GradientTape() as tape:
+            spec = model.spectrum(mix)
+            est = model.estimate_spectra(spec, training=True)["vocals"]
+            wave = model.waveform(est, samples)
+            loss = tf.reduce_mean(bsrnn_loss(est, model.spectrum(ref), wave, ref))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    result["train_step_b2_s"] = median_seconds(lambda: train_step(x2, target),
+                                               max(2, repeats // 2))
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _derive(result)
+    return result
+
+
+def _derive(r: dict) -> None:
+    r["rtf_b1"] = SECONDS / r["forward_b1_s"]
+    r["rtf_b4"] = 4 * SECONDS / r["forward_b4_s"]
+    r["gflops_b1"] = r["gflop_per_chunk"] / r["forward_b1_s"]
+    r["gflops_b4"] = 4 * r["gflop_per_chunk"] / r["forward_b4_s"]
+    r["peak_fraction_b1"] = r["gflops_b1"] / r["matmul_peak_gflops"]
+    r["peak_fraction_b4"] = r["gflops_b4"] / r["matmul_peak_gflops"]
+    if r.get("forward_b1_naive_s"):
+        base = r["forward_b1_naive_s"]
+        r["speedup_vs_naive"] = {k.replace("forward_", "").replace("_s", ""): base / v
+                                 for k, v in r.items()
+                                 if k.startswith("forward_b1") and isinstance(v, float)}
+
+
+# ----------------------------------------------------------------- report
+
+def table(results: list) -> str:
+    rows = [("preset", "params", "GFLOP/s audio", "b1 s", "RTF b1", "b4 s", "RTF b4",
+             "GFLOP/s b4", "% peak b4", "naive b1 s", "XLA b1 s", "bf16 b1 s", "bf16 SDR",
+             "train b2 s", "peak MB")]
+    for r in results:
+        f = lambda key, fmt="{:.3f}": fmt.format(r[key]) if r.get(key) is not None else "-"  # noqa
+        rows.append((r["preset"], f"{r['parameters'] / 1e6:.1f}M",
+                     f"{r['gflop_per_audio_second']:.1f}", f("forward_b1_s"), f("rtf_b1", "{:.2f}"),
+                     f("forward_b4_s"), f("rtf_b4", "{:.2f}"), f("gflops_b4", "{:.0f}"),
+                     f"{100 * r['peak_fraction_b4']:.0f}%", f("forward_b1_naive_s"),
+                     f("forward_b1_xla_s"), f("forward_b1_bf16_s"),
+                     f("bf16_sdr_vs_float32_db", "{:.1f}"), f("train_step_b2_s"),
+                     f("peak_rss_mb", "{:.0f}")))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
+             for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["small", "paper"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "model.json"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(run_preset(args.worker, args.repeats, not args.no_naive)))
+        return 0
+    results = []
+    for name in args.presets:
+        command = [sys.executable, os.path.abspath(__file__), "--worker", name,
+                   "--repeats", str(args.repeats)] + (["--no-naive"] if args.no_naive else [])
+        out = subprocess.run(command, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            return 1
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"{name}: done", file=sys.stderr)
+    print(table(results))
+    for r in results:
+        if r.get("speedup_vs_naive"):
+            ratios = ", ".join(f"{k} {v:.2f}x" for k, v in r["speedup_vs_naive"].items())
+            print(f"{r['preset']}: speed-up against the naive per-band baseline: {ratios}")
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(args.out), delete=False) as f:
+        json.dump({"machine": _machine(), "command": " ".join(sys.argv), "results": results},
+                  f, indent=2)
+    os.replace(f.name, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _machine() -> dict:
+    import platform
+    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "bf16": bf16_supported()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
