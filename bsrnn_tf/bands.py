@@ -172,8 +172,16 @@ def edges_to_bins(edges: Sequence[float], sample_rate: int = 44100, n_fft: int =
 
 def band_ranges(name: str, sample_rate: int = 44100, n_fft: int = 2048,
                 num_edges: Optional[int] = None) -> BandRanges:
-    """Bin ranges of a schema (built-in name or JSON path)."""
-    return edges_to_bins(schema_edges(name, num_edges), sample_rate, n_fft, name=name)
+    """Bin ranges of a schema (built-in name or JSON path).
+
+    Built-in schemas are defined up to 20 kHz; at lower sample rates their
+    edges at or above Nyquist are dropped. A user's JSON edges must all lie
+    below Nyquist.
+    """
+    edges = schema_edges(name, num_edges)
+    if name in BUILTIN_SCHEMAS:
+        edges = [e for e in edges if e < sample_rate / 2]
+    return edges_to_bins(edges, sample_rate, n_fft, name=name)
 
 
 def check_ranges(ranges: Sequence[Sequence[int]], num_bins: int) -> BandRanges:
