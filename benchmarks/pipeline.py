@@ -26,6 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
 from bsrnn_tf.config import DataConfig  # noqa: E402
 
@@ -74,6 +75,21 @@ def measure_pipeline(tracks, targets=("vocals",), batch_size: int = 4, seconds: 
     return result
 
 
+def training_consumption(batch_size: int, repeats: int) -> dict:
+    """Examples/s one training step of the ``small`` preset (one target,
+    3 s chunks) consumes at ``batch_size``, measured in this run."""
+    import numpy as np
+
+    from bsrnn_tf.models import build_separator, preset
+    from model import train_step_seconds
+    model = build_separator(preset("small"), targets=["vocals"])
+    mixture = (np.random.default_rng(0).standard_normal((batch_size, 132300, 2)) * 0.1).astype(
+        np.float32)
+    seconds = train_step_seconds(model, mixture, repeats)
+    return {"preset": "small", "batch_size": batch_size, "train_step_s": seconds,
+            "examples_per_second": batch_size / seconds}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--musdb-root", help="dataset (default: $MUSDB_PATH or built-in)")
@@ -81,6 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--out", default=RESULTS)
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -96,10 +113,15 @@ def main(argv=None) -> int:
         print(f"{name:32s} {result['examples_per_second']:8.1f} ex/s "
               f"{result['cpu_ms_per_example']:7.2f} CPU ms/ex", flush=True)
 
-    print(f"\n| configuration | examples/s | CPU ms/example |\n|---|---:|---:|")
+    step = training_consumption(args.batch_size, args.steps)
+    print(f"\ntraining step of the small preset at batch {args.batch_size}: "
+          f"{step['train_step_s']:.2f} s = {step['examples_per_second']:.1f} examples/s consumed")
+    print(f"\n| configuration | examples/s | CPU ms/example | x training demand |\n"
+          f"|---|---:|---:|---:|")
     for r in rows:
+        r["ratio_to_training"] = r["examples_per_second"] / step["examples_per_second"]
         print(f"| {r['config']} | {r['examples_per_second']:.0f} | "
-              f"{r['cpu_ms_per_example']:.2f} |")
+              f"{r['cpu_ms_per_example']:.2f} | {r['ratio_to_training']:.0f}x |")
     report = {
         "what": "training examples/s of bsrnn_tf.data.pipeline.train_dataset, 3 s stereo "
                 "chunks, all augmentations on",
@@ -109,6 +131,7 @@ def main(argv=None) -> int:
                     "python": platform.python_version(), "tensorflow": tf.__version__},
         "command": "python benchmarks/pipeline.py " + " ".join(argv or sys.argv[1:]),
         "rows": rows,
+        "training": step,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

@@ -116,12 +116,14 @@ def _register_optional(sub) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from bsrnn_tf.bands import BandSchemaError
     from bsrnn_tf.config import ConfigError
+    from bsrnn_tf.data.generate import GenerationError
+    from bsrnn_tf.data.musdb import DataError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (BandSchemaError, ConfigError) as e:
+    except (BandSchemaError, ConfigError, DataError, GenerationError) as e:
         print(f"bsrnn-tf: error: {e}", file=sys.stderr)
         return 2
 

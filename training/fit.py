@@ -176,6 +176,7 @@ def _run(args) -> int:
     import keras
     import tensorflow as tf
 
+    from bsrnn_tf.data.generate import GenerationError
     from bsrnn_tf.data.musdb import DataError
     from bsrnn_tf.models import ModelLoadError, build_separator, count_parameters
     from bsrnn_tf.trainer import (TrainingError, cleanup_worker_dir, load_tracks_for,
@@ -202,7 +203,7 @@ def _run(args) -> int:
 
     try:
         train_tracks, valid_tracks = load_tracks_for(config)
-    except DataError as e:
+    except (DataError, GenerationError) as e:
         print(f"fit.py: error: {e}", file=sys.stderr)
         return 2
 

@@ -263,6 +263,7 @@ def _run(args) -> int:
     strategy = make_strategy(args.cpu_devices)
     import keras
 
+    from bsrnn_tf.data.generate import GenerationError
     from bsrnn_tf.data.musdb import DataError
     from bsrnn_tf.trainer import load_tracks_for
 
@@ -278,7 +279,7 @@ def _run(args) -> int:
     keras.utils.set_random_seed(base.train.seed)
     try:
         tracks = load_tracks_for(base)
-    except DataError as e:
+    except (DataError, GenerationError) as e:
         print(f"tune.py: error: {e}", file=sys.stderr)
         return 2
     tuner = make_tuner(args, base, strategy, tracks, project)
