@@ -1,0 +1,106 @@
+"""One inference path: chunked overlap-add over any ``chunk -> {target: estimate}``.
+
+A Keras model, a SavedModel signature and a TFLite interpreter all go through
+:func:`overlap_add`, so they share the chunking, the crossfade and the
+normalisation by the summed window.
+
+Memory stays bounded: chunks are cut from the input as they are needed
+(``chunks_per_call`` at a time) and accumulated into output arrays of the
+input's length; no spectrogram of the whole song is ever built.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+import numpy as np
+
+ChunkFn = Callable[[np.ndarray], Dict[str, np.ndarray]]
+
+
+def crossfade_window(segment: int, kind: str = "triangular") -> np.ndarray:
+    """Strictly positive weights ``(segment,)`` float64 for overlap-add.
+
+    ``triangular`` rises linearly to the middle and falls back; ``hann`` is a
+    raised cosine; both are offset by half a step so no sample gets weight 0.
+    ``rectangular`` is all ones.
+    """
+    if segment < 1:
+        raise ValueError(f"segment must be positive, got {segment}")
+    position = (np.arange(segment) + 0.5) / segment  # in (0, 1)
+    if kind == "triangular":
+        return 1.0 - np.abs(2.0 * position - 1.0)
+    if kind == "hann":
+        return 0.5 - 0.5 * np.cos(2.0 * np.pi * position)
+    if kind == "rectangular":
+        return np.ones(segment)
+    raise ValueError(f"unknown window {kind!r}: use triangular, hann or rectangular")
+
+
+def chunk_starts(num_samples: int, segment: int, hop: int) -> np.ndarray:
+    """Start of every chunk so that chunks cover ``[0, num_samples)``."""
+    if num_samples <= segment:
+        return np.zeros(1, dtype=np.int64)
+    count = 1 + int(np.ceil((num_samples - segment) / hop))
+    return np.arange(count, dtype=np.int64) * hop
+
+
+def overlap_add(audio: np.ndarray, fn: ChunkFn, segment: int, overlap: float = 0.25,
+                window: str = "triangular", chunks_per_call: int = 1,
+                progress: Optional[Callable[[float, float], None]] = None,
+                sample_rate: float = 44100.0) -> Dict[str, np.ndarray]:
+    """Separates ``audio`` chunk by chunk.
+
+    Args:
+      audio: ``(samples, channels)`` float32, any length >= 1.
+      fn: maps a batch ``(n, segment, channels)`` float32 to
+        ``{target: (n, segment, channels)}`` (numpy or tensors).
+      segment: chunk length in samples (the model's segment).
+      overlap: fraction of a chunk shared with the next, in [0, 1).
+      window: crossfade weights, see :func:`crossfade_window`.
+      chunks_per_call: chunks given to ``fn`` at once (the last call may get
+        fewer; a TFLite model with batch 1 needs 1).
+      progress: called with ``(seconds done, total seconds)`` after each call.
+    Returns:
+      ``{target: (samples, channels)}`` float32: every output sample is the
+      window-weighted mean of the chunk estimates covering it.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[0] < 1:
+        raise ValueError(f"audio must be (samples, channels) with samples >= 1, got {audio.shape}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if chunks_per_call < 1:
+        raise ValueError(f"chunks_per_call must be positive, got {chunks_per_call}")
+    num_samples, channels = audio.shape
+    hop = max(1, int(round(segment * (1.0 - overlap))))
+    weights = crossfade_window(segment, window).astype(np.float32)
+    starts = chunk_starts(num_samples, segment, hop)
+    total_weight = np.zeros(num_samples, np.float32)
+    for start in starts:
+        stop = min(start + segment, num_samples)
+        total_weight[start:stop] += weights[:stop - start]
+    assert np.all(total_weight > 0), "every sample must be covered by a chunk"
+    outputs: Dict[str, np.ndarray] = {}
+    for first in range(0, len(starts), chunks_per_call):
+        batch_starts = starts[first:first + chunks_per_call]
+        batch = np.zeros((len(batch_starts), segment, channels), np.float32)
+        for row, start in enumerate(batch_starts):
+            piece = audio[start:start + segment]
+            batch[row, :len(piece)] = piece
+        estimates = fn(batch)
+        for target, value in estimates.items():
+            value = np.asarray(value, dtype=np.float32)
+            if value.shape != batch.shape:
+                raise ValueError(f"fn returned {value.shape} for {target!r}, expected "
+                                 f"{batch.shape}")
+            out = outputs.setdefault(target, np.zeros((num_samples, channels), np.float32))
+            for row, start in enumerate(batch_starts):
+                stop = min(start + segment, num_samples)
+                out[start:stop] += value[row, :stop - start] * weights[:stop - start, None]
+        if progress is not None:
+            done = min(num_samples, int(batch_starts[-1]) + segment)
+            progress(done / sample_rate, num_samples / sample_rate)
+    for value in outputs.values():  # in place: no second copy of a long song
+        value /= total_weight[:, None]
+    return outputs
