@@ -87,6 +87,11 @@ class ModelConfig:
             raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
         if str(self.use_cudnn) not in ("auto", "True", "False", "true", "false"):
             raise ConfigError(f"model.use_cudnn must be auto, true or false, got {self.use_cudnn!r}")
+        from bsrnn_tf.bands import BandSchemaError, band_ranges
+        try:
+            band_ranges(self.bands, self.stft.sample_rate, self.stft.n_fft, self.num_edges)
+        except BandSchemaError as e:
+            raise ConfigError(f"model.bands: {e}") from None
 
 
 @dataclasses.dataclass

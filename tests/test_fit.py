@@ -113,7 +113,7 @@ def test_bad_arguments_are_clear_errors(dataset, tmp_path, capsys):
     assert fit.main(["--targets", "drums", *FAST, "--musdb-root", str(tmp_path / "nowhere"),
                      "--run-dir", str(tmp_path / "y")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert fit.main(["--targets", "drums", *FAST, "--bands", "v9",
+    assert fit.main(["--targets", "drums", *FAST, "--bands", "v9", "--musdb-root", dataset,
                      "--run-dir", str(tmp_path / "z")]) == 2
     assert "unknown band schema" in capsys.readouterr().err
     assert fit.main(["--targets", "bass", *FAST, "--musdb-root", dataset,
