@@ -180,3 +180,17 @@ def test_band_split_parameter_count_is_unpadded():
 def test_hann_window_is_periodic():
     w = hann_window(8)
     np.testing.assert_allclose(w, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(8) / 8), atol=1e-7)
+
+
+def test_band_sequences_built_inside_a_loading_scope_get_their_own_lstms():
+    # keras.saving.load_model recognises shared objects by id(); temporary
+    # LSTM templates of successive blocks reuse addresses, which used to hand
+    # one block's LSTM to another (or a forward LSTM twice) while loading.
+    from keras.src.saving.serialization_lib import ObjectSharingScope
+
+    with ObjectSharingScope():
+        blocks = [BandSequence(8, name=f"block{i}") for i in range(12)]
+    rnns = [r for b in blocks for r in (b.time_rnn, b.band_rnn)]
+    lstms = [layer for r in rnns for layer in (r.forward_layer, r.backward_layer)]
+    assert len({id(layer) for layer in lstms}) == len(lstms)
+    assert all(r.backward_layer.go_backwards and not r.forward_layer.go_backwards for r in rnns)

@@ -2,12 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
 
 def _use_cudnn(value):
     return {"auto": "auto", "true": True, "false": False}.get(str(value).lower(), value)
+
+
+@contextlib.contextmanager
+def _outside_object_sharing():
+    """Suspends Keras' object-sharing scope while sub-layers are created.
+
+    ``keras.saving.load_model`` recognises shared objects by ``id()``.
+    ``Bidirectional.__init__`` serialises its template LSTM twice, and the
+    temporary templates of successive blocks can reuse one address, so inside
+    that scope the wrapper can receive another block's LSTM (or a forward
+    layer twice).  Our sub-layers are never shared, so sharing is switched off
+    while they are built.
+    """
+    keys = ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map")
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # pragma: no cover  (a future Keras without it)
+        yield
+        return
+    saved = [global_state.get_global_attribute(k) for k in keys]
+    for k in keys:
+        global_state.set_global_attribute(k, None)
+    try:
+        yield
+    finally:
+        for k, v in zip(keys, saved):
+            global_state.set_global_attribute(k, v)
+
+
+def _blstm(units, use_cudnn, policy, name):
+    with _outside_object_sharing():
+        return keras.layers.Bidirectional(
+            keras.layers.LSTM(units, return_sequences=True, use_cudnn=_use_cudnn(use_cudnn),
+                              dtype=policy), name=name, dtype=policy)
 
 
 @keras.saving.register_keras_serializable(package="bsrnn_tf")
@@ -32,15 +68,11 @@ class BandSequence(keras.layers.Layer):
         policy = self.dtype_policy
         self.time_norm = keras.layers.LayerNormalization(epsilon=epsilon, name="time_norm",
                                                          dtype=policy)
-        self.time_rnn = keras.layers.Bidirectional(
-            keras.layers.LSTM(units, return_sequences=True, use_cudnn=_use_cudnn(use_cudnn),
-                              dtype=policy), name="time_blstm", dtype=policy)
+        self.time_rnn = _blstm(units, use_cudnn, policy, "time_blstm")
         self.time_fc = keras.layers.Dense(feature_dim, name="time_fc", dtype=policy)
         self.band_norm = keras.layers.LayerNormalization(epsilon=epsilon, name="band_norm",
                                                          dtype=policy)
-        self.band_rnn = keras.layers.Bidirectional(
-            keras.layers.LSTM(units, return_sequences=True, use_cudnn=_use_cudnn(use_cudnn),
-                              dtype=policy), name="band_blstm", dtype=policy)
+        self.band_rnn = _blstm(units, use_cudnn, policy, "band_blstm")
         self.band_fc = keras.layers.Dense(feature_dim, name="band_fc", dtype=policy)
 
     def build(self, input_shape):
