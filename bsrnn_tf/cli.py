@@ -111,6 +111,7 @@ def _register_optional(sub) -> None:
     """Subcommands that live beside their modules."""
     from bsrnn_tf.data import generate
     generate.register_cli(sub)
+    __import__("bsrnn_tf.separate", fromlist=["register_cli"]).register_cli(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

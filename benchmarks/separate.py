@@ -1,0 +1,180 @@
+"""Speed and memory of separating whole songs (``bsrnn_tf.separate``).
+
+- Real-time factor (seconds of audio per second of wall time) of each preset
+  (untrained weights; speed does not depend on them) on a 60 s stereo
+  44.1 kHz file: reading, separating (normalisation, overlap-add, 3 s chunks
+  at 0.25 overlap, 4 chunks per call) and writing the stems, with the model
+  loaded and traced beforehand (as for the second file of a batch).
+- Peak resident memory (``ru_maxrss``) of the whole job (model load, read,
+  separate, write) for a short and a long file, each in a fresh process: the
+  difference, set against the difference in size of the audio arrays
+  themselves (input + one output per target, float32), shows whether
+  anything else grows with the song's length.
+
+    python benchmarks/separate.py                          # small and paper, with and without XLA
+    python benchmarks/separate.py --presets small --memory-minutes 1 10
+
+Table on stdout, JSON to ``benchmarks/results/separate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+RATE = 44100
+TARGETS = ["drums", "bass", "other", "vocals"]
+
+
+# ------------------------------------------------------------------ inputs
+
+def write_song(path: str, seconds: float, seed: int = 0, block_seconds: float = 30.0) -> str:
+    """A stereo int16 WAV of tones and noise, written in blocks (the parent
+    process never holds the whole song)."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    total = int(seconds * RATE)
+    block = int(block_seconds * RATE)
+    with sf.SoundFile(path, "w", RATE, 2, subtype="PCM_16") as f:
+        for start in range(0, total, block):
+            t = (start + np.arange(min(block, total - start))) / RATE
+            tone = 0.2 * np.sin(2 * np.pi * 110 * t) + 0.1 * np.sin(2 * np.pi * 880 * t)
+            noise = 0.05 * rng.standard_normal((t.size, 2))
+            f.write((tone[:, None] + noise).astype(np.float32))
+    return path
+
+
+# ---------------------------------------------------------- worker process
+
+def worker(args) -> dict:
+    """One measurement in this (fresh) process; returns a JSON-able dict."""
+    import numpy as np
+
+    from bsrnn_tf.audio import save_audio
+    from bsrnn_tf.models import build_separator, preset, save_separator
+    from bsrnn_tf.separate import open_model, separate
+
+    name, xla = args.preset.split("+")[0], args.preset.endswith("+xla")
+    model_dir = os.path.join(args.work, f"{name}-random")
+    if not os.path.exists(os.path.join(model_dir, "model.keras")):
+        save_separator(build_separator(preset(name), targets=TARGETS), model_dir)
+    start = time.perf_counter()
+    backend = open_model(model_dir, jit_compile=xla)
+    separate(np.zeros((backend.segment_samples, 2), np.float32), backend)  # trace
+    ready = time.perf_counter() - start
+    rss_ready = _maxrss_bytes()
+    start = time.perf_counter()
+    stems = separate(args.file, backend)
+    separated = time.perf_counter() - start
+    out = os.path.join(args.work, f"out-{os.getpid()}")
+    for target, audio in stems.items():
+        save_audio(os.path.join(out, f"{target}.wav"), audio, RATE, overwrite=True)
+    total = time.perf_counter() - start
+    samples = next(iter(stems.values())).shape[0]
+    return {"preset": args.preset, "audio_seconds": samples / RATE,
+            "load_and_trace_seconds": ready, "separate_seconds": separated,
+            "total_seconds": total, "rtf_separate": samples / RATE / separated,
+            "rtf_total": samples / RATE / total, "peak_rss_bytes": _maxrss_bytes(),
+            "rss_after_load_bytes": rss_ready,
+            "audio_array_bytes": samples * 2 * 4 * (1 + len(stems)),
+            "targets": list(stems), "segment_samples": backend.segment_samples}
+
+
+def _maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def run_worker(preset: str, file: str, work: str) -> dict:
+    command = [sys.executable, os.path.abspath(__file__), "--worker", "--preset", preset,
+               "--file", file, "--work", work]
+    print(f"running {preset} on {os.path.basename(file)} ...", file=sys.stderr, flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -------------------------------------------------------------------- main
+
+def table(speed: list, memory: dict) -> str:
+    lines = ["| preset | audio (s) | load + trace (s) | separate (s) | RTF separate "
+             "| RTF incl. read/write |", "|---|---:|---:|---:|---:|---:|"]
+    for r in speed:
+        lines.append(f"| {r['preset']} | {r['audio_seconds']:.0f} | "
+                     f"{r['load_and_trace_seconds']:.1f} | {r['separate_seconds']:.1f} | "
+                     f"{r['rtf_separate']:.2f} | {r['rtf_total']:.2f} |")
+    if memory:
+        lines += ["", "| preset | audio (s) | peak RSS (MiB) | RSS after model load (MiB) "
+                      "| audio arrays (MiB) |", "|---|---:|---:|---:|---:|"]
+        for r in memory["runs"]:
+            lines.append(f"| {r['preset']} | {r['audio_seconds']:.0f} | "
+                         f"{r['peak_rss_bytes'] / 2 ** 20:.0f} | "
+                         f"{r['rss_after_load_bytes'] / 2 ** 20:.0f} | "
+                         f"{r['audio_array_bytes'] / 2 ** 20:.0f} |")
+        lines.append(f"\npeak RSS grows by {memory['peak_growth_bytes'] / 2 ** 20:.0f} MiB from "
+                     f"{memory['short_seconds']:.0f} s to {memory['long_seconds']:.0f} s; the audio "
+                     f"arrays (input + {len(memory['runs'][0]['targets'])} stems, float32 stereo) "
+                     f"grow by {memory['audio_growth_bytes'] / 2 ** 20:.0f} MiB: ratio "
+                     f"{memory['growth_ratio']:.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=["small", "small+xla", "paper", "paper+xla"],
+                   help="presets; NAME+xla compiles the model with XLA")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the RTF file")
+    p.add_argument("--memory-preset", default="small")
+    p.add_argument("--memory-minutes", type=float, nargs=2, default=[1.0, 10.0],
+                   metavar=("SHORT", "LONG"), help="0 0: skip the memory measurement")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "separate.json"))
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--preset", help=argparse.SUPPRESS)
+    p.add_argument("--file", help=argparse.SUPPRESS)
+    p.add_argument("--work", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as work:
+        song = write_song(os.path.join(work, "song.wav"), args.seconds)
+        speed = [run_worker(name, song, work) for name in args.presets]
+        memory = {}
+        if max(args.memory_minutes) > 0:
+            short, long = (60.0 * m for m in args.memory_minutes)
+            runs = [run_worker(args.memory_preset,
+                               write_song(os.path.join(work, f"m{s:.0f}.wav"), s), work)
+                    for s in (short, long)]
+            growth = runs[1]["peak_rss_bytes"] - runs[0]["peak_rss_bytes"]
+            audio = runs[1]["audio_array_bytes"] - runs[0]["audio_array_bytes"]
+            memory = {"runs": runs, "short_seconds": short, "long_seconds": long,
+                      "peak_growth_bytes": growth, "audio_growth_bytes": audio,
+                      "growth_ratio": growth / audio}
+    print(table(speed, memory))
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                               "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+                   "command": " ".join(["python", "benchmarks/separate.py", *sys.argv[1:]]),
+                   "speed": speed, "memory": memory}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""One calling convention for every kind of separator artifact.
+
+:func:`load_backend` opens a ``.keras`` file or run directory, an exported
+SavedModel (a TF Serving model directory ``<name>/`` with numbered versions,
+the highest is taken, or one version directory) or an exported ``.tflite``
+file, and returns a :class:`Backend`::
+
+    backend = load_backend("saved_models/export/tflite/bsrnn-waveform-float32.tflite")
+    stems = backend(chunks)   # (n, segment_samples, channels) float32 -> {target: same shape}
+
+so :func:`bsrnn_tf.inference.overlap_add` drives all of them the same way.
+Metadata (sample rate, segment, targets, STFT) comes from the artifact: the
+model itself for Keras, ``export.json`` beside a SavedModel, the JSON
+embedded in a ``.tflite`` file (with ``export.json`` beside it as fallback).
+
+The spectrum variant of TFLite takes a packed spectrum and returns packed
+masks; its backend does the STFT, the complex product and the iSTFT in
+numpy (:func:`numpy_stft`, :func:`apply_packed_mask`, :func:`numpy_istft`),
+which is also the reference for an app that runs that variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+EXPORT_FILE = "export.json"
+CONFIG_FILE = "config.json"
+TFLITE_METADATA_NAME = "bsrnn_tf"
+
+
+class BackendError(ValueError):
+    """An artifact cannot be opened or called; the message names its path."""
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    """What a caller needs to feed an artifact.
+
+    Attributes:
+      sample_rate: Hz.
+      segment_samples: samples per chunk (fixed for exported artifacts).
+      channels: audio channels (2: stereo).
+      targets: stem names, in output order.
+      n_fft, hop_length: STFT size and hop (samples).
+    """
+
+    sample_rate: int
+    segment_samples: int
+    channels: int
+    targets: list
+    n_fft: int
+    hop_length: int
+
+    @property
+    def frames(self) -> int:
+        """STFT frames of one segment (centred transform)."""
+        return 1 + self.segment_samples // self.hop_length
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> "ModelInfo":
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise BackendError(f"{where}: metadata lacks {missing}")
+        return cls(**{n: data[n] for n in names})
+
+
+# -- backends ------------------------------------------------------------------------
+
+class Backend:
+    """A separator behind one call: ``(n, segment, channels)`` float32 ->
+    ``{target: (n, segment, channels)}`` float32.
+
+    ``max_batch`` is the most chunks one model invocation takes (1 for
+    TFLite); ``__call__`` accepts any ``n`` and splits it.
+    """
+
+    kind = "abstract"
+
+    def __init__(self, path: str, info: ModelInfo, max_batch: int):
+        self.path = path
+        self.info = info
+        self.max_batch = int(max_batch)
+
+    sample_rate = property(lambda self: self.info.sample_rate)
+    segment_samples = property(lambda self: self.info.segment_samples)
+    channels = property(lambda self: self.info.channels)
+    targets = property(lambda self: list(self.info.targets))
+
+    def __call__(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        batch = np.asarray(batch, dtype=np.float32)
+        expected = (self.segment_samples, self.channels)
+        if batch.ndim != 3 or batch.shape[1:] != expected:
+            raise BackendError(f"{self.path}: expected chunks (n, {expected[0]}, {expected[1]}), "
+                               f"got {batch.shape}")
+        pieces = [self._run(batch[i:i + self.max_batch])
+                  for i in range(0, len(batch), self.max_batch)]
+        return {t: np.concatenate([p[t] for p in pieces], axis=0) for t in self.targets}
+
+    def _run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.path!r}, targets={self.targets}, "
+                f"segment={self.segment_samples}, sample_rate={self.sample_rate})")
+
+
+class KerasBackend(Backend):
+    """A :class:`~bsrnn_tf.models.Separator` (``.keras`` or run directory)
+    called through a ``tf.function``.
+
+    ``jit_compile=True`` compiles it with XLA (``benchmarks/model.py``: 1.2x
+    to 1.4x faster forward passes on CPU, after a compilation of several
+    seconds to a minute); every call is then padded to ``max_batch`` chunks so
+    that one compiled shape serves a whole song.
+    """
+
+    kind = "keras"
+
+    def __init__(self, path: str, model=None, segment_samples: Optional[int] = None,
+                 max_batch: int = 4, jit_compile: bool = False):
+        import tensorflow as tf
+
+        if model is None:
+            from bsrnn_tf.models.io import ModelLoadError, load_separator
+            try:
+                model = load_separator(path)
+            except ModelLoadError as e:
+                raise BackendError(str(e)) from e
+        info = ModelInfo(model.sample_rate, int(segment_samples or model.segment_samples),
+                         model.audio_channels, model.targets, model.n_fft, model.hop_length)
+        super().__init__(path, info, max_batch)
+        self.model = model
+        self.jit_compile = bool(jit_compile)
+        spec = tf.TensorSpec((None, info.segment_samples, info.channels), tf.float32)
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec],
+                               jit_compile=self.jit_compile)
+
+    def _run(self, batch):
+        n = len(batch)
+        if self.jit_compile and n < self.max_batch:
+            batch = np.concatenate([batch, np.zeros((self.max_batch - n,) + batch.shape[1:],
+                                                    np.float32)])
+        return {t: v.numpy()[:n] for t, v in self._fn(batch).items()}
+
+
+class SavedModelBackend(Backend):
+    """An exported SavedModel's ``serving_default`` signature."""
+
+    kind = "savedmodel"
+
+    def __init__(self, path: str, info: ModelInfo, max_batch: int = 4):
+        import tensorflow as tf
+
+        super().__init__(path, info, max_batch)
+        try:
+            self._loaded = tf.saved_model.load(path)
+        except Exception as e:  # noqa: BLE001  (TF raises many kinds)
+            raise BackendError(f"{path}: cannot load SavedModel ({type(e).__name__}: {e})") from e
+        signature = self._loaded.signatures.get("serving_default")
+        inputs = {} if signature is None else signature.structured_input_signature[1]
+        if "waveform" not in inputs:
+            raise BackendError(f"{path}: SavedModel has no serving_default(waveform) signature; "
+                               f"not a bsrnn_tf separator export")
+        self._signature = signature
+
+    def _run(self, batch):
+        out = self._signature(waveform=batch)
+        return {t: out[t].numpy() for t in self.targets}
+
+
+class TFLiteBackend(Backend):
+    """An exported ``.tflite`` file run by ``ai_edge_litert``; batch 1.
+
+    Variant ``waveform`` maps a chunk to stems inside the model; variant
+    ``spectrum`` maps a packed spectrum to packed masks, and this backend does
+    the STFT and iSTFT around it in numpy. One interpreter thread was the
+    fastest on 2 CPU cores (the unrolled LSTM steps are small ops that a
+    second thread slows down; ``benchmarks/export.py``).
+    """
+
+    kind = "tflite"
+
+    def __init__(self, path: str, num_threads: Optional[int] = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        metadata = read_tflite_metadata(path)
+        super().__init__(path, ModelInfo.from_dict(metadata, path), max_batch=1)
+        self.variant = metadata.get("variant", "waveform")
+        self.quantization = metadata.get("quantization", "none")
+        try:
+            self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            self._runner = self._interpreter.get_signature_runner(self.variant)
+        except (ValueError, RuntimeError) as e:
+            raise BackendError(f"{path}: cannot open TFLite model ({e})") from e
+
+    def _run(self, batch):
+        if self.variant == "waveform":
+            out = self._runner(waveform=batch)
+            return {t: out[t] for t in self.targets}
+        info = self.info
+        spectrum = numpy_stft(batch, info.n_fft, info.hop_length)
+        masks = self._runner(spectrum=spectrum)
+        return {t: numpy_istft(apply_packed_mask(masks[t], spectrum), info.n_fft,
+                               info.hop_length, info.segment_samples) for t in self.targets}
+
+
+# -- loading -------------------------------------------------------------------------
+
+def load_backend(path: str, max_batch: int = 4, num_threads: Optional[int] = 1,
+                 segment_samples: Optional[int] = None, jit_compile: bool = False) -> Backend:
+    """Opens any separator artifact (see the module docstring).
+
+    Args:
+      path: ``.keras`` file, run directory, SavedModel model or version
+        directory, or ``.tflite`` file.
+      max_batch: chunks per call for Keras and SavedModel (TFLite: 1).
+      num_threads: TFLite interpreter threads (None: the runtime's default).
+      segment_samples: chunk length for a Keras model (exports fix their own).
+      jit_compile: compile a Keras model with XLA (see :class:`KerasBackend`).
+    Raises:
+      BackendError: the path does not exist or holds no separator artifact.
+    """
+    if not os.path.exists(path):
+        raise BackendError(f"{path}: no such file or directory")
+    if os.path.isfile(path):
+        if path.endswith(".tflite"):
+            return TFLiteBackend(path, num_threads)
+        if path.endswith(".keras"):
+            return KerasBackend(path, segment_samples=segment_samples, max_batch=max_batch,
+                                jit_compile=jit_compile)
+        raise BackendError(f"{path}: not a separator artifact (expected .keras, .tflite, a run "
+                           f"directory or a SavedModel directory)")
+    if os.path.exists(os.path.join(path, "model.keras")):
+        return KerasBackend(path, segment_samples=segment_samples, max_batch=max_batch,
+                            jit_compile=jit_compile)
+    version_dir = resolve_savedmodel_dir(path)
+    return SavedModelBackend(version_dir, read_export_info(version_dir), max_batch)
+
+
+def resolve_savedmodel_dir(path: str) -> str:
+    """A version directory itself, or the highest numbered version of a
+    TF Serving model directory ``<name>/<version>/saved_model.pb``."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [int(d) for d in os.listdir(path) if d.isdigit()
+                and os.path.exists(os.path.join(path, d, "saved_model.pb"))]
+    if not versions:
+        raise BackendError(f"{path}: holds neither model.keras, saved_model.pb nor numbered "
+                           f"SavedModel version directories")
+    return os.path.join(path, str(max(versions)))
+
+
+def read_export_info(directory: str) -> ModelInfo:
+    """:class:`ModelInfo` from ``export.json`` in ``directory``."""
+    file = os.path.join(directory, EXPORT_FILE)
+    if not os.path.exists(file):
+        raise BackendError(f"{directory}: no {EXPORT_FILE}; not a bsrnn_tf export "
+                           f"(sample rate and targets unknown)")
+    data = _read_json(file)
+    if data.get("format") != "savedmodel":
+        raise BackendError(f"{directory}: export.json describes a {data.get('format')!r} "
+                           f"export, not a separator SavedModel")
+    return ModelInfo.from_dict(data.get("model", {}), file)
+
+
+def _read_json(file: str) -> dict:
+    try:
+        with open(file) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise BackendError(f"{file}: cannot read JSON ({e})") from e
+
+
+def read_tflite_metadata(path: str) -> dict:
+    """The bsrnn_tf JSON embedded in a ``.tflite`` file's metadata, else the
+    entry for this file in ``export.json`` beside it."""
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as e:
+        raise BackendError(f"{path}: cannot read ({e})") from e
+    embedded = tflite_metadata_from_bytes(content, path)
+    if embedded is not None:
+        return embedded
+    file = os.path.join(os.path.dirname(os.path.abspath(path)), EXPORT_FILE)
+    if os.path.exists(file):
+        data = _read_json(file)
+        entry = data.get("artifacts", {}).get(os.path.basename(path))
+        if entry is not None:
+            return {**data["model"], **entry}
+    raise BackendError(f"{path}: no bsrnn_tf metadata embedded and no entry in {file}")
+
+
+def tflite_metadata_from_bytes(content: bytes, where: str = "<bytes>") -> Optional[dict]:
+    """Parses the flatbuffer for the metadata entry named ``bsrnn_tf``."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise BackendError(f"{where}: not a TFLite flatbuffer")
+    model = schema.Model.GetRootAs(content, 0)
+    for j in range(model.MetadataLength()):
+        entry = model.Metadata(j)
+        if entry.Name() == TFLITE_METADATA_NAME.encode():
+            data = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+            return json.loads(data.decode("utf-8"))
+    return None
+
+
+# -- numpy STFT (the contract of the spectrum variant) ---------------------------------
+
+def hann_window(n_fft: int) -> np.ndarray:
+    """Periodic Hann window ``(n_fft,)`` float64."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+
+
+def numpy_stft(waveform: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Centred STFT, zero padding ``n_fft // 2`` on both sides, periodic Hann.
+
+    Args:
+      waveform: ``(batch, samples, channels)``.
+    Returns:
+      packed spectrum ``(batch, 1 + samples // hop, n_fft // 2 + 1,
+      channels * 2)`` float32, last axis ``[ch0.re, ch0.im, ch1.re, ...]``.
+    """
+    x = np.asarray(waveform, np.float64).transpose(0, 2, 1)  # (batch, channels, samples)
+    pad = n_fft // 2
+    x = np.pad(x, [(0, 0), (0, 0), (pad, pad)])
+    frames = 1 + (x.shape[-1] - n_fft) // hop_length
+    index = np.arange(frames)[:, None] * hop_length + np.arange(n_fft)[None, :]
+    spec = np.fft.rfft(x[..., index] * hann_window(n_fft), axis=-1)  # (b, c, frames, bins)
+    packed = np.stack([spec.real, spec.imag], axis=-1).transpose(0, 2, 3, 1, 4)
+    return packed.reshape(*packed.shape[:3], -1).astype(np.float32)
+
+
+def apply_packed_mask(mask: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+    """Complex product of two packed arrays ``(..., channels * 2)``."""
+    m = mask[..., 0::2] + 1j * mask[..., 1::2]
+    x = spectrum[..., 0::2] + 1j * spectrum[..., 1::2]
+    y = m * x
+    return np.stack([y.real, y.imag], axis=-1).reshape(spectrum.shape).astype(np.float32)
+
+
+def numpy_istft(spectrum: np.ndarray, n_fft: int, hop_length: int, length: int) -> np.ndarray:
+    """Inverse of :func:`numpy_stft`: windowed overlap-add divided by the
+    summed squared window.
+
+    Args:
+      spectrum: packed ``(batch, frames, bins, channels * 2)``.
+      length: output samples.
+    Returns:
+      ``(batch, length, channels)`` float32.
+    """
+    batch, frames, bins, packed = spectrum.shape
+    x = spectrum.reshape(batch, frames, bins, packed // 2, 2).astype(np.float64)
+    complex_spec = (x[..., 0] + 1j * x[..., 1]).transpose(0, 3, 1, 2)  # (b, c, frames, bins)
+    window = hann_window(n_fft)
+    signal = np.fft.irfft(complex_spec, n=n_fft, axis=-1) * window
+    total = (frames - 1) * hop_length + n_fft
+    audio = np.zeros(signal.shape[:2] + (total,))
+    envelope = np.zeros(total)
+    for t in range(frames):
+        audio[..., t * hop_length:t * hop_length + n_fft] += signal[:, :, t]
+        envelope[t * hop_length:t * hop_length + n_fft] += window ** 2
+    pad = n_fft // 2
+    audio = audio[..., pad:pad + length] / np.maximum(envelope[pad:pad + length], 1e-10)
+    return audio.transpose(0, 2, 1).astype(np.float32)
+
+
+__all__: Sequence[str] = [
+    "Backend", "BackendError", "KerasBackend", "ModelInfo", "SavedModelBackend",
+    "TFLiteBackend", "apply_packed_mask", "load_backend", "numpy_istft", "numpy_stft",
+    "read_export_info", "read_tflite_metadata", "resolve_savedmodel_dir",
+]

@@ -1,0 +1,337 @@
+"""``separate()`` and ``bsrnn-tf separate`` on generated files: formats, rates,
+channels, bad inputs, atomic writes, no-overwrite, two stems, filename
+layouts, and an identity model that must give its input back."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bsrnn_tf.audio import load_audio
+from bsrnn_tf.cli import main
+from bsrnn_tf.models import build_separator, preset, save_separator
+from bsrnn_tf.separate import separate, separate_waveform
+
+TARGETS = ["drums", "vocals"]
+
+
+def _tiny(targets=TARGETS):
+    config = preset("tiny")
+    config.segment_seconds = 1.0  # short chunks: several per test file
+    return build_separator(config, targets=targets)
+
+
+def _all_ones_mask(head):
+    """Zero output kernel, value bias 1 (real) / 0 (imaginary), saturated
+    gate: the head's mask is 1 + 0j for every bin and channel."""
+    per_bin = head.features_per_bin
+    head.output_kernel.assign(np.zeros(head.output_kernel.shape, np.float32))
+    bias = np.zeros((head.num_bins, 2 * per_bin), np.float32)
+    bias[:, 0:per_bin:2] = 1.0
+    bias[:, per_bin:] = 40.0
+    head.output_bias.assign(bias.reshape(-1))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("models") / "tiny")
+    save_separator(_tiny(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def identity_model():
+    model = _tiny()
+    for head in model.heads.values():
+        _all_ones_mask(head)
+    return model
+
+
+def _music(seconds, rate, channels, seed=0):
+    """Tones plus noise, peak about 0.5: ``(samples, channels)`` float32."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 1375 * t)
+    out = np.stack([0.25 * tone * (1 - 0.3 * c) + 0.05 * rng.standard_normal(t.size)
+                    for c in range(channels)], axis=1)
+    return out.astype(np.float32)
+
+
+def _write(path, seconds, rate, channels, subtype=None, seed=0):
+    sf.write(str(path), _music(seconds, rate, channels, seed), rate, subtype=subtype)
+    return str(path)
+
+
+def _error_lines(err):
+    return [line for line in err.splitlines() if "error:" in line]
+
+
+# ------------------------------------------------------------------- the API
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_identity_model_gives_the_input_back(identity_model, channels):
+    audio = _music(3.3, 44100, channels) * 3.0  # loud: peak normalisation applies
+    out = separate(audio, identity_model, overlap=0.25)
+    assert sorted(out) == TARGETS
+    for estimate in out.values():
+        assert estimate.shape == audio.shape and estimate.dtype == np.float32
+        np.testing.assert_allclose(estimate, audio, atol=1e-4 * np.abs(audio).max())
+
+
+def test_identity_two_stems_offset_duration_and_progress(identity_model, tmp_path):
+    path = _write(tmp_path / "song.wav", 4.0, 44100, 2, subtype="FLOAT")
+    calls = []
+    out = separate(path, identity_model, two_stems="vocals", offset=0.5, duration=2.0,
+                   progress=lambda done, total: calls.append((done, total)))
+    assert sorted(out) == ["no_vocals", "vocals"]
+    expected = load_audio(path, offset=0.5, duration=2.0)[0]
+    assert out["vocals"].shape == expected.shape == (88200, 2)
+    np.testing.assert_allclose(out["vocals"], expected, atol=1e-4)
+    np.testing.assert_allclose(out["no_vocals"], 0.0, atol=1e-4)
+    assert calls and calls[-1][0] == pytest.approx(calls[-1][1])
+
+
+class _Spy:
+    """A backend that halves its input and keeps what it was given."""
+
+    sample_rate, segment_samples, channels, targets, max_batch = 44100, 44100, 2, ["half"], 2
+
+    class info:  # noqa: N801  (mimics Backend.info)
+        n_fft = 512
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, batch):
+        self.batches.append(batch.copy())
+        return {"half": 0.5 * batch}
+
+
+def test_normalisation_before_the_model_undone_after():
+    quiet = _music(0.9, 44100, 2) * 1e-3  # one chunk, zero padded
+    spy = _Spy()
+    out = separate_waveform(quiet, 44100, spy, ["half"])
+    seen = spy.batches[0][0, :quiet.shape[0]].astype(np.float64)
+    assert 10 * np.log10(np.mean(seen ** 2)) == pytest.approx(-20.0, abs=0.05)  # RMS -20 dBFS
+    np.testing.assert_allclose(out["half"], 0.5 * quiet, rtol=1e-5, atol=1e-9)
+
+
+def test_resampling_and_channels(identity_model):
+    audio = _music(1.5, 22050, 1)
+    out = separate(audio, identity_model, sample_rate=22050, targets=["vocals"])
+    assert list(out) == ["vocals"] and out["vocals"].shape == audio.shape
+    # Band-limited content survives 22.05 -> 44.1 -> 22.05 kHz.
+    assert np.corrcoef(out["vocals"][:, 0], audio[:, 0])[0, 1] > 0.999
+
+
+# ------------------------------------------------------------------- the CLI
+
+def test_formats_rates_and_channels(model_dir, tmp_path, capsys):
+    inputs = {
+        "a": _write(tmp_path / "a.wav", 1.3, 44100, 2, "PCM_16"),
+        "b": _write(tmp_path / "b.wav", 1.1, 48000, 1, "FLOAT"),
+        "c": _write(tmp_path / "c.flac", 2.2, 22050, 2, "PCM_24"),
+        "d": _write(tmp_path / "d.ogg", 1.0, 44100, 1),
+        "e": _write(tmp_path / "e.flac", 0.7, 48000, 1),
+    }
+    out = tmp_path / "out"
+    assert main(["separate", *inputs.values(), "-m", model_dir, "-o", str(out)]) == 0
+    assert _error_lines(capsys.readouterr().err) == []
+    for name, path in inputs.items():
+        audio, rate = load_audio(path)
+        for target in TARGETS:
+            info = sf.info(str(out / name / f"{target}.wav"))
+            assert (info.frames, info.samplerate, info.channels) == (
+                audio.shape[0], rate, audio.shape[1]), (name, target)
+            assert info.subtype == "PCM_16"
+
+
+@pytest.mark.parametrize("args,ext,subtype", [
+    (["--format", "flac", "--wav-subtype", "int24"], "flac", "PCM_24"),
+    (["--format", "ogg"], "ogg", "VORBIS"),
+    (["--wav-subtype", "float32", "--clip-mode", "none"], "wav", "FLOAT"),
+    (["--format", "mp3"], "mp3", "MPEG_LAYER_III"),
+])
+def test_output_formats(model_dir, tmp_path, args, ext, subtype):
+    if ext == "mp3" and "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write mp3")
+    song = _write(tmp_path / "song.wav", 1.2, 44100, 2)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"),
+                 "--targets", "vocals", *args]) == 0
+    written = sorted(os.listdir(tmp_path / "o" / "song"))
+    assert written == [f"vocals.{ext}"]
+    info = sf.info(str(tmp_path / "o" / "song" / f"vocals.{ext}"))
+    assert info.subtype == subtype and info.samplerate == 44100 and info.channels == 2
+
+
+def test_bad_inputs_one_line_each_others_still_done(model_dir, tmp_path, capsys):
+    good = _write(tmp_path / "good.wav", 1.0, 44100, 2)
+    (tmp_path / "garbage.wav").write_bytes(os.urandom(3000))
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(str(tmp_path / "zero.wav"), np.zeros((0, 2)), 44100)
+    (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "readme.md").write_text("no audio here")
+    bad = ["missing.wav", "garbage.wav", "empty.wav", "zero.wav", "notes.txt", "nothing"]
+    out = tmp_path / "out"
+    status = main(["separate", str(tmp_path / "missing.wav"), str(tmp_path / "garbage.wav"),
+                   good, str(tmp_path / "empty.wav"), str(tmp_path / "zero.wav"),
+                   str(tmp_path / "notes.txt"), str(tmp_path / "nothing"),
+                   "-m", model_dir, "-o", str(out)])
+    assert status != 0
+    captured = capsys.readouterr()
+    errors = _error_lines(captured.err)
+    assert len(errors) == len(bad), captured.err
+    for name in bad:
+        assert sum(name in line for line in errors) == 1, (name, errors)
+    assert sorted(os.listdir(out)) == ["good"]
+    assert sorted(os.listdir(out / "good")) == ["drums.wav", "vocals.wav"]
+    assert "1 separated" in captured.out and f"{len(bad)} failed" in captured.out
+
+
+def test_unwritable_output_folder(model_dir, tmp_path, capsys):
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    assert main(["separate", song, "-m", model_dir, "-o", str(blocker / "out")]) == 1
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "out" in errors[0] and "folder" in errors[0], errors
+
+
+def test_no_overwrite_then_overwrite_atomically(model_dir, tmp_path, capsys, monkeypatch):
+    song = _write(tmp_path / "song.wav", 1.0, 44100, 2)
+    out = tmp_path / "out"
+    cli = ["separate", song, "-m", model_dir, "-o", str(out), "--targets", "vocals"]
+    assert main(cli + ["--duration", "0.5"]) == 0
+    target = out / "song" / "vocals.wav"
+    before = target.read_bytes()
+    capsys.readouterr()
+    assert main(cli) == 0  # exists: skipped with one line, not an error
+    captured = capsys.readouterr()
+    skipped = [line for line in captured.err.splitlines() if "skipped" in line]
+    assert len(skipped) == 1 and "vocals.wav" in skipped[0] and "--overwrite" in skipped[0]
+    assert "1 skipped" in captured.out and target.read_bytes() == before
+    # A write that dies half way leaves the old file and no temporary file.
+    import bsrnn_tf.audio
+
+    def dying_write(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"RIFF partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bsrnn_tf.audio.sf, "write", dying_write)
+    assert main(cli + ["--overwrite"]) == 1
+    assert len(_error_lines(capsys.readouterr().err)) == 1
+    assert target.read_bytes() == before and os.listdir(out / "song") == ["vocals.wav"]
+    monkeypatch.undo()
+    assert main(cli + ["--overwrite"]) == 0
+    assert sf.info(str(target)).frames == 44100 and os.listdir(out / "song") == ["vocals.wav"]
+
+
+def test_two_stems_sum_to_the_input(model_dir, tmp_path):
+    song = _write(tmp_path / "song.wav", 1.5, 48000, 2, "FLOAT")
+    out = tmp_path / "out"
+    assert main(["separate", song, "-m", model_dir, "-o", str(out), "--two-stems", "drums",
+                 "--wav-subtype", "float32", "--clip-mode", "none"]) == 0
+    assert sorted(os.listdir(out / "song")) == ["drums.wav", "no_drums.wav"]
+    drums, rate = load_audio(str(out / "song" / "drums.wav"))
+    rest, _ = load_audio(str(out / "song" / "no_drums.wav"))
+    assert rate == 48000
+    np.testing.assert_allclose(drums + rest, load_audio(song)[0], atol=1e-6)
+
+
+def test_filename_layouts_and_folders(model_dir, tmp_path, capsys):
+    (tmp_path / "album" / "cd2").mkdir(parents=True)
+    _write(tmp_path / "album" / "one.wav", 0.5, 44100, 2)
+    _write(tmp_path / "album" / "cd2" / "two.flac", 0.5, 22050, 1)
+    out = tmp_path / "out"
+    assert main(["separate", str(tmp_path / "album"), "-m", model_dir, "-o", str(out),
+                 "--filename", "{target}/{track}.{trackext}.{ext}"]) == 0
+    found = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, files in os.walk(out)
+                   for f in files)
+    assert found == ["drums/cd2/two.flac.wav", "drums/one.wav.wav",
+                     "vocals/cd2/two.flac.wav", "vocals/one.wav.wav"]
+    flat = tmp_path / "flat"
+    assert main(["separate", str(tmp_path / "album" / "one.wav"), "-m", model_dir, "-o",
+                 str(flat), "--filename", "{track}_{stem}.{ext}", "--format", "flac"]) == 0
+    assert sorted(os.listdir(flat)) == ["one_drums.flac", "one_vocals.flac"]
+    capsys.readouterr()
+    for bad in ["{track}/{foo}.{ext}", "{track}.{ext}", "{track}/{target"]:
+        assert main(["separate", str(tmp_path / "album"), "-m", model_dir, "-o",
+                     str(tmp_path / "bad"), "--filename", bad]) == 2
+        assert len(_error_lines(capsys.readouterr().err)) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_same_track_name_twice_is_not_overwritten(model_dir, tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    a = _write(tmp_path / "x" / "song.wav", 0.5, 44100, 2)
+    b = _write(tmp_path / "y" / "song.wav", 0.5, 44100, 2, seed=1)
+    assert main(["separate", a, b, "-m", model_dir, "-o", str(tmp_path / "out"),
+                 "--overwrite"]) == 1
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "already written" in errors[0]
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--targets", "bass"], "no target 'bass'"),
+    (["--two-stems", "piano"], "no target 'piano'"),
+    (["--overlap", "1.5"], "--overlap"),
+    (["--format", "flac", "--wav-subtype", "float32"], "float32"),
+    (["--segment", "0.001"], "shorter than"),
+])
+def test_bad_options_one_line(model_dir, tmp_path, capsys, args, words):
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), *args]) == 2
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and words in errors[0], errors
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_model_path_one_line(tmp_path, capsys):
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", str(tmp_path / "nope"), "-o", str(tmp_path)]) == 2
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "nope" in errors[0]
+
+
+def test_segment_option_changes_chunking_not_shapes(model_dir, tmp_path):
+    song = _write(tmp_path / "song.wav", 2.0, 44100, 1)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--segment",
+                 "0.5", "--overlap", "0.5", "--offset", "0.25", "--duration", "1.0"]) == 0
+    info = sf.info(str(tmp_path / "o" / "song" / "vocals.wav"))
+    assert (info.frames, info.channels) == (44100, 1)
+
+
+def test_package_exposes_separate_as_a_callable_module():
+    import bsrnn_tf.separate as module
+    assert callable(module) and module.separate is separate
+
+
+def test_separate_is_reachable_from_the_package_alone():
+    code = ("import bsrnn_tf, numpy as np\n"
+            "print(callable(bsrnn_tf.separate), bsrnn_tf.separate.__name__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "True bsrnn_tf.separate" in done.stdout
+
+
+def test_xla_backend_matches_and_pads_the_last_call(model_dir, tmp_path):
+    from bsrnn_tf.backends import load_backend
+
+    plain = load_backend(model_dir, max_batch=2, segment_samples=8192)
+    xla = load_backend(model_dir, max_batch=2, segment_samples=8192, jit_compile=True)
+    chunks = (0.2 * np.random.default_rng(3).standard_normal((3, 8192, 2))).astype(np.float32)
+    want, got = plain(chunks), xla(chunks)  # 3 chunks: calls of 2 and of 1 padded to 2
+    for target in want:
+        assert got[target].shape == chunks.shape
+        np.testing.assert_allclose(got[target], want[target], atol=1e-5)
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--xla",
+                 "--quiet", "--segment", str(8192 / 44100), "--batch-size", "2"]) == 0
+    assert os.path.exists(tmp_path / "o" / "song" / "vocals.wav")
