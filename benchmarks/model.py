@@ -8,6 +8,7 @@ layers, XLA, bfloat16) as ratios against the naive baseline.
 
     python benchmarks/model.py                 # both presets, table + JSON
     python benchmarks/model.py --presets small --repeats 3
+    python benchmarks/model.py --presets small@L8   # N = 64, L = 8: the PyTorch "small"
 
 Each preset runs in its own process so its peak memory is its own.
 """
@@ -135,7 +136,9 @@ def run_preset(name: str, repeats: int, naive: bool) -> dict:
 
     from bsrnn_tf.models import build_separator, count_parameters, preset
 
-    config = preset(name)
+    config = preset(name.split("@")[0])
+    if "@L" in name:  # e.g. small@L8: the preset with another depth
+        config.num_layers = int(name.split("@L")[1])
     samples = int(SECONDS * config.stft.sample_rate)
     model = build_separator(config, targets=["vocals"])
     flops = flop_breakdown(model, samples)
