@@ -180,11 +180,61 @@ def run_preset(name: str, repeats: int, naive: bool) -> dict:
         result["forward_b1_bf16_s"] = median_seconds(lambda: half_fn(x1), repeats)
         result["bf16_sdr_vs_float32_db"] = sdr(reference, half_fn(x1)["vocals"].numpy())
 
+    result["profile_b1_ms"] = profile_forward(model, x1, repeats)
     result["train_step_b2_s"] = train_step_seconds(model, x1.repeat(2, axis=0),
                                                    max(2, repeats // 2))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _derive(result)
     return result
+
+
+def profile_forward(model, x, repeats: int) -> dict:
+    """Where one batch-1 forward pass spends its time: each stage timed on
+    its own (graph mode, its real input), the first block's pieces standing
+    for every block (they are identical). Milliseconds per stage."""
+    import tensorflow as tf
+
+    samples = x.shape[1]
+    block = model.backbone.blocks[0]
+    n = model.feature_dim
+    width = 2 * block.hidden_ratio  # the FC layers see both LSTM directions
+    spectrum = model.spectrum(x)
+    features = model.backbone.band_split(spectrum)
+    _, frames, bands, _ = features.shape
+
+    def time_seq(y):  # (bands, frames, N) sequences along time
+        return block.time_rnn(y)
+
+    def band_seq(y):  # (frames, bands, N) sequences along bands
+        return block.band_rnn(y)
+
+    def rest(y):  # norms, transposes, the two FC layers and the residuals
+        t = tf.reshape(tf.transpose(block.time_norm(y), [0, 2, 1, 3]), [bands, frames, n])
+        t = block.time_fc(tf.tile(t, [1, 1, width]))
+        y = y + tf.transpose(tf.reshape(t, [1, bands, frames, n]), [0, 2, 1, 3])
+        b = tf.reshape(block.band_norm(y), [frames, bands, n])
+        return y + tf.reshape(block.band_fc(tf.tile(b, [1, 1, width])), [1, frames, bands, n])
+
+    mask = model.masks(spectrum)["vocals"]
+    seq_t = tf.reshape(tf.transpose(features, [0, 2, 1, 3]), [bands, frames, n])
+    seq_b = tf.reshape(features, [frames, bands, n])
+    stages = {
+        "stft": (model.spectrum, x),
+        "band_split": (model.backbone.band_split, spectrum),
+        "time_blstm (per block)": (time_seq, seq_t),
+        "band_blstm (per block)": (band_seq, seq_b),
+        "norms+fc+residual (per block)": (rest, features),
+        "mask_head": (model.heads["vocals"], features),
+        "mask_product+istft": (lambda m: model.waveform(m * 1.0, samples), mask),
+    }
+    out = {}
+    for name, (fn, arg) in stages.items():
+        graph = tf.function(fn)
+        out[name] = 1000 * median_seconds(lambda: graph(arg), repeats)
+    blocks = len(model.backbone.blocks)
+    out["all blocks (extrapolated)"] = blocks * sum(
+        v for k, v in out.items() if "per block" in k)
+    return out
 
 
 def train_step_seconds(model, mixture, repeats: int) -> float:
@@ -277,6 +327,12 @@ def main() -> int:
         if r.get("speedup_vs_naive"):
             ratios = ", ".join(f"{k} {v:.2f}x" for k, v in r["speedup_vs_naive"].items())
             print(f"{r['preset']}: speed-up against the naive per-band baseline: {ratios}")
+    for r in results:
+        total = 1000 * r["forward_b1_s"]
+        print(f"\n{r['preset']}: profile of one forward pass (batch 1, {total:.0f} ms measured "
+              f"end to end)")
+        for stage, ms in r["profile_b1_ms"].items():
+            print(f"  {stage:<32} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(args.out), delete=False) as f:
         json.dump({"machine": _machine(), "command": " ".join(sys.argv), "results": results},
