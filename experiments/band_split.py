@@ -1,0 +1,121 @@
+"""Experiment 1: band split schemas for drums, then drums -> bass transfer.
+
+The refined paper's figure 8: a drums model with the v7 band split against
+the same model with the universal 24-TET split (all its edges, and 41 of
+them), with the same budget and seeds; then each frozen drums backbone gets
+a new bass head (``--init-backbone <drums run> --freeze-backbone --targets
+bass``). Validation uSDR per epoch of both stages is plotted.
+
+Examples::
+
+    python experiments/band_split.py                      # cpu-small, seeds 0 1
+    python experiments/band_split.py --scale paper --musdb-root ~/data/musdb18hq
+    python experiments/band_split.py --scale paper --dry-run   # the commands only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import common  # noqa: E402
+from experiments.common import BAND_SPLITS, Run  # noqa: E402
+
+EXPERIMENT = "band_split"
+SPLITS = ("v7", "universal", "universal41")
+SOURCE, TARGET = "drums", "bass"
+
+
+def backbone_setting(split: str) -> str:
+    return f"{SOURCE}_{split}"
+
+
+def transfer_setting(split: str) -> str:
+    return f"{TARGET}_from_{SOURCE}_{split}"
+
+
+def plan(base: dict) -> List[Run]:
+    """Every run, backbones first: (split, seed) drums models, then for each
+    one its frozen-backbone bass transfer."""
+    shared = common.common_flags(base)
+    runs = []
+    for seed in base["seeds"]:
+        for split in SPLITS:
+            runs.append(Run(backbone_setting(split), seed,
+                            [*shared, "--targets", SOURCE, *BAND_SPLITS[split], *base["model"],
+                             *common.budget_flags(base["epochs"], base["examples"])],
+                            group=split, stage="train", meta={"band_split": split}))
+    for seed in base["seeds"]:
+        for split in SPLITS:
+            runs.append(Run(transfer_setting(split), seed,
+                            [*shared, "--targets", TARGET,
+                             *common.budget_flags(base["transfer_epochs"],
+                                                  base["transfer_examples"])],
+                            group=split, stage="transfer",
+                            backbone=f"{backbone_setting(split)}-seed{seed}",
+                            meta={"band_split": split}))
+    return runs
+
+
+def plot(results: dict, out: str) -> List[str]:
+    """Figure 8: validation uSDR per epoch, drums training and bass transfer."""
+    plt = common.pyplot()
+    by_setting = {}
+    for r in results.values():
+        by_setting.setdefault(r["setting"], []).append(r)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colors = {"v7": "tab:blue", "universal": "tab:orange", "universal41": "tab:green"}
+    for ax, setting_of, target, title in (
+            (axes[0], backbone_setting, SOURCE, f"{SOURCE}: training from scratch"),
+            (axes[1], transfer_setting, TARGET,
+             f"{SOURCE} -> {TARGET}: frozen backbone, new {TARGET} head")):
+        for split in SPLITS:
+            runs = by_setting.get(setting_of(split), [])
+            if runs:
+                bands = runs[0].get("num_bands")
+                common.plot_mean_curve(ax, runs, target, f"{split} ({bands} bands)",
+                                       colors[split])
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation uSDR {target} (dB)")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle("Band split schemas: mean over seeds, shaded min-max", fontsize=10)
+    path = os.path.join(out, "usdr_per_epoch.png")
+    common.save_figure(fig, path)
+    plt.close(fig)
+    return [path]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    common.add_common_args(p, EXPERIMENT)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        driver = common.Driver(EXPERIMENT, args)
+        runs = plan(common.scale_base(args))
+        results = driver.execute(runs)
+    except common.ExperimentError as e:
+        print(f"{EXPERIMENT}: error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        return 0
+    figures = [] if args.no_plots or not results else plot(results, driver.out)
+    summary = driver.write_summary(runs, {"figures": [os.path.basename(f) for f in figures],
+                                          "splits": list(SPLITS)})
+    return common.finish(driver, summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
