@@ -101,20 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        driver = common.Driver(EXPERIMENT, args)
-        runs = plan(common.scale_base(args))
-        results = driver.execute(runs)
-    except common.ExperimentError as e:
-        print(f"{EXPERIMENT}: error: {e}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        return 0
-    figures = [] if args.no_plots or not results else plot(results, driver.out)
-    summary = driver.write_summary(runs, {"figures": [os.path.basename(f) for f in figures],
-                                          "splits": list(SPLITS)})
-    return common.finish(driver, summary)
+    return common.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
+                                 lambda base: {"splits": list(SPLITS)})
 
 
 if __name__ == "__main__":

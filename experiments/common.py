@@ -704,3 +704,32 @@ def write_text(path: str, text: str) -> None:
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def run_experiment(experiment: str, args, plan, plot, summary_extra,
+                   adjust_base=None) -> int:
+    """The ``main`` of every driver: plan the runs for the scale, run them
+    (skipping finished ones), plot, write ``summary.json``.
+
+    Args:
+      plan: ``base -> runs``; plot: ``(results, out folder) -> [png paths]``.
+      summary_extra: ``base -> dict`` merged into the summary.
+      adjust_base: optional ``(base, args) -> None`` for driver-specific flags;
+        may raise :class:`ExperimentError`.
+    """
+    try:
+        base = scale_base(args)
+        if adjust_base is not None:
+            adjust_base(base, args)
+        driver = Driver(experiment, args)
+        runs = plan(base)
+        results = driver.execute(runs)
+    except ExperimentError as e:
+        print(f"{experiment}: error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        return 0
+    figures = [] if args.no_plots or not results else plot(results, driver.out)
+    summary = driver.write_summary(runs, {"figures": [os.path.basename(f) for f in figures],
+                                          **summary_extra(base)})
+    return finish(driver, summary)

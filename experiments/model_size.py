@@ -99,29 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sizes(base: dict, args) -> None:
+    if args.sizes:
+        try:
+            base["sizes"] = [tuple(int(x) for x in s.split(":")) for s in args.sizes]
+            assert all(len(s) == 2 for s in base["sizes"])
+        except (ValueError, AssertionError):
+            raise common.ExperimentError(f"--sizes: expected N:L pairs, got {args.sizes}")
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        base = common.scale_base(args)
-        if args.sizes:
-            try:
-                base["sizes"] = [tuple(int(x) for x in s.split(":")) for s in args.sizes]
-                assert all(len(s) == 2 for s in base["sizes"])
-            except (ValueError, AssertionError):
-                raise common.ExperimentError(f"--sizes: expected N:L pairs, got {args.sizes}")
-        driver = common.Driver(EXPERIMENT, args)
-        runs = plan(base)
-        results = driver.execute(runs)
-    except common.ExperimentError as e:
-        print(f"{EXPERIMENT}: error: {e}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        return 0
-    figures = [] if args.no_plots or not results else plot(results, driver.out)
-    summary = driver.write_summary(runs, {"figures": [os.path.basename(f) for f in figures],
-                                          "splits": list(SPLITS),
-                                          "sizes": [list(s) for s in base["sizes"]]})
-    return common.finish(driver, summary)
+    return common.run_experiment(
+        EXPERIMENT, build_parser().parse_args(argv), plan, plot,
+        lambda base: {"splits": list(SPLITS), "sizes": [list(s) for s in base["sizes"]]},
+        adjust_base=_sizes)
 
 
 if __name__ == "__main__":

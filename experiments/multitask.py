@@ -147,6 +147,10 @@ def plot(results: dict, out: str) -> List[str]:
     return paths
 
 
+BUDGET = ("MTL: E epochs x X examples; each of the 4 single-target models: E x X/4 "
+          "(equal total optimizer steps x examples); hold-out backbones: E x X each")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -156,22 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        driver = common.Driver(EXPERIMENT, args)
-        runs = plan(common.scale_base(args))
-        results = driver.execute(runs)
-    except common.ExperimentError as e:
-        print(f"{EXPERIMENT}: error: {e}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        return 0
-    figures = [] if args.no_plots or not results else plot(results, driver.out)
-    summary = driver.write_summary(runs, {
-        "figures": [os.path.basename(f) for f in figures], "band_split": SPLIT,
-        "budget": "MTL: E epochs x X examples; each of the 4 single-target models: E x X/4 "
-                  "(equal total optimizer steps x examples); hold-out backbones: E x X each"})
-    return common.finish(driver, summary)
+    return common.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
+                                 lambda base: {"band_split": SPLIT, "budget": BUDGET})
 
 
 if __name__ == "__main__":
