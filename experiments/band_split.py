@@ -86,18 +86,11 @@ def plot(results: dict, out: str) -> List[str]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     fig.suptitle("Band split schemas: mean over seeds, shaded min-max", fontsize=10)
-    path = os.path.join(out, "usdr_per_epoch.png")
-    common.save_figure(fig, path)
-    plt.close(fig)
-    return [path]
+    return [common.save_figure(fig, os.path.join(out, "usdr_per_epoch.png"))]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    common.add_common_args(p, EXPERIMENT)
-    return p
+    return common.build_parser(__doc__, EXPERIMENT)
 
 
 def main(argv=None) -> int:

@@ -113,6 +113,16 @@ class Run:
 
 # --------------------------------------------------------------------- args
 
+def build_parser(doc: str, experiment: str) -> argparse.ArgumentParser:
+    """A driver's parser: first paragraph of its docstring as description,
+    the rest as epilog, and the options every driver shares."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=doc.split("\n\n", 1)[1])
+    add_common_args(p, experiment)
+    return p
+
+
 def add_common_args(p: argparse.ArgumentParser, experiment: str) -> None:
     p.add_argument("--scale", default="cpu-small", choices=SCALES + HIDDEN_SCALES,
                    metavar="{" + ",".join(SCALES) + "}",
@@ -632,10 +642,13 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str) -> None:
+def save_figure(fig, path: str) -> str:
+    """Writes ``fig`` atomically to ``path``, closes it, returns ``path``."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
+    pyplot().close(fig)
+    return path
 
 
 def plot_mean_curve(ax, results: List[dict], target: str, label: str, color=None) -> None:

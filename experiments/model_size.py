@@ -83,17 +83,11 @@ def plot(results: dict, out: str) -> List[str]:
     ax.set_title("Model size: mean over seeds (bars min-max, dots single seeds)", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    path = os.path.join(out, "usdr_vs_parameters.png")
-    common.save_figure(fig, path)
-    plt.close(fig)
-    return [path]
+    return [common.save_figure(fig, os.path.join(out, "usdr_vs_parameters.png"))]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    common.add_common_args(p, EXPERIMENT)
+    p = common.build_parser(__doc__, EXPERIMENT)
     p.add_argument("--sizes", nargs="+", metavar="N:L",
                    help="model sizes (default per scale, e.g. 4:1 8:1 16:1 at cpu-small)")
     return p

@@ -122,10 +122,7 @@ def plot(results: dict, out: str) -> List[str]:
     ax.grid(axis="y", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    path = os.path.join(out, "mtl_vs_single.png")
-    common.save_figure(fig, path)
-    plt.close(fig)
-    paths.append(path)
+    paths.append(common.save_figure(fig, os.path.join(out, "mtl_vs_single.png")))
 
     # B: vocals transfer curves.
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -140,10 +137,7 @@ def plot(results: dict, out: str) -> List[str]:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    path = os.path.join(out, "holdout_transfer.png")
-    common.save_figure(fig, path)
-    plt.close(fig)
-    paths.append(path)
+    paths.append(common.save_figure(fig, os.path.join(out, "holdout_transfer.png")))
     return paths
 
 
@@ -152,11 +146,7 @@ BUDGET = ("MTL: E epochs x X examples; each of the 4 single-target models: E x X
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    common.add_common_args(p, EXPERIMENT)
-    return p
+    return common.build_parser(__doc__, EXPERIMENT)
 
 
 def main(argv=None) -> int:
