@@ -15,6 +15,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
+from bsrnn_tf.config import atomic_save
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
 FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3", "aiff": "AIFF",
            "aif": "AIFF", "w64": "W64"}
@@ -75,6 +77,23 @@ def _short(error: Exception) -> str:
     return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
 
 
+def ensure_output_folder(directory: str, for_path: Optional[str] = None) -> str:
+    """Creates ``directory`` (for the output file ``for_path``, if given) and
+    checks that it is writable; returns it.
+
+    Raises:
+      AudioError: naming ``for_path`` (else ``directory``) and the problem.
+    """
+    name, where = (for_path, f" {directory}") if for_path else (directory, "")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise AudioError(f"{name}: cannot create output folder{where}: {_short(e)}") from None
+    if not os.access(directory, os.W_OK):
+        raise AudioError(f"{name}: output folder{where} is not writable")
+    return directory
+
+
 def list_audio_files(folder: str) -> List[str]:
     """Audio files (known extensions) under ``folder``, recursively, sorted."""
     found = []
@@ -114,22 +133,12 @@ def save_audio(path: str, audio: np.ndarray, sample_rate: int, format: Optional[
     audio = _clip(np.asarray(audio, np.float32), clip_mode)
     if audio.ndim == 1:
         audio = audio[:, None]
-    directory = os.path.dirname(os.path.abspath(path))
+    ensure_output_folder(os.path.dirname(os.path.abspath(path)), path)
     try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        raise AudioError(f"{path}: cannot create output folder: {_short(e)}") from None
-    if not os.access(directory, os.W_OK):
-        raise AudioError(f"{path}: output folder {directory} is not writable")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        sf.write(tmp, audio, sample_rate, format=FORMATS[fmt], subtype=_subtype(fmt, subtype))
-        os.replace(tmp, path)
+        return atomic_save(path, lambda tmp: sf.write(tmp, audio, sample_rate, format=FORMATS[fmt],
+                                                      subtype=_subtype(fmt, subtype)))
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise AudioError(f"{path}: cannot write audio: {_short(e)}") from None
-    return path
 
 
 def _subtype(fmt: str, subtype: Optional[str]) -> Optional[str]:

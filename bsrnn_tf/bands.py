@@ -217,6 +217,8 @@ def plot_bands(ranges: BandRanges, path: str, sample_rate: int = 44100, n_fft: i
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bsrnn_tf.config import atomic_save
+
     bin_hz = sample_rate / n_fft
     fig, ax = plt.subplots(figsize=(14, 4.5))
     colours = ["#4c72b0", "#dd8452"]
@@ -240,12 +242,8 @@ def plot_bands(ranges: BandRanges, path: str, sample_rate: int = 44100, n_fft: i
     ax.set_xlabel("frequency (Hz, log scale); vertical lines: 12-TET notes, labelled at C")
     ax.set_title(title or f"{len(ranges)} bands at {sample_rate} Hz, n_fft {n_fft}")
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def group_bands(ranges: BandRanges, tolerance: float = 1.25) -> list:

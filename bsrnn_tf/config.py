@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
 
@@ -213,13 +213,33 @@ def model_config_from_dict(data: dict) -> ModelConfig:
     return _from_dict(ModelConfig, data, "model")
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename."""
+def atomic_save(path: str, write: Callable[[str], Any]) -> str:
+    """Calls ``write(tmp)`` with a temporary path in ``path``'s folder (same
+    extension, so writers that go by it keep working), then renames it to
+    ``path``: readers never see a half-written file. Returns ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str, data: bytes) -> str:
+    """Writes ``data`` to ``path`` through a synced temporary file and a rename."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return atomic_save(path, write)
+
+
+def atomic_write_text(path: str, text: str) -> str:
+    """Writes ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    return atomic_write_bytes(path, text.encode("utf-8"))

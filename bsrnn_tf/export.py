@@ -48,6 +48,7 @@ import numpy as np
 
 from bsrnn_tf.backends import (CONFIG_FILE, EXPORT_FILE, TFLITE_METADATA_NAME, Backend,
                                KerasBackend, ModelInfo, SavedModelBackend, TFLiteBackend)
+from bsrnn_tf.config import atomic_save, atomic_write_bytes, atomic_write_text
 
 FORMATS = ("savedmodel", "tflite", "backbone")
 VARIANTS = ("waveform", "spectrum")
@@ -161,15 +162,7 @@ def ensure_writable(directory: str) -> None:
 
 
 def _write_json(path: str, data: dict) -> None:
-    from bsrnn_tf.config import atomic_write_text
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def _write_bytes(path: str, content: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.replace(tmp, path)
 
 
 def directory_size(path: str) -> int:
@@ -639,7 +632,7 @@ def _write_tflite(content: bytes, path: str, info: ModelInfo, variant: str,
     shapes = _tflite_io(info, variant)
     metadata = {**info.to_dict(), "variant": variant, "quantization": quantize,
                 "signature": variant, **shapes}
-    _write_bytes(path, embed_tflite_metadata(content, metadata))
+    atomic_write_bytes(path, embed_tflite_metadata(content, metadata))
     return {"variant": variant, "quantization": quantize, "signature": variant, **shapes,
             "size_bytes": os.path.getsize(path), "ops": sorted(ops)}
 
@@ -707,9 +700,9 @@ def export_backbone(model, out_dir: str, *, source: Optional[str] = None,
     trainable = Backbone.from_config(dict(model.backbone.get_config(), use_cudnn=use_cudnn))
     trainable.build()
     _copy_weights(model.backbone, trainable)
-    _save_keras(trainable, os.path.join(out_dir, "backbone.keras"))
+    atomic_save(os.path.join(out_dir, "backbone.keras"), trainable.save)
     heads = heads_model(model)
-    _save_keras(heads, os.path.join(out_dir, "heads.keras"))
+    atomic_save(os.path.join(out_dir, "heads.keras"), heads.save)
     bins, c = model.n_fft // 2 + 1, model.audio_channels
     k, n = model.backbone.num_bands, model.feature_dim
     spectrum_spec = tf.TensorSpec((None, None, bins, 2 * c), tf.float32, name="spectrum")
@@ -745,12 +738,6 @@ def _write_archive(tracked, fn: Callable, spec, path: str) -> None:
     archive.track(tracked)
     archive.add_endpoint("serving_default", fn, [spec])
     archive.write_out(path, verbose=False)
-
-
-def _save_keras(keras_model, path: str) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".tmp{os.getpid()}_{os.path.basename(path)}")
-    keras_model.save(tmp)
-    os.replace(tmp, path)
 
 
 def _path_size(path: str) -> int:

@@ -29,8 +29,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, denormalize, list_audio_files,
-                            load_audio, normalize, resample, save_audio, to_stereo)
+from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, denormalize, ensure_output_folder,
+                            list_audio_files, load_audio, normalize, resample, save_audio,
+                            to_stereo)
 
 DEFAULT_FILENAME = "{track}/{target}.{ext}"
 FILENAME_FIELDS = ("track", "trackext", "target", "stem", "ext")
@@ -389,7 +390,8 @@ class SeparateJob:
             return
         try:
             audio, rate = load_audio(path, self.args.offset, self.args.duration)
-            _make_folders(outputs.values())
+            for out_path in outputs.values():  # fail before separating, not after
+                ensure_output_folder(os.path.dirname(os.path.abspath(out_path)), out_path)
             stems = self.separate(audio, rate, track)
             for target, out_path in outputs.items():
                 save_audio(out_path, stems[target], rate, format=self.args.format,
@@ -475,18 +477,6 @@ def check_filename_template(template: str) -> None:
 
 def _strip_ext(name: str) -> str:
     return os.path.splitext(name)[0]
-
-
-def _make_folders(paths) -> None:
-    for path in paths:
-        folder = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise AudioError(f"{path}: cannot create output folder {folder}: "
-                             f"{e.strerror or e}") from None
-        if not os.access(folder, os.W_OK):
-            raise AudioError(f"{path}: output folder {folder} is not writable")
 
 
 class _CallableModule(types.ModuleType):

@@ -644,9 +644,9 @@ def pyplot():
 
 def save_figure(fig, path: str) -> str:
     """Writes ``fig`` atomically to ``path``, closes it, returns ``path``."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    from bsrnn_tf.config import atomic_save
+
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
     pyplot().close(fig)
     return path
 

@@ -156,11 +156,15 @@ def separate_file(path: str, out_dir: str, base_url: str, model: str,
     Returns:
       ``{target: written path}`` under ``out_dir/<file stem>/``.
     """
-    from bsrnn_tf.audio import from_stereo, load_audio, resample, save_audio, to_stereo
+    from bsrnn_tf.audio import (AudioError, ensure_output_folder, from_stereo, load_audio,
+                                resample, save_audio, to_stereo)
     from bsrnn_tf.inference import overlap_add
 
     song_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
-    _check_writable(song_dir)
+    try:  # before any request: a bad output folder should not cost a song's worth of calls
+        ensure_output_folder(song_dir)
+    except AudioError as e:
+        raise ServingError(str(e)) from None
     served = fetch_signature(base_url, model, version=version, timeout=timeout)
     audio, rate = load_audio(path)
     channels = audio.shape[1]
@@ -175,15 +179,6 @@ def separate_file(path: str, out_dir: str, base_url: str, model: str,
         written[target] = save_audio(os.path.join(song_dir, f"{target}.wav"), stem, rate,
                                      overwrite=overwrite)
     return written
-
-
-def _check_writable(directory: str) -> None:
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as e:
-        raise ServingError(f"{directory}: cannot create output folder ({e.strerror})") from None
-    if not os.access(directory, os.W_OK):
-        raise ServingError(f"{directory}: output folder is not writable")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from bsrnn_tf.config import atomic_write_text  # noqa: E402
+from bsrnn_tf.config import atomic_save, atomic_write_text  # noqa: E402
 
 EVAL_FILE = "evaluation.json"
 SUMMARY_KEY = "bsrnn_tf"
@@ -219,10 +219,8 @@ def plot_table(table: dict, path: str, title: str) -> None:
     axes[0].legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=120))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------ main

@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bsrnn_tf.config import ConfigError, ExperimentConfig, atomic_write_text  # noqa: E402
+from bsrnn_tf.config import (ConfigError, ExperimentConfig, atomic_save,  # noqa: E402
+                             atomic_write_text)
 
 DEFAULT_BANDS = ["v7", "universal", "universal:41", "bass", "drums"]
 OBJECTIVE = "val_usdr"
@@ -241,10 +242,8 @@ def _scatter(rows: list, path: str) -> None:
     ax.legend(title="band split", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -7,7 +7,7 @@ import os
 
 import keras
 
-from bsrnn_tf.config import atomic_write_text
+from bsrnn_tf.config import atomic_save, atomic_write_text
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -30,10 +30,7 @@ def save_separator(model, path: str, experiment_config=None) -> str:
         keras_path, directory = path, os.path.dirname(os.path.abspath(path))
     else:
         keras_path, directory = os.path.join(path, MODEL_FILE), path
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(keras_path)}")
-    model.save(tmp)
-    os.replace(tmp, keras_path)
+    atomic_save(keras_path, model.save)
     if not path.endswith(".keras"):
         config = (experiment_config.to_dict() if experiment_config is not None
                   else {"model": model.model_config})
