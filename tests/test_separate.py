@@ -327,7 +327,10 @@ def test_xla_backend_matches_and_pads_the_last_call(model_dir, tmp_path):
     plain = load_backend(model_dir, max_batch=2, segment_samples=8192)
     xla = load_backend(model_dir, max_batch=2, segment_samples=8192, jit_compile=True)
     chunks = (0.2 * np.random.default_rng(3).standard_normal((3, 8192, 2))).astype(np.float32)
+    compiled, seen = xla._fn, []
+    xla._fn = lambda x: seen.append(len(x)) or compiled(x)
     want, got = plain(chunks), xla(chunks)  # 3 chunks: calls of 2 and of 1 padded to 2
+    assert seen == [2, 2]  # one compiled shape for the whole input
     for target in want:
         assert got[target].shape == chunks.shape
         np.testing.assert_allclose(got[target], want[target], atol=1e-5)
