@@ -130,10 +130,21 @@ def bf16_supported() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def onednn_enabled():
+    """Whether TensorFlow's oneDNN kernels are on in this process (None:
+    cannot tell)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def run_preset(name: str, repeats: int, naive: bool) -> dict:
     import numpy as np
     import tensorflow as tf
 
+    from bsrnn_tf.layers import get_lstm_implementation, lstm_implementation
     from bsrnn_tf.models import build_separator, count_parameters, preset
 
     config = preset(name.split("@")[0])
@@ -148,13 +159,23 @@ def run_preset(name: str, repeats: int, naive: bool) -> dict:
               "gflop_per_chunk": total / 1e9,
               "gflop_per_audio_second": total / 1e9 / SECONDS,
               "flops_breakdown_gflop_per_chunk": {k: v / 1e9 for k, v in flops.items()},
-              "matmul_peak_gflops": matmul_peak()}
+              "matmul_peak_gflops": matmul_peak(), "onednn": onednn_enabled(),
+              "lstm_implementation": get_lstm_implementation()}
     x1 = _song_chunk(1, samples)
     x4 = _song_chunk(4, samples)
     forward = tf.function(lambda x: model(x), reduce_retracing=True)
     result["forward_b1_s"] = median_seconds(lambda: forward(x1), repeats)
     result["forward_b4_s"] = median_seconds(lambda: forward(x4), max(2, repeats // 2))
     reference = forward(x1)["vocals"].numpy()
+
+    # The Keras LSTM path (a while loop of small ops) against the fused
+    # kernel that "auto" takes on CPUs; weights are shared.
+    with lstm_implementation("keras"):
+        keras_lstm = tf.function(lambda x: model(x), reduce_retracing=True)
+        keras_out = keras_lstm(x1)["vocals"].numpy()
+    result["forward_b1_keras_lstm_s"] = median_seconds(lambda: keras_lstm(x1), repeats)
+    result["keras_lstm_max_rel_error"] = float(np.abs(keras_out - reference).max()
+                                               / np.abs(reference).max())
 
     xla = tf.function(lambda x: model(x), jit_compile=True)
     try:
@@ -169,9 +190,11 @@ def run_preset(name: str, repeats: int, naive: bool) -> dict:
         from naive import NaiveSeparator, max_relative_error
         slow = NaiveSeparator(model)
         naive_fn = tf.function(lambda x: slow(x), reduce_retracing=True)
+        with lstm_implementation("keras"):  # the baseline: no batching, no fused kernel
+            naive_out = naive_fn(x1)["vocals"].numpy()
         result["forward_b1_naive_s"] = median_seconds(lambda: naive_fn(x1), max(2, repeats // 2))
-        result["naive_max_rel_error"] = max_relative_error(
-            {"vocals": reference}, {"vocals": naive_fn(x1)["vocals"].numpy()})
+        result["naive_max_rel_error"] = max_relative_error({"vocals": reference},
+                                                           {"vocals": naive_out})
 
     if bf16_supported():
         half = build_separator(config, targets=["vocals"], dtype="mixed_bfloat16")
@@ -183,6 +206,9 @@ def run_preset(name: str, repeats: int, naive: bool) -> dict:
     result["profile_b1_ms"] = profile_forward(model, x1, repeats)
     result["train_step_b2_s"] = train_step_seconds(model, x1.repeat(2, axis=0),
                                                    max(2, repeats // 2))
+    with lstm_implementation("keras"):
+        result["train_step_b2_keras_lstm_s"] = train_step_seconds(
+            model, x1.repeat(2, axis=0), max(2, repeats // 2))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _derive(result)
     return result
@@ -194,6 +220,7 @@ def profile_forward(model, x, repeats: int) -> dict:
     for every block (they are identical). Milliseconds per stage."""
     import tensorflow as tf
 
+    from bsrnn_tf.layers.fused_lstm import fused_bidirectional_time_major, use_fused
     samples = x.shape[1]
     block = model.backbone.blocks[0]
     n = model.feature_dim
@@ -202,11 +229,15 @@ def profile_forward(model, x, repeats: int) -> dict:
     features = model.backbone.band_split(spectrum)
     _, frames, bands, _ = features.shape
 
-    def time_seq(y):  # (bands, frames, N) sequences along time
-        return block.time_rnn(y)
+    fused = use_fused(block.time_rnn)
 
-    def band_seq(y):  # (frames, bands, N) sequences along bands
-        return block.band_rnn(y)
+    def time_seq(y):  # (bands, frames, N) sequences along time (frames-major if fused)
+        return (fused_bidirectional_time_major(block.time_rnn, y) if fused
+                else block.time_rnn(y))
+
+    def band_seq(y):  # (frames, bands, N) sequences along bands (bands-major if fused)
+        return (fused_bidirectional_time_major(block.band_rnn, y) if fused
+                else block.band_rnn(y))
 
     def rest(y):  # norms, transposes, the two FC layers and the residuals
         t = tf.reshape(tf.transpose(block.time_norm(y), [0, 2, 1, 3]), [bands, frames, n])
@@ -218,6 +249,8 @@ def profile_forward(model, x, repeats: int) -> dict:
     mask = model.masks(spectrum)["vocals"]
     seq_t = tf.reshape(tf.transpose(features, [0, 2, 1, 3]), [bands, frames, n])
     seq_b = tf.reshape(features, [frames, bands, n])
+    if fused:  # the fused kernel's step-major layouts
+        seq_t, seq_b = tf.transpose(seq_t, [1, 0, 2]), tf.transpose(seq_b, [1, 0, 2])
     stages = {
         "stft": (model.spectrum, x),
         "band_split": (model.backbone.band_split, spectrum),
@@ -277,23 +310,28 @@ def _derive(r: dict) -> None:
         r["speedup_vs_naive"] = {k.replace("forward_", "").replace("_s", ""): base / v
                                  for k, v in r.items()
                                  if k.startswith("forward_b1") and isinstance(v, float)}
+    if r.get("train_step_b2_keras_lstm_s"):
+        r["train_speedup_fused_vs_keras_lstm"] = (r["train_step_b2_keras_lstm_s"]
+                                                  / r["train_step_b2_s"])
 
 
 # ----------------------------------------------------------------- report
 
 def table(results: list) -> str:
-    rows = [("preset", "params", "GFLOP/s audio", "b1 s", "RTF b1", "b4 s", "RTF b4",
-             "GFLOP/s b4", "% peak b4", "naive b1 s", "XLA b1 s", "bf16 b1 s", "bf16 SDR",
-             "train b2 s", "peak MB")]
+    rows = [("preset", "oneDNN", "params", "GFLOP/s audio", "b1 s", "RTF b1", "b4 s", "RTF b4",
+             "GFLOP/s b4", "% peak b1", "% peak b4", "naive b1 s", "Keras-LSTM b1 s", "XLA b1 s",
+             "bf16 b1 s", "bf16 SDR", "train b2 s", "Keras-LSTM train b2 s", "peak MB")]
     for r in results:
         f = lambda key, fmt="{:.3f}": fmt.format(r[key]) if r.get(key) is not None else "-"  # noqa
-        rows.append((r["preset"], f"{r['parameters'] / 1e6:.1f}M",
+        onednn = {True: "on", False: "off"}.get(r.get("onednn"), "?")
+        rows.append((r["preset"], onednn, f"{r['parameters'] / 1e6:.1f}M",
                      f"{r['gflop_per_audio_second']:.1f}", f("forward_b1_s"), f("rtf_b1", "{:.2f}"),
                      f("forward_b4_s"), f("rtf_b4", "{:.2f}"), f("gflops_b4", "{:.0f}"),
-                     f"{100 * r['peak_fraction_b4']:.0f}%", f("forward_b1_naive_s"),
+                     f"{100 * r['peak_fraction_b1']:.0f}%", f"{100 * r['peak_fraction_b4']:.0f}%",
+                     f("forward_b1_naive_s"), f("forward_b1_keras_lstm_s"),
                      f("forward_b1_xla_s"), f("forward_b1_bf16_s"),
                      f("bf16_sdr_vs_float32_db", "{:.1f}"), f("train_step_b2_s"),
-                     f("peak_rss_mb", "{:.0f}")))
+                     f("train_step_b2_keras_lstm_s"), f("peak_rss_mb", "{:.0f}")))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
              for row in rows]
@@ -306,22 +344,30 @@ def main() -> int:
     parser.add_argument("--presets", nargs="+", default=["small", "paper"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--onednn", nargs="+", choices=["inherit", "0", "1"], default=["inherit"],
+                        help="TF_ENABLE_ONEDNN_OPTS for the workers; several values run each "
+                             "preset once per value, alternating (e.g. --onednn 0 1)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "model.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        import bsrnn_tf  # noqa: F401  (first: its oneDNN default applies before TensorFlow loads)
         print(json.dumps(run_preset(args.worker, args.repeats, not args.no_naive)))
         return 0
     results = []
     for name in args.presets:
-        command = [sys.executable, os.path.abspath(__file__), "--worker", name,
-                   "--repeats", str(args.repeats)] + (["--no-naive"] if args.no_naive else [])
-        out = subprocess.run(command, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return 1
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"{name}: done", file=sys.stderr)
+        for onednn in args.onednn:
+            command = [sys.executable, os.path.abspath(__file__), "--worker", name,
+                       "--repeats", str(args.repeats)] + (["--no-naive"] if args.no_naive else [])
+            env = dict(os.environ)
+            if onednn != "inherit":
+                env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+            out = subprocess.run(command, capture_output=True, text=True, env=env)
+            if out.returncode != 0:
+                print(out.stderr[-3000:], file=sys.stderr)
+                return 1
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"{name} (oneDNN {onednn}): done", file=sys.stderr)
     print(table(results))
     for r in results:
         if r.get("speedup_vs_naive"):
@@ -329,8 +375,8 @@ def main() -> int:
             print(f"{r['preset']}: speed-up against the naive per-band baseline: {ratios}")
     for r in results:
         total = 1000 * r["forward_b1_s"]
-        print(f"\n{r['preset']}: profile of one forward pass (batch 1, {total:.0f} ms measured "
-              f"end to end)")
+        print(f"\n{r['preset']} (oneDNN {r.get('onednn')}, LSTM {r.get('lstm_implementation')}): "
+              f"profile of one forward pass (batch 1, {total:.0f} ms measured end to end)")
         for stage, ms in r["profile_b1_ms"].items():
             print(f"  {stage:<32} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -194,3 +194,144 @@ def test_band_sequences_built_inside_a_loading_scope_get_their_own_lstms():
     lstms = [layer for r in rnns for layer in (r.forward_layer, r.backward_layer)]
     assert len({id(layer) for layer in lstms}) == len(lstms)
     assert all(r.backward_layer.go_backwards and not r.forward_layer.go_backwards for r in rnns)
+
+
+# ------------------------------------------------ fused and Keras BLSTM paths
+
+def _numpy_lstm(x, kernel, recurrent, bias, reverse=False):
+    """Keras-layout LSTM (gates i, f, c, o) over ``x (batch, steps, features)``."""
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    batch, steps, _ = x.shape
+    units = recurrent.shape[0]
+    h = np.zeros((batch, units))
+    c = np.zeros((batch, units))
+    out = np.zeros((batch, steps, units))
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        z = x[:, t] @ kernel + h @ recurrent + bias
+        i, f, g, o = np.split(z, 4, axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        out[:, t] = h
+    return out
+
+
+def _numpy_blstm(layer, x):
+    parts = []
+    for lstm, reverse in ((layer.forward_layer, False), (layer.backward_layer, True)):
+        cell = lstm.cell
+        weights = [np.asarray(v, np.float64) for v in (cell.kernel, cell.recurrent_kernel,
+                                                        cell.bias)]
+        parts.append(_numpy_lstm(x, *weights, reverse=reverse))
+    return np.concatenate(parts, axis=-1)
+
+
+def _numpy_band_sequence(block, x):
+    def dense(layer, v):
+        return v @ np.asarray(layer.kernel, np.float64) + np.asarray(layer.bias, np.float64)
+
+    def norm(layer, v):
+        return (_layer_norm(v) * np.asarray(layer.gamma, np.float64)
+                + np.asarray(layer.beta, np.float64))
+
+    batch, frames, bands, n = x.shape
+    y = norm(block.time_norm, x).transpose(0, 2, 1, 3).reshape(batch * bands, frames, n)
+    y = dense(block.time_fc, _numpy_blstm(block.time_rnn, y))
+    x = x + y.reshape(batch, bands, frames, n).transpose(0, 2, 1, 3)
+    y = norm(block.band_norm, x).reshape(batch * frames, bands, n)
+    y = dense(block.band_fc, _numpy_blstm(block.band_rnn, y))
+    return x + y.reshape(batch, frames, bands, n)
+
+
+def _random_block(rng, n=8, bands=5):
+    block = BandSequence(n, use_cudnn=False)
+    block.build((None, None, bands, n))
+    _randomise(block, rng)
+    return block
+
+
+@pytest.mark.parametrize("impl", ["keras", "fused"])
+def test_band_sequence_matches_numpy_reference(rng, impl):
+    import tensorflow as tf
+
+    from bsrnn_tf.layers import lstm_implementation
+    block = _random_block(rng)
+    x = rng.standard_normal((2, 9, 5, 8)).astype(np.float32)
+    with lstm_implementation(impl):
+        ours = tf.function(block)(x).numpy()
+    np.testing.assert_allclose(ours, _numpy_band_sequence(block, x.astype(np.float64)),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_fused_and_keras_paths_agree_on_values_and_gradients(rng):
+    """The fused kernel must give Keras' gradients too (TensorFlow's
+    ``BlockLSTMV2`` does not: its registered gradient assumes another gate
+    layout)."""
+    import tensorflow as tf
+
+    from bsrnn_tf.layers import lstm_implementation
+    block = _random_block(rng)
+    x = tf.constant(rng.standard_normal((2, 9, 5, 8)).astype(np.float32))
+    target = tf.constant(rng.standard_normal((2, 9, 5, 8)).astype(np.float32))
+    results = {}
+    for impl in ("keras", "fused"):
+        with lstm_implementation(impl):
+            @tf.function
+            def step(x):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = block(x, training=True)
+                    loss = tf.reduce_sum(y * target)
+                return y, tape.gradient(loss, [x] + block.trainable_variables)
+
+            y, grads = step(x)
+            graph = step.get_concrete_function(x).graph
+            results[impl] = (y.numpy(), [g.numpy() for g in grads],
+                             {op.type for op in graph.get_operations()})
+    assert "BlockLSTM" in results["fused"][2]
+    assert "BlockLSTM" not in results["keras"][2]
+    np.testing.assert_allclose(results["fused"][0], results["keras"][0], rtol=1e-5, atol=1e-6)
+    for keras_grad, fused_grad in zip(results["keras"][1], results["fused"][1]):
+        scale = np.abs(keras_grad).max()
+        assert np.abs(fused_grad - keras_grad).max() <= 1e-4 * scale + 1e-7
+
+
+def test_auto_lstm_path_falls_back_to_keras_under_xla(rng):
+    import tensorflow as tf
+
+    from bsrnn_tf.layers import lstm_implementation
+    block = _random_block(rng)
+    x = rng.standard_normal((1, 6, 5, 8)).astype(np.float32)
+    with lstm_implementation("auto"):
+        plain = tf.function(block)
+        xla = tf.function(block, jit_compile=True)
+        np.testing.assert_allclose(xla(x).numpy(), plain(x).numpy(), rtol=1e-4, atol=1e-5)
+        ops = {op.type for op in plain.get_concrete_function(x).graph.get_operations()}
+        assert "BlockLSTM" in ops  # this machine has no GPU: auto takes the fused kernel
+    with lstm_implementation("fused"):
+        with pytest.raises(ValueError, match="no XLA kernel"):
+            tf.function(block, jit_compile=True)(x)
+
+
+def test_lstm_implementation_names_are_checked(monkeypatch):
+    from bsrnn_tf.layers import (get_lstm_implementation, lstm_implementation,
+                                 set_lstm_implementation)
+    with pytest.raises(ValueError, match="auto, keras, fused"):
+        set_lstm_implementation("cudnn")
+    monkeypatch.setenv("BSRNN_TF_LSTM", "Keras")
+    assert get_lstm_implementation() == "keras"
+    with lstm_implementation("fused"):
+        assert get_lstm_implementation() == "fused"
+    assert get_lstm_implementation() == "keras"
+    monkeypatch.setenv("BSRNN_TF_LSTM", "fast")
+    with pytest.raises(ValueError, match="BSRNN_TF_LSTM"):
+        get_lstm_implementation()
+
+
+def test_mixed_precision_blocks_keep_the_keras_lstm(rng):
+    from bsrnn_tf.layers.fused_lstm import unsupported_reason, use_fused
+    block = BandSequence(8, use_cudnn=False, dtype="mixed_bfloat16")
+    block.build((None, None, 5, 8))
+    assert "bfloat16" in unsupported_reason(block.time_rnn)
+    assert not use_fused(block.time_rnn)
+    y = block(rng.standard_normal((1, 4, 5, 8)).astype(np.float32))
+    assert y.shape == (1, 4, 5, 8)

@@ -7,6 +7,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from bsrnn_tf.layers.fused_lstm import fused_bidirectional_time_major, use_fused
+
 
 def _use_cudnn(value):
     return {"auto": "auto", "true": True, "false": False}.get(str(value).lower(), value)
@@ -55,6 +57,11 @@ class BandSequence(keras.layers.Layer):
     shared by all bands (time axis) or all frames (band axis).
 
     Input and output: ``(batch, frames, bands, feature_dim)``.
+
+    On CPUs the BLSTMs run through TensorFlow's fused LSTM kernel on the same
+    weights (:mod:`bsrnn_tf.layers.fused_lstm`), with the sequences laid out
+    step-major straight from the block's 4-D input, so each BLSTM costs two
+    transposes in all.
     """
 
     def __init__(self, feature_dim: int, hidden_ratio: int = 2, use_cudnn="auto",
@@ -84,6 +91,8 @@ class BandSequence(keras.layers.Layer):
             fc.build((None, None, 2 * self.hidden_ratio * self.feature_dim))
 
     def call(self, x, training=None):
+        if use_fused(self.time_rnn) and use_fused(self.band_rnn):
+            return self._fused_call(x)
         shape = tf.shape(x)
         batch, frames, bands = shape[0], shape[1], shape[2]
         n = self.feature_dim
@@ -96,6 +105,22 @@ class BandSequence(keras.layers.Layer):
         y = tf.reshape(self.band_norm(x), [batch * frames, bands, n])
         y = self.band_fc(self.band_rnn(y, training=training))
         return x + tf.reshape(y, [batch, frames, bands, n])
+
+    def _fused_call(self, x):
+        """``call`` through the fused kernel, which wants step-major
+        sequences: frames-major for the time axis, bands-major for the band
+        axis."""
+        shape = tf.shape(x)
+        batch, frames, bands = shape[0], shape[1], shape[2]
+        n = self.feature_dim
+        y = tf.transpose(self.time_norm(x), [1, 0, 2, 3])  # (frames, batch, bands, n)
+        y = fused_bidirectional_time_major(self.time_rnn, tf.reshape(y, [frames, -1, n]))
+        y = tf.reshape(self.time_fc(y), [frames, batch, bands, n])
+        x = x + tf.transpose(y, [1, 0, 2, 3])
+        y = tf.transpose(self.band_norm(x), [2, 0, 1, 3])  # (bands, batch, frames, n)
+        y = fused_bidirectional_time_major(self.band_rnn, tf.reshape(y, [bands, -1, n]))
+        y = tf.reshape(self.band_fc(y), [bands, batch, frames, n])
+        return x + tf.transpose(y, [1, 2, 0, 3])
 
     def compute_output_shape(self, input_shape):
         return input_shape

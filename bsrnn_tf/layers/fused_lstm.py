@@ -1,0 +1,173 @@
+"""A faster CPU path for the band-sequence BLSTMs: TensorFlow's fused LSTM
+kernel (``BlockLSTM``) over the Keras layers' own weights.
+
+Keras 3 runs an LSTM on the CPU as a ``tf.while_loop`` whose body is about ten
+small ops per step (two matmuls, bias, split, gates), each dispatched by the
+graph executor. ``BlockLSTM`` runs the whole sequence inside one C++ kernel
+(one ``[x, h] @ [W; U]`` product and fused gates per step) and has a
+registered gradient, so it serves training as well. Its gate layout is
+(input, cell, forget, output) where Keras' is (input, forget, cell, output):
+the Keras weights are permuted on the fly (a gather of a few hundred KB per
+call, differentiable), so checkpoints, saved models and the Keras path stay
+interchangeable and only speed changes (``benchmarks/model.py`` measures
+both). ``BlockLSTMV2`` has Keras' layout, but TensorFlow (2.21) registers the
+V1 gradient for it, which assumes the other layout: its gradients are wrong,
+so it is not used.
+
+Which path a layer takes is decided when a function is traced:
+
+* ``"auto"`` (default): fused on CPU-only machines for float32 LSTMs with
+  tanh/sigmoid gates and no dropout, and never inside an XLA compilation
+  (XLA has no kernel for ``BlockLSTM``); otherwise Keras (cuDNN on GPUs).
+* ``"keras"``: always ``keras.layers.Bidirectional(LSTM)``.
+* ``"fused"``: always the fused kernel (an error where it cannot run).
+
+Set it with :func:`set_lstm_implementation`, the ``lstm_implementation``
+context manager, or the ``BSRNN_TF_LSTM`` environment variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import tensorflow as tf
+
+IMPLEMENTATIONS = ("auto", "keras", "fused")
+_ENV = "BSRNN_TF_LSTM"
+
+
+def _checked(name: str) -> str:
+    value = str(name).strip().lower()
+    if value not in IMPLEMENTATIONS:
+        raise ValueError(f"LSTM implementation must be one of {', '.join(IMPLEMENTATIONS)}, "
+                         f"got {name!r}")
+    return value
+
+
+_current = {"impl": None}
+
+
+def get_lstm_implementation() -> str:
+    """The implementation in force: set explicitly, else ``$BSRNN_TF_LSTM``,
+    else ``"auto"``."""
+    if _current["impl"] is None:
+        value = os.environ.get(_ENV, "auto")
+        try:
+            return _checked(value)
+        except ValueError as e:
+            raise ValueError(f"${_ENV}: {e}") from None
+    return _current["impl"]
+
+
+def set_lstm_implementation(name) -> None:
+    """Chooses the BLSTM path for functions traced from now on (``None``:
+    back to ``$BSRNN_TF_LSTM`` / ``"auto"``)."""
+    _current["impl"] = None if name is None else _checked(name)
+
+
+@contextlib.contextmanager
+def lstm_implementation(name):
+    """``with lstm_implementation("keras"): ...`` for a traced function."""
+    saved = _current["impl"]
+    set_lstm_implementation(name)
+    try:
+        yield
+    finally:
+        _current["impl"] = saved
+
+
+def _in_xla_context() -> bool:
+    try:
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import control_flow_util
+        return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+    except Exception:  # noqa: BLE001  (private API moved: assume no XLA)
+        return False
+
+
+def _gpu_present() -> bool:
+    try:
+        return bool(tf.config.list_logical_devices("GPU"))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def unsupported_reason(layer) -> str:
+    """Why ``layer`` (a ``Bidirectional(LSTM)``) cannot take the fused path,
+    or ``""`` when it can."""
+    if getattr(layer, "merge_mode", None) != "concat":
+        return f"merge_mode {getattr(layer, 'merge_mode', None)!r}"
+    for lstm in (layer.forward_layer, layer.backward_layer):
+        cell = lstm.cell
+        if lstm.compute_dtype != "float32":
+            return f"compute dtype {lstm.compute_dtype}"
+        gates = (getattr(cell.activation, "__name__", ""),
+                 getattr(cell.recurrent_activation, "__name__", ""))
+        if gates != ("tanh", "sigmoid"):
+            return f"activations {gates}"
+        if not cell.use_bias:
+            return "no bias"
+        if cell.dropout or cell.recurrent_dropout:
+            return "dropout"
+        if getattr(lstm, "stateful", False) or getattr(lstm, "unroll", False):
+            return "stateful or unrolled LSTM"
+    return ""
+
+
+def use_fused(layer) -> bool:
+    """Whether ``layer`` runs fused in the function being traced now."""
+    impl = get_lstm_implementation()
+    if impl == "keras":
+        return False
+    reason = unsupported_reason(layer)
+    if impl == "fused":
+        if reason:
+            raise ValueError(f"{layer.name}: the fused LSTM cannot run this layer ({reason})")
+        if _in_xla_context():
+            raise ValueError(f"{layer.name}: the fused LSTM has no XLA kernel; use "
+                             "lstm_implementation('keras') or 'auto' with jit_compile")
+        return True
+    return not reason and not _in_xla_context() and not _gpu_present()
+
+
+def _icfo(gates):
+    """Keras' (i, f, c, o) gate blocks on the last axis -> BlockLSTM's (i, c, f, o)."""
+    i, f, c, o = tf.split(gates, 4, axis=-1)
+    return tf.concat([i, c, f, o], axis=-1)
+
+
+def _fused_lstm(cell, x, reverse: bool):
+    """One direction over time-major ``x (steps, batch, features)``; outputs
+    in input order."""
+    steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+    if reverse:
+        x = tf.reverse(x, [0])
+    weights = _icfo(tf.concat([tf.convert_to_tensor(cell.kernel),
+                               tf.convert_to_tensor(cell.recurrent_kernel)], axis=0))
+    zeros = tf.zeros([batch, cell.units], x.dtype)
+    no_peephole = tf.zeros([cell.units], x.dtype)
+    h = tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.cast(steps, tf.int64), x=x, cs_prev=zeros, h_prev=zeros, w=weights,
+        wci=no_peephole, wcf=no_peephole, wco=no_peephole,
+        b=_icfo(tf.convert_to_tensor(cell.bias)), forget_bias=0.0, cell_clip=-1.0,
+        use_peephole=False)[6]
+    return tf.reverse(h, [0]) if reverse else h
+
+
+def fused_bidirectional_time_major(layer, x):
+    """``Bidirectional(LSTM(return_sequences=True))`` on time-major
+    ``x (steps, batch, features)`` through ``BlockLSTM``; time-major
+    output ``(steps, batch, 2 * units)``, forward units first.
+
+    Zero initial states, no masking: the band-sequence blocks' use.
+    """
+    forward = _fused_lstm(layer.forward_layer.cell, x, reverse=False)
+    backward = _fused_lstm(layer.backward_layer.cell, x, reverse=True)
+    return tf.concat([forward, backward], axis=-1)
+
+
+def fused_bidirectional(layer, x):
+    """``layer(x)`` on batch-major ``x (batch, steps, features)``."""
+    y = fused_bidirectional_time_major(layer, tf.transpose(x, [1, 0, 2]))
+    return tf.transpose(y, [1, 0, 2])
