@@ -4,11 +4,13 @@ For each preset (``paper``, ``small``): the analytic FLOP count per second of
 audio, forward time of a 3 s stereo chunk at batch 1 and 4, real-time factor,
 achieved GFLOP/s against the float32 matmul peak measured in the same run,
 the training step at batch 2, peak memory, and the variants (naive per-band
-layers, XLA, bfloat16) as ratios against the naive baseline.
+layers, the Keras LSTM path instead of the fused kernel, XLA, bfloat16) as
+ratios against the naive baseline.
 
     python benchmarks/model.py                 # both presets, table + JSON
     python benchmarks/model.py --presets small --repeats 3
     python benchmarks/model.py --presets small@L8   # N = 64, L = 8: the PyTorch "small"
+    python benchmarks/model.py --onednn 0 1    # each preset with oneDNN off, then on
 
 Each preset runs in its own process so its peak memory is its own.
 """

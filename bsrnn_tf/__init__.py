@@ -17,9 +17,11 @@ def _prefer_onednn() -> None:
     """Turns TensorFlow's oneDNN CPU kernels on unless the user chose.
 
     TensorFlow enables them by default only on x86 CPUs with AVX-512 VNNI /
-    BF16 / AMX; on AVX2 CPUs they stay off, and there the fused BLSTM path
-    with oneDNN runs a `paper` forward pass about 1.3x faster than TF's
-    default (``benchmarks/model.py --onednn 0 1``). The variable is read
+    BF16 / AMX; on AVX2 CPUs they stay off. There, with the fused BLSTM
+    path, they made a ``paper`` forward pass at batch 4 1.45x-1.6x faster
+    and its training step 1.1x faster than TensorFlow's default with the Keras
+    LSTM (``benchmarks/model.py --onednn 0 1``, figures in
+    ``benchmarks/README.md``). The variable is read
     when TensorFlow loads, so this only works when ``bsrnn_tf`` is imported
     first; ``TF_ENABLE_ONEDNN_OPTS=0`` keeps it off.
     """
