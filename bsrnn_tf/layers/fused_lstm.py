@@ -7,7 +7,7 @@ graph executor. ``BlockLSTM`` runs the whole sequence inside one C++ kernel
 (one ``[x, h] @ [W; U]`` product and fused gates per step) and has a
 registered gradient, so it serves training as well. Its gate layout is
 (input, cell, forget, output) where Keras' is (input, forget, cell, output):
-the Keras weights are permuted on the fly (a gather of a few hundred KB per
+the Keras weights are permuted on the fly (a split and concat of the weights per
 call, differentiable), so checkpoints, saved models and the Keras path stay
 interchangeable and only speed changes (``benchmarks/model.py`` measures
 both). ``BlockLSTMV2`` has Keras' layout, but TensorFlow (2.21) registers the
