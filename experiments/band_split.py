@@ -64,9 +64,7 @@ def plan(base: dict) -> List[Run]:
 def plot(results: dict, out: str) -> List[str]:
     """Figure 8: validation uSDR per epoch, drums training and bass transfer."""
     plt = common.pyplot()
-    by_setting = {}
-    for r in results.values():
-        by_setting.setdefault(r["setting"], []).append(r)
+    by_setting = common.by_setting(results.values())
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colors = {"v7": "tab:blue", "universal": "tab:orange", "universal41": "tab:green"}
     for ax, setting_of, target, title in (

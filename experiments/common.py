@@ -594,16 +594,24 @@ def metric_values(result: dict) -> Dict[str, float]:
     return out
 
 
+def by_setting(results: Iterable[dict]) -> Dict[str, List[dict]]:
+    """Results grouped by their ``setting``, each group sorted by seed."""
+    out: Dict[str, List[dict]] = {}
+    for r in results:
+        out.setdefault(r["setting"], []).append(r)
+    for runs in out.values():
+        runs.sort(key=lambda r: r["seed"])
+    return out
+
+
 def summarize(experiment: str, results: List[dict], order: Optional[List[str]] = None) -> dict:
     """Per setting: seeds, size, and :func:`stats` of every metric over seeds."""
-    by_setting: Dict[str, List[dict]] = {}
-    for r in results:
-        by_setting.setdefault(r["setting"], []).append(r)
-    names = [s for s in (order or []) if s in by_setting] + sorted(
-        s for s in by_setting if s not in (order or []))
+    groups = by_setting(results)
+    names = [s for s in (order or []) if s in groups] + sorted(
+        s for s in groups if s not in (order or []))
     settings = {}
     for name in names:
-        group = sorted(by_setting[name], key=lambda r: r["seed"])
+        group = groups[name]
         first = group[0]
         metrics: Dict[str, list] = {}
         for r in group:

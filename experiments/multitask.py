@@ -88,9 +88,7 @@ def plan(base: dict) -> List[Run]:
 
 def plot(results: dict, out: str) -> List[str]:
     plt = common.pyplot()
-    by_setting = {}
-    for r in results.values():
-        by_setting.setdefault(r["setting"], []).append(r)
+    by_setting = common.by_setting(results.values())
     paths = []
 
     # A: best validation uSDR per target, MTL vs single (same total budget).

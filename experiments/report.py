@@ -25,21 +25,12 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import band_split, common, model_size, multitask  # noqa: E402
-from experiments.common import stats  # noqa: E402
+from experiments.common import by_setting, stats  # noqa: E402
 
 EXPERIMENTS = ("band_split", "multitask", "model_size")
 
 
 # ------------------------------------------------------------------ helpers
-
-def by_setting(results: List[dict]) -> Dict[str, List[dict]]:
-    out: Dict[str, List[dict]] = {}
-    for r in results:
-        out.setdefault(r["setting"], []).append(r)
-    for runs in out.values():
-        runs.sort(key=lambda r: r["seed"])
-    return out
-
 
 def values(runs: Sequence[dict], key: str, target: Optional[str] = None) -> List[float]:
     out = []
