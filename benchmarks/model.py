@@ -142,16 +142,25 @@ def onednn_enabled():
         return None
 
 
+def config_for(name: str):
+    """The ModelConfig of a preset name; ``small@L8`` is ``small`` with
+    eight blocks."""
+    from bsrnn_tf.models import preset
+
+    config = preset(name.split("@")[0])
+    if "@L" in name:
+        config.num_layers = int(name.split("@L")[1])
+    return config
+
+
 def run_preset(name: str, repeats: int, naive: bool) -> dict:
     import numpy as np
     import tensorflow as tf
 
     from bsrnn_tf.layers import get_lstm_implementation, lstm_implementation
-    from bsrnn_tf.models import build_separator, count_parameters, preset
+    from bsrnn_tf.models import build_separator, count_parameters
 
-    config = preset(name.split("@")[0])
-    if "@L" in name:  # e.g. small@L8: the preset with another depth
-        config.num_layers = int(name.split("@L")[1])
+    config = config_for(name)
     samples = int(SECONDS * config.stft.sample_rate)
     model = build_separator(config, targets=["vocals"])
     flops = flop_breakdown(model, samples)
@@ -335,6 +344,11 @@ def table(results: list) -> str:
                      f("forward_b1_xla_s"), f("forward_b1_bf16_s"),
                      f("bf16_sdr_vs_float32_db", "{:.1f}"), f("train_step_b2_s"),
                      f("train_step_b2_keras_lstm_s"), f("peak_rss_mb", "{:.0f}")))
+    return markdown_table(rows)
+
+
+def markdown_table(rows: list) -> str:
+    """A Markdown table with aligned columns; ``rows[0]`` is the header."""
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
              for row in rows]
