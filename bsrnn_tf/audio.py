@@ -22,6 +22,7 @@ FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3", "aiff": "AI
            "aif": "AIFF", "w64": "W64"}
 SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT",
             "PCM_16": "PCM_16", "PCM_24": "PCM_24", "FLOAT": "FLOAT"}
+WRITE_BLOCK = 1 << 18  # frames per block when writing a file
 
 
 class AudioError(RuntimeError):
@@ -130,13 +131,20 @@ def save_audio(path: str, audio: np.ndarray, sample_rate: int, format: Optional[
                          f"{fmt}")
     if os.path.exists(path) and not overwrite:
         raise AudioError(f"{path}: already exists (use --overwrite to replace it)")
-    audio = _clip(np.asarray(audio, np.float32), clip_mode)
+    audio = np.asarray(audio, np.float32)
     if audio.ndim == 1:
         audio = audio[:, None]
+    clip = _clipper(audio, clip_mode)
     ensure_output_folder(os.path.dirname(os.path.abspath(path)), path)
+
+    def write(tmp: str) -> None:  # in blocks: no clipped copy of a long song
+        with sf.SoundFile(tmp, "w", sample_rate, audio.shape[1], format=FORMATS[fmt],
+                          subtype=_subtype(fmt, subtype)) as f:
+            for start in range(0, audio.shape[0], WRITE_BLOCK):
+                f.write(clip(audio[start:start + WRITE_BLOCK]))
+
     try:
-        return atomic_save(path, lambda tmp: sf.write(tmp, audio, sample_rate, format=FORMATS[fmt],
-                                                      subtype=_subtype(fmt, subtype)))
+        return atomic_save(path, write)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
         raise AudioError(f"{path}: cannot write audio: {_short(e)}") from None
 
@@ -155,14 +163,18 @@ def _subtype(fmt: str, subtype: Optional[str]) -> Optional[str]:
     return SUBTYPES[subtype]
 
 
-def _clip(audio: np.ndarray, mode: str) -> np.ndarray:
+def _clipper(audio: np.ndarray, mode: str):
+    """The function that clips one block of ``audio`` as ``mode`` says
+    (``rescale`` looks at the whole of ``audio`` once, without a copy)."""
     if mode == "rescale":
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        return audio / peak if peak > 1.0 else audio
+        peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
+        if peak > 1.0:
+            return lambda block: block / np.float32(peak)
+        return lambda block: block
     if mode == "clamp":
-        return np.clip(audio, -1.0, 1.0)
+        return lambda block: np.clip(block, -1.0, 1.0)
     if mode == "none":
-        return audio
+        return lambda block: block
     raise AudioError(f"unknown clip mode {mode!r}; use rescale, clamp or none")
 
 
@@ -205,6 +217,25 @@ class NormStats:
     scale: float
 
 
+def normalization_stats(audio: np.ndarray, target_rms_db: float = -20.0,
+                        peak: float = 0.99, block: int = 1 << 18) -> NormStats:
+    """The scale :func:`normalize` applies, computed ``block`` samples at a
+    time (no copy of a long song, not even a float64 one)."""
+    audio = np.asarray(audio, np.float32)
+    energy, top = 0.0, 0.0
+    for start in range(0, audio.shape[0] if audio.ndim else 0, block):
+        piece = audio[start:start + block].astype(np.float64)
+        energy += float(np.sum(piece * piece))
+        top = max(top, float(np.max(np.abs(piece))))
+    rms = math.sqrt(energy / audio.size) if audio.size else 0.0
+    if not math.isfinite(rms) or rms < 1e-8:
+        return NormStats(1.0)
+    scale = 10.0 ** (target_rms_db / 20.0) / rms
+    if top * scale > peak:
+        scale = peak / top
+    return NormStats(scale)
+
+
 def normalize(audio: np.ndarray, target_rms_db: float = -20.0,
               peak: float = 0.99) -> Tuple[np.ndarray, NormStats]:
     """RMS normalisation of the whole waveform to ``target_rms_db`` dBFS, then
@@ -212,14 +243,10 @@ def normalize(audio: np.ndarray, target_rms_db: float = -20.0,
     near-silent input (RMS below -160 dBFS) is left as it is.
     """
     audio = np.asarray(audio, np.float32)
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
-    if not math.isfinite(rms) or rms < 1e-8:
-        return audio, NormStats(1.0)
-    scale = 10.0 ** (target_rms_db / 20.0) / rms
-    top = float(np.max(np.abs(audio)))
-    if top * scale > peak:
-        scale = peak / top
-    return (audio * np.float32(scale)).astype(np.float32), NormStats(scale)
+    stats = normalization_stats(audio, target_rms_db, peak)
+    if stats.scale == 1.0:
+        return audio, stats
+    return (audio * np.float32(stats.scale)).astype(np.float32), stats
 
 
 def denormalize(audio: np.ndarray, stats: NormStats) -> np.ndarray:

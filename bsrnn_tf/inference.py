@@ -6,7 +6,9 @@ normalisation by the summed window.
 
 Memory stays bounded: chunks are cut from the input as they are needed
 (``chunks_per_call`` at a time) and accumulated into output arrays of the
-input's length; no spectrogram of the whole song is ever built.
+input's length, which are divided by the summed crossfade weights a stretch
+at a time, as soon as no later chunk reaches it; no spectrogram and no
+other song-length array is ever built.
 """
 
 from __future__ import annotations
@@ -76,12 +78,8 @@ def overlap_add(audio: np.ndarray, fn: ChunkFn, segment: int, overlap: float = 0
     hop = max(1, int(round(segment * (1.0 - overlap))))
     weights = crossfade_window(segment, window).astype(np.float32)
     starts = chunk_starts(num_samples, segment, hop)
-    total_weight = np.zeros(num_samples, np.float32)
-    for start in starts:
-        stop = min(start + segment, num_samples)
-        total_weight[start:stop] += weights[:stop - start]
-    assert np.all(total_weight > 0), "every sample must be covered by a chunk"
     outputs: Dict[str, np.ndarray] = {}
+    final = 0  # outputs[:, :final] are finished: divided by their summed weights
     for first in range(0, len(starts), chunks_per_call):
         batch_starts = starts[first:first + chunks_per_call]
         batch = np.zeros((len(batch_starts), segment, channels), np.float32)
@@ -98,9 +96,31 @@ def overlap_add(audio: np.ndarray, fn: ChunkFn, segment: int, overlap: float = 0
             for row, start in enumerate(batch_starts):
                 stop = min(start + segment, num_samples)
                 out[start:stop] += value[row, :stop - start] * weights[:stop - start, None]
+        # Samples before the next chunk's start get no more estimates.
+        following = first + chunks_per_call
+        done = int(starts[following]) if following < len(starts) else num_samples
+        if done > final:
+            total = summed_weights(starts, weights, final, done, num_samples)
+            for value in outputs.values():  # in place: no second copy of a long song
+                value[final:done] /= total[:, None]
+            final = done
         if progress is not None:
-            done = min(num_samples, int(batch_starts[-1]) + segment)
-            progress(done / sample_rate, num_samples / sample_rate)
-    for value in outputs.values():  # in place: no second copy of a long song
-        value /= total_weight[:, None]
+            reached = min(num_samples, int(batch_starts[-1]) + segment)
+            progress(reached / sample_rate, num_samples / sample_rate)
     return outputs
+
+
+def summed_weights(starts: np.ndarray, weights: np.ndarray, lo: int, hi: int,
+                   num_samples: int) -> np.ndarray:
+    """Sum of the crossfade weights of every chunk over samples ``[lo, hi)``
+    (chunks start at ``starts``, sorted, and are cut at ``num_samples``)."""
+    segment = len(weights)
+    total = np.zeros(hi - lo, np.float32)
+    first = int(np.searchsorted(starts, lo - segment, side="right"))
+    last = int(np.searchsorted(starts, hi, side="left"))
+    for start in starts[first:last]:
+        a, b = max(lo, int(start)), min(hi, int(start) + segment, num_samples)
+        total[a - lo:b - lo] += weights[a - start:b - start]
+    if not np.all(total > 0):
+        raise AssertionError("every sample must be covered by a chunk")
+    return total

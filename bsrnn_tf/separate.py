@@ -29,9 +29,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, denormalize, ensure_output_folder,
-                            list_audio_files, load_audio, normalize, resample, save_audio,
-                            to_stereo)
+from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, ensure_output_folder,
+                            list_audio_files, load_audio, normalization_stats, resample,
+                            save_audio, to_stereo)
 
 DEFAULT_FILENAME = "{track}/{target}.{ext}"
 FILENAME_FIELDS = ("track", "trackext", "target", "stem", "ext")
@@ -207,19 +207,21 @@ def separate_waveform(audio: np.ndarray, rate: int, backend, targets: Sequence[s
 
     length, channels = audio.shape
     model_input = resample(_to_model_channels(audio, backend.channels), rate, backend.sample_rate)
-    model_input, stats = normalize(model_input)
+    # The loudness normalisation is a scale, applied to each batch of chunks
+    # and undone on its estimates: no normalised copy of the song.
+    scale = np.float32(normalization_stats(model_input).scale)
     wanted = set(targets)
 
     def fn(batch: np.ndarray) -> Dict[str, np.ndarray]:
-        return {t: v for t, v in backend(batch).items() if t in wanted}
+        return {t: np.asarray(v, np.float32) / scale
+                for t, v in backend(batch * scale).items() if t in wanted}
 
     estimates = overlap_add(model_input, fn, backend.segment_samples, overlap, window,
                             chunks_per_call=backend.max_batch, progress=progress,
                             sample_rate=backend.sample_rate)
     del model_input
-    for target in targets:  # one target at a time: a single extra copy alive
-        estimate = denormalize(estimates.pop(target), stats)
-        estimate = _fit_length(resample(estimate, backend.sample_rate, rate), length)
+    for target in targets:  # one target at a time: at most one extra copy alive
+        estimate = _fit_length(resample(estimates.pop(target), backend.sample_rate, rate), length)
         estimates[target] = _from_model_channels(estimate, channels)
     return estimates
 

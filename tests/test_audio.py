@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 
 from bsrnn_tf.audio import (AudioError, denormalize, from_stereo, list_audio_files,
-                            load_audio, normalize, resample, save_audio, to_stereo)
+                            load_audio, normalization_stats, normalize, resample, save_audio,
+                            to_stereo)
 
 
 def _tone(seconds=1.0, rate=44100, channels=2, freq=440.0):
@@ -114,6 +115,20 @@ def test_clip_modes(tmp_path):
     assert np.abs(out).max() > 1.9
 
 
+@pytest.mark.parametrize("fmt", ["wav", "flac"])
+def test_written_in_blocks_round_trip(tmp_path, monkeypatch, rng, fmt):
+    """Files are written a block at a time; the rescale peak is the whole
+    song's, wherever it lies, and every block lands in order."""
+    import bsrnn_tf.audio as audio_module
+    monkeypatch.setattr(audio_module, "WRITE_BLOCK", 1000)
+    song = (rng.uniform(-0.5, 0.5, (4567, 2))).astype(np.float32)
+    song[4000, 1] = -2.5  # the peak, in the fifth block
+    subtype = "float32" if fmt == "wav" else "int24"
+    out, rate = load_audio(save_audio(str(tmp_path / f"s.{fmt}"), song, 44100, subtype=subtype))
+    assert rate == 44100 and out.shape == song.shape
+    np.testing.assert_allclose(out, song / 2.5, atol=1e-6 if fmt == "wav" else 1e-6 + 2 ** -23)
+
+
 def test_channels_and_resampling():
     mono = _tone(channels=1)
     stereo = to_stereo(mono)
@@ -141,6 +156,17 @@ def test_normalisation_round_trip_and_silence(rng):
     for silent in (np.zeros((100, 2), np.float32), np.full((100, 2), 1e-20, np.float32)):
         out, stats = normalize(silent)
         assert np.all(np.isfinite(out)) and stats.scale == 1.0
+
+
+def test_normalisation_stats_in_blocks_match_whole_array(rng):
+    audio = (rng.standard_normal((30001, 2)) * 0.05).astype(np.float32)
+    rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2))
+    expected = min(10 ** (-20.0 / 20) / rms, 0.99 / np.abs(audio).max())
+    for block in (7, 4096, 1 << 20):  # blocks that do and do not divide the size
+        stats = normalization_stats(audio, -20.0, 0.99, block=block)
+        assert stats.scale == pytest.approx(expected, rel=1e-9)
+    audio[12345, 1] = 0.95  # the peak limit, found in whichever block holds it
+    assert normalization_stats(audio, block=7).scale == pytest.approx(0.99 / 0.95, rel=1e-6)
 
 
 def test_list_audio_files(tmp_path):

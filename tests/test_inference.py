@@ -37,6 +37,37 @@ def test_chunks_per_call_gives_same_result(rng):
     np.testing.assert_allclose(one, many, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("overlap", [0.0, 0.5, 0.75, 0.9])
+@pytest.mark.parametrize("chunks_per_call", [1, 2, 5])
+@pytest.mark.parametrize("length", [999, 4321])
+def test_matches_explicit_weighted_mean(rng, overlap, chunks_per_call, length):
+    """Every sample is the crossfade-weighted mean of the chunk estimates
+    covering it, computed here with whole-song sums (overlap_add divides a
+    stretch at a time)."""
+    audio = rng.standard_normal((length, 2)).astype(np.float32)
+    calls = []
+
+    def fn(batch):  # differs per chunk and per position in the chunk
+        calls.append(batch.shape[0])
+        offset = np.arange(sum(calls) - batch.shape[0], sum(calls), dtype=np.float32)
+        return {"y": np.sin(batch) + offset[:, None, None]
+                + np.linspace(0, 1, SEGMENT, dtype=np.float32)[None, :, None]}
+
+    out = overlap_add(audio, fn, SEGMENT, overlap, chunks_per_call=chunks_per_call)["y"]
+    hop = max(1, int(round(SEGMENT * (1 - overlap))))
+    weights = crossfade_window(SEGMENT, "triangular").astype(np.float64)
+    numerator = np.zeros((length, 2))
+    denominator = np.zeros(length)
+    for index, start in enumerate(range(0, max(1, length - SEGMENT + hop), hop)):
+        stop = min(start + SEGMENT, length)
+        chunk = np.zeros((SEGMENT, 2))
+        chunk[:stop - start] = audio[start:stop]
+        estimate = np.sin(chunk) + index + np.linspace(0, 1, SEGMENT)[:, None]
+        numerator[start:stop] += (estimate * weights[:, None])[:stop - start]
+        denominator[start:stop] += weights[:stop - start]
+    np.testing.assert_allclose(out, numerator / denominator[:, None], rtol=1e-5, atol=1e-5)
+
+
 def test_crossfade_blends_neighbouring_chunks():
     """With a fn that returns the chunk index, the output between two chunks
     is a weighted mean that moves monotonically from one to the next."""
