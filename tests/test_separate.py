@@ -214,16 +214,21 @@ def test_no_overwrite_then_overwrite_atomically(model_dir, tmp_path, capsys, mon
     skipped = [line for line in captured.err.splitlines() if "skipped" in line]
     assert len(skipped) == 1 and "vocals.wav" in skipped[0] and "--overwrite" in skipped[0]
     assert "1 skipped" in captured.out and target.read_bytes() == before
-    # A write that dies half way leaves the old file and no temporary file.
+    # A write that dies half way (after its first block) leaves the old file
+    # and no temporary file.
     import bsrnn_tf.audio
+    blocks = []
+    real_write = sf.SoundFile.write
 
-    def dying_write(path, *args, **kwargs):
-        with open(path, "wb") as f:
-            f.write(b"RIFF partial")
-        raise RuntimeError("disk full")
+    def dying_write(self, data):
+        if blocks:
+            raise RuntimeError("disk full")
+        blocks.append(len(data))
+        return real_write(self, data)
 
-    monkeypatch.setattr(bsrnn_tf.audio.sf, "write", dying_write)
-    assert main(cli + ["--overwrite"]) == 1
+    monkeypatch.setattr(bsrnn_tf.audio, "WRITE_BLOCK", 1000)
+    monkeypatch.setattr(bsrnn_tf.audio.sf.SoundFile, "write", dying_write)
+    assert main(cli + ["--overwrite"]) == 1 and blocks == [1000]
     assert len(_error_lines(capsys.readouterr().err)) == 1
     assert target.read_bytes() == before and os.listdir(out / "song") == ["vocals.wav"]
     monkeypatch.undo()
