@@ -288,7 +288,11 @@ class ParityProbe:
 # -- graphs -------------------------------------------------------------------------------
 
 def _separate_fn(model) -> Callable:
-    """Waveform -> stems through the Keras layers (LSTMs as TF while loops)."""
+    """Waveform -> stems through the Keras layers. The BLSTMs trace as
+    TensorFlow's ``BlockLSTM`` op where :func:`bsrnn_tf.layers.fused_lstm.use_fused`
+    picks it (CPU-only machines) and as while loops otherwise; both are core
+    TensorFlow ops with CPU and GPU kernels, so the SavedModel is portable
+    either way."""
     def separate(waveform):
         return model(waveform, training=False)
     return separate
