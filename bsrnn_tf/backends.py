@@ -186,9 +186,10 @@ class TFLiteBackend(Backend):
 
     Variant ``waveform`` maps a chunk to stems inside the model; variant
     ``spectrum`` maps a packed spectrum to packed masks, and this backend does
-    the STFT and iSTFT around it in numpy. One interpreter thread was the
-    fastest on 2 CPU cores (the unrolled LSTM steps are small ops that a
-    second thread slows down; ``benchmarks/export.py``).
+    the STFT and iSTFT around it in numpy. One interpreter thread is the
+    default: on 2-core machines a second thread was slower in one
+    ``benchmarks/export.py`` run and 1.3x-1.5x faster in another, on another
+    CPU (``bsrnn-tf separate --threads``).
     """
 
     kind = "tflite"
@@ -200,6 +201,7 @@ class TFLiteBackend(Backend):
         super().__init__(path, ModelInfo.from_dict(metadata, path), max_batch=1)
         self.variant = metadata.get("variant", "waveform")
         self.quantization = metadata.get("quantization", "none")
+        self.num_threads = num_threads
         try:
             self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
             self._runner = self._interpreter.get_signature_runner(self.variant)

@@ -51,7 +51,7 @@ class SeparationError(ValueError):
 # ------------------------------------------------------------------- model
 
 def open_model(model, segment: Optional[float] = None, max_batch: int = 4,
-               jit_compile: bool = False):
+               jit_compile: bool = False, threads: Optional[int] = 1):
     """A :class:`~bsrnn_tf.backends.Backend` for ``model``.
 
     Args:
@@ -62,6 +62,7 @@ def open_model(model, segment: Optional[float] = None, max_batch: int = 4,
       max_batch: chunks per model call (Keras and SavedModel).
       jit_compile: compile a Keras model with XLA (faster on long inputs,
         after a compilation that takes seconds to a minute).
+      threads: TFLite interpreter threads (None: the runtime's default).
     Raises:
       bsrnn_tf.backends.BackendError: the path holds no separator.
       SeparationError: a segment the model cannot take.
@@ -70,7 +71,8 @@ def open_model(model, segment: Optional[float] = None, max_batch: int = 4,
 
     if isinstance(model, (str, os.PathLike)):
         # A Keras model's rate is known once loaded; the segment is set after.
-        model = load_backend(os.fspath(model), max_batch=max_batch, jit_compile=jit_compile)
+        model = load_backend(os.fspath(model), max_batch=max_batch, num_threads=threads,
+                             jit_compile=jit_compile)
     elif not isinstance(model, Backend):
         if not hasattr(model, "heads") or not hasattr(model, "segment_samples"):
             raise SeparationError(f"model must be a path, a Backend or a Separator, got "
@@ -300,6 +302,9 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--xla", action="store_true",
                    help="compile a Keras model with XLA: faster on long songs, after a "
                         "one-off compilation (seconds to a minute)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="TFLite interpreter threads (default 1; which is faster depends on "
+                        "the CPU: see benchmarks/README.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cli_separate)
     return p
@@ -357,12 +362,14 @@ class SeparateJob:
             raise SeparationError("--offset must be >= 0 and --duration > 0")
         if a.batch_size < 1:
             raise SeparationError(f"--batch-size must be positive, got {a.batch_size}")
+        if a.threads < 1:
+            raise SeparationError(f"--threads must be positive, got {a.threads}")
         if a.targets and a.two_stems:
             raise SeparationError("give either --targets or --two-stems, not both")
 
     def open_model(self) -> None:
         self.backend = open_model(self.args.model, self.args.segment, self.args.batch_size,
-                                  self.args.xla)
+                                  self.args.xla, self.args.threads)
         self.targets = select_targets(self.backend.targets, self.args.targets,
                                       self.args.two_stems)
 

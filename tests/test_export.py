@@ -19,6 +19,7 @@ from bsrnn_tf import backends, export
 from bsrnn_tf.backends import BackendError, KerasBackend, load_backend
 from bsrnn_tf.export import ExportError
 from bsrnn_tf.models import build_separator, preset, save_separator
+from bsrnn_tf.separate import open_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -397,6 +398,14 @@ def test_backend_loader_on_every_artifact(exported):
             assert got[target].shape == chunks.shape
             np.testing.assert_allclose(got[target], expected[target], atol=tolerance,
                                        err_msg=path)
+    # Interpreter threads (bsrnn-tf separate --threads) reach the interpreter
+    # and do not change the result.
+    path = exported["results"]["tflite"][0]
+    one, two = open_model(path, threads=1), open_model(path, threads=2)
+    assert (one.num_threads, two.num_threads) == (1, 2)
+    a, b = one(chunks), two(chunks)
+    for target in TARGETS:
+        np.testing.assert_allclose(a[target], b[target], atol=1e-6)
 
 
 @pytest.mark.slow

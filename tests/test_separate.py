@@ -288,6 +288,7 @@ def test_same_track_name_twice_is_not_overwritten(model_dir, tmp_path, capsys):
     (["--overlap", "1.5"], "--overlap"),
     (["--format", "flac", "--wav-subtype", "float32"], "float32"),
     (["--segment", "0.001"], "shorter than"),
+    (["--threads", "0"], "--threads"),
 ])
 def test_bad_options_one_line(model_dir, tmp_path, capsys, args, words):
     song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
