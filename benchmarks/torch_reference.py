@@ -234,11 +234,12 @@ def torch_worker(name: str, repeats: int, exchange: str) -> dict:
         state = {k[len("torch."):]: data[k] for k in data.files if k.startswith("torch.")}
         x1, x4, reference = data["x1"], data["x4"], data["reference"]
     net = torch_model(state.pop("_dims"), state.pop("_bands"))
-    net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
-                        strict=False)  # strict=False: the STFT window buffer is ours
-    missing = set(net.state_dict()) - set(state) - {"window"}
-    if missing:
-        raise RuntimeError(f"weights not copied: {sorted(missing)[:5]}")
+    loaded = net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                                  for k, v in state.items()}, strict=False)
+    missing = set(loaded.missing_keys) - {"window"}  # the STFT window is the model's own
+    if missing or loaded.unexpected_keys:
+        raise RuntimeError(f"weights not copied: missing {sorted(missing)[:5]}, unexpected "
+                           f"{sorted(loaded.unexpected_keys)[:5]}")
     net.eval()
     t1, t4 = torch.from_numpy(x1), torch.from_numpy(x4)
     with torch.inference_mode():
