@@ -62,7 +62,7 @@ def tf_worker(name: str, repeats: int, exchange: str, write: bool) -> dict:
     if not write:  # the same weights in every round
         with np.load(exchange) as data:
             model.set_weights([data[f"tf_weight_{i}"] for i in range(len(model.weights))])
-        x1, x4 = data_inputs(exchange)
+            x1, x4 = data["x1"], data["x4"]
     else:
         x1, x4 = bench._song_chunk(1, samples), bench._song_chunk(4, samples)
     forward = tf.function(lambda x: model(x), reduce_retracing=True)
@@ -82,12 +82,6 @@ def tf_worker(name: str, repeats: int, exchange: str, write: bool) -> dict:
                                                          max(2, repeats // 2))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
-
-
-def data_inputs(exchange: str):
-    import numpy as np
-    with np.load(exchange) as data:
-        return data["x1"], data["x4"]
 
 
 def torch_state(model) -> dict:
