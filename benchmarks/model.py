@@ -11,6 +11,13 @@ ratios against the naive baseline.
     python benchmarks/model.py --presets small --repeats 3
     python benchmarks/model.py --presets small@L8   # N = 64, L = 8: the PyTorch "small"
     python benchmarks/model.py --onednn 0 1    # each preset with oneDNN off, then on
+    python benchmarks/model.py --train-memory  # training step: stored vs recomputed blocks
+
+``--train-memory`` measures only the training step at batch 2, once with
+every block's activations kept for the backward pass (the default) and once
+with ``Backbone.recompute_blocks`` (``fit.py --recompute-blocks``), each in its
+own process, alternating for ``--rounds`` rounds: step time and peak memory,
+written to ``results/train_memory.json``.
 
 Each preset runs in its own process so its peak memory is its own.
 """
@@ -310,6 +317,38 @@ def train_step_seconds(model, mixture, repeats: int) -> float:
     return median_seconds(lambda: step(mixture, reference), repeats)
 
 
+def run_train_memory(name: str, recompute: bool, repeats: int) -> dict:
+    """Training step time and peak RSS of one preset, blocks recomputed in the
+    backward pass or not (one process per measurement: peak RSS only grows)."""
+    from bsrnn_tf.models import build_separator
+
+    config = config_for(name)
+    samples = int(SECONDS * config.stft.sample_rate)
+    model = build_separator(config, targets=["vocals"])
+    model.backbone.recompute_blocks = recompute
+    x2 = _song_chunk(2, samples)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = train_step_seconds(model, x2, repeats)
+    return {"preset": name, "recompute_blocks": recompute, "train_step_b2_s": seconds,
+            "rss_before_step_mb": before,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def train_memory_table(rounds: list) -> str:
+    rows = [("preset", "round", "stored: step", "stored: peak MB", "recomputed: step",
+             "recomputed: peak MB", "time ratio", "peak ratio", "growth ratio")]
+    for r in rounds:
+        s, c = r["stored"], r["recomputed"]
+        growth = ((s["peak_rss_mb"] - s["rss_before_step_mb"])
+                  / max(1.0, c["peak_rss_mb"] - c["rss_before_step_mb"]))
+        rows.append((r["preset"], r["round"], f"{s['train_step_b2_s']:.2f} s",
+                     f"{s['peak_rss_mb']:.0f}", f"{c['train_step_b2_s']:.2f} s",
+                     f"{c['peak_rss_mb']:.0f}",
+                     f"{c['train_step_b2_s'] / s['train_step_b2_s']:.2f}x",
+                     f"{s['peak_rss_mb'] / c['peak_rss_mb']:.2f}x", f"{growth:.2f}x"))
+    return markdown_table(rows)
+
+
 def _derive(r: dict) -> None:
     r["rtf_b1"] = SECONDS / r["forward_b1_s"]
     r["rtf_b4"] = 4 * SECONDS / r["forward_b4_s"]
@@ -364,13 +403,24 @@ def main() -> int:
     parser.add_argument("--onednn", nargs="+", choices=["inherit", "0", "1"], default=["inherit"],
                         help="TF_ENABLE_ONEDNN_OPTS for the workers; several values run each "
                              "preset once per value, alternating (e.g. --onednn 0 1)")
-    parser.add_argument("--out", default=os.path.join(HERE, "results", "model.json"))
+    parser.add_argument("--train-memory", action="store_true",
+                        help="only the training step, with and without recomputed blocks")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="--train-memory: rounds of the two alternating workers")
+    parser.add_argument("--out", help="JSON results (default results/model.json, "
+                                      "results/train_memory.json with --train-memory)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--recompute", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         import bsrnn_tf  # noqa: F401  (first: its oneDNN default applies before TensorFlow loads)
-        print(json.dumps(run_preset(args.worker, args.repeats, not args.no_naive)))
+        if args.recompute is not None:
+            print(json.dumps(run_train_memory(args.worker, bool(args.recompute), args.repeats)))
+        else:
+            print(json.dumps(run_preset(args.worker, args.repeats, not args.no_naive)))
         return 0
+    if args.train_memory:
+        return train_memory_main(args)
     results = []
     for name in args.presets:
         for onednn in args.onednn:
@@ -396,13 +446,40 @@ def main() -> int:
               f"profile of one forward pass (batch 1, {total:.0f} ms measured end to end)")
         for stage, ms in r["profile_b1_ms"].items():
             print(f"  {stage:<32} {ms:8.1f} ms  {100 * ms / total:5.1f} %")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(args.out), delete=False) as f:
+    _write_json(args.out or os.path.join(HERE, "results", "model.json"), results)
+    return 0
+
+
+def train_memory_main(args) -> int:
+    rounds = []
+    for name in args.presets:
+        for i in range(args.rounds):
+            entry = {"preset": name, "round": i + 1}
+            order = (0, 1) if i % 2 == 0 else (1, 0)
+            for recompute in order:
+                command = [sys.executable, os.path.abspath(__file__), "--worker", name,
+                           "--recompute", str(recompute), "--repeats", str(args.repeats)]
+                out = subprocess.run(command, capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(out.stderr[-3000:], file=sys.stderr)
+                    return 1
+                entry["recomputed" if recompute else "stored"] = json.loads(
+                    out.stdout.strip().splitlines()[-1])
+            rounds.append(entry)
+            print(f"{name} round {i + 1}: done", file=sys.stderr)
+    print(train_memory_table(rounds))
+    _write_json(args.out or os.path.join(HERE, "results", "train_memory.json"), rounds)
+    return 0
+
+
+def _write_json(path: str, results) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(path)),
+                                     delete=False) as f:
         json.dump({"machine": _machine(), "command": " ".join(sys.argv), "results": results},
                   f, indent=2)
-    os.replace(f.name, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    os.replace(f.name, path)
+    print(f"wrote {path}")
 
 
 def _machine() -> dict:

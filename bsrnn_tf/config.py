@@ -131,6 +131,9 @@ class TrainConfig:
     clip_norm: float = 5.0
     patience: int = 10
     mixed_precision: bool = False
+    # Recompute each band-sequence block in the backward pass instead of
+    # keeping its activations (Backbone.recompute_blocks): ~3x less memory.
+    recompute_blocks: bool = False
     target_weights: dict = dataclasses.field(default_factory=dict)
     checkpoint_every_steps: int = 0
     seed: int = 0

@@ -78,6 +78,7 @@ class Trainer:
                                 f"{replicas} replicas of the {type(strategy).__name__}")
         self.steps_per_epoch = max(1, config.data.examples_per_epoch // self.global_batch)
         self.segment = int(round(config.data.segment_seconds * model.sample_rate))
+        model.backbone.recompute_blocks = bool(config.train.recompute_blocks)
         self.logdir = logdir or os.path.join(run_dir, "logs")
         with strategy.scope():
             schedule = keras.optimizers.schedules.ExponentialDecay(

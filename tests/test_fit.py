@@ -41,7 +41,8 @@ def _weights(path):
 def test_mtl_training_lowers_loss_and_leaves_model_config_logs(dataset, tmp_path):
     run = tmp_path / "mtl"
     code = fit.main(["--mtl", *FAST, "--musdb-root", dataset, "--epochs", "4",
-                     "--examples-per-epoch", "16", "--lr", "3e-3", "--run-dir", str(run)])
+                     "--examples-per-epoch", "16", "--lr", "3e-3", "--run-dir", str(run),
+                     "--recompute-blocks"])
     assert code == 0
     history = json.loads((run / "history.json").read_text())
     assert len(history) == 4
@@ -51,6 +52,7 @@ def test_mtl_training_lowers_loss_and_leaves_model_config_logs(dataset, tmp_path
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["targets"] == ["drums", "bass", "other", "vocals"]
     assert config["train"]["epochs"] == 4
+    assert config["train"]["recompute_blocks"] is True
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(run / "logs"))
 
 

@@ -143,3 +143,16 @@ def test_diverging_loss_stops_with_clear_error(tmp_path):
     trainer = _trainer(tmp_path, _synthetic(), steps=3, learning_rate=1e30, clip_norm=0.0)
     with pytest.raises(TrainingError, match="non-finite loss"):
         trainer.fit()
+
+
+def test_recomputed_blocks_train_like_stored_activations(tmp_path):
+    plain = _trainer(tmp_path / "plain", _synthetic(), steps=2)
+    plain.fit()
+    recomputed = _trainer(tmp_path / "recomputed", _synthetic(), steps=2, recompute_blocks=True)
+    assert recomputed.model.backbone.recompute_blocks and not plain.model.backbone.recompute_blocks
+    recomputed.fit()
+    assert int(recomputed.optimizer.iterations.numpy()) == 2
+    assert plain.history[0]["train_loss"] == pytest.approx(recomputed.history[0]["train_loss"],
+                                                           rel=1e-5)
+    for a, b in zip(plain.model.weights, recomputed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)

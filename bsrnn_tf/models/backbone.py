@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from bsrnn_tf.layers.band_sequence import BandSequence
 from bsrnn_tf.layers.band_split import BandSplit
@@ -15,7 +16,17 @@ class Backbone(keras.Model):
 
     It ends where the mask heads begin, so it can be frozen and reused for
     new targets (refined BSRNN, section III.B).
+
+    ``recompute_blocks`` (a run-time switch, not part of the architecture or
+    the saved config): in training, each band-sequence block keeps only its
+    input for the backward pass and runs its forward pass again there
+    (``tf.recompute_grad``), instead of keeping every LSTM gate and state of
+    every block. Training memory drops about threefold for a few tens of per
+    cent more time per step (``benchmarks/model.py --train-memory``);
+    gradients are unchanged.
     """
+
+    recompute_blocks = False
 
     def __init__(self, band_ranges, feature_dim: int = 128, num_layers: int = 12,
                  audio_channels: int = 2, standardize: bool = True, use_cudnn="auto",
@@ -50,8 +61,12 @@ class Backbone(keras.Model):
 
     def call(self, spectrum, training=None):
         x = self.band_split(spectrum)
+        recompute = bool(self.recompute_blocks and training and self.trainable)
         for block in self.blocks:
-            x = block(x, training=training)
+            if recompute:
+                x = tf.recompute_grad(lambda t, block=block: block(t, training=True))(x)
+            else:
+                x = block(x, training=training)
         return x
 
     def get_config(self):
