@@ -12,6 +12,7 @@ ratios against the naive baseline.
     python benchmarks/model.py --presets small@L8   # N = 64, L = 8: the PyTorch "small"
     python benchmarks/model.py --onednn 0 1    # each preset with oneDNN off, then on
     python benchmarks/model.py --train-memory  # training step: stored vs recomputed blocks
+    python benchmarks/model.py --precision     # SDR of float16 / bfloat16 against float32
 
 ``--train-memory`` measures only the training step at batch 2, once with
 every block's activations kept for the backward pass (the default) and once
@@ -216,11 +217,9 @@ def run_preset(name: str, repeats: int, naive: bool) -> dict:
                                                            {"vocals": naive_out})
 
     if bf16_supported():
-        half = build_separator(config, targets=["vocals"], dtype="mixed_bfloat16")
-        half.set_weights(model.get_weights())
-        half_fn = tf.function(lambda x: half(x), reduce_retracing=True)
+        half_fn, result["bf16_sdr_vs_float32_db"] = reduced_precision(
+            model, config, "mixed_bfloat16", x1, reference)
         result["forward_b1_bf16_s"] = median_seconds(lambda: half_fn(x1), repeats)
-        result["bf16_sdr_vs_float32_db"] = sdr(reference, half_fn(x1)["vocals"].numpy())
 
     result["profile_b1_ms"] = profile_forward(model, x1, repeats)
     result["train_step_b2_s"] = train_step_seconds(model, x1.repeat(2, axis=0),
@@ -317,6 +316,37 @@ def train_step_seconds(model, mixture, repeats: int) -> float:
     return median_seconds(lambda: step(mixture, reference), repeats)
 
 
+def reduced_precision(model, config, policy: str, x, reference):
+    """``model``'s weights under a mixed-precision ``policy``: its forward
+    function and the SDR of its output for ``x`` against ``reference``, the
+    float32 output."""
+    import tensorflow as tf
+
+    from bsrnn_tf.models import build_separator
+    half = build_separator(config, targets=list(model.targets), dtype=policy)
+    half.set_weights(model.get_weights())
+    fn = tf.function(lambda x: half(x), reduce_retracing=True)
+    return fn, sdr(reference, fn(x)[model.targets[0]].numpy())
+
+
+def run_precision(name: str) -> dict:
+    """SDR of float16 and bfloat16 compute against float32, on one 3 s chunk
+    of a generated song (emulated where the CPU lacks the type: accuracy
+    only, no timing)."""
+    from bsrnn_tf.models import build_separator
+
+    config = config_for(name)
+    samples = int(SECONDS * config.stft.sample_rate)
+    model = build_separator(config, targets=["vocals"])
+    x1 = _song_chunk(1, samples)
+    reference = model(x1)["vocals"].numpy()
+    result = {"preset": name}
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        result[f"{policy}_sdr_vs_float32_db"] = reduced_precision(model, config, policy, x1,
+                                                                  reference)[1]
+    return result
+
+
 def run_train_memory(name: str, recompute: bool, repeats: int) -> dict:
     """Training step time and peak RSS of one preset, blocks recomputed in the
     backward pass or not (one process per measurement: peak RSS only grows)."""
@@ -405,6 +435,8 @@ def main() -> int:
                              "preset once per value, alternating (e.g. --onednn 0 1)")
     parser.add_argument("--train-memory", action="store_true",
                         help="only the training step, with and without recomputed blocks")
+    parser.add_argument("--precision", action="store_true",
+                        help="only the SDR of float16 / bfloat16 compute against float32")
     parser.add_argument("--rounds", type=int, default=2,
                         help="--train-memory: rounds of the two alternating workers")
     parser.add_argument("--out", help="JSON results (default results/model.json, "
@@ -414,13 +446,17 @@ def main() -> int:
     args = parser.parse_args()
     if args.worker:
         import bsrnn_tf  # noqa: F401  (first: its oneDNN default applies before TensorFlow loads)
-        if args.recompute is not None:
+        if args.precision:
+            print(json.dumps(run_precision(args.worker)))
+        elif args.recompute is not None:
             print(json.dumps(run_train_memory(args.worker, bool(args.recompute), args.repeats)))
         else:
             print(json.dumps(run_preset(args.worker, args.repeats, not args.no_naive)))
         return 0
     if args.train_memory:
         return train_memory_main(args)
+    if args.precision:
+        return precision_main(args)
     results = []
     for name in args.presets:
         for onednn in args.onednn:
@@ -469,6 +505,23 @@ def train_memory_main(args) -> int:
             print(f"{name} round {i + 1}: done", file=sys.stderr)
     print(train_memory_table(rounds))
     _write_json(args.out or os.path.join(HERE, "results", "train_memory.json"), rounds)
+    return 0
+
+
+def precision_main(args) -> int:
+    results = []
+    for name in args.presets:
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", name,
+                              "--precision"], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            return 1
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = [("preset", "float16 SDR vs float32", "bfloat16 SDR vs float32")]
+    rows += [(r["preset"], f"{r['mixed_float16_sdr_vs_float32_db']:.1f} dB",
+              f"{r['mixed_bfloat16_sdr_vs_float32_db']:.1f} dB") for r in results]
+    print(markdown_table(rows))
+    _write_json(args.out or os.path.join(HERE, "results", "precision.json"), results)
     return 0
 
 
