@@ -99,13 +99,17 @@ def test_killed_run_resumes_from_last_checkpoint(dataset, tmp_path):
     saved_step = int(tf.train.latest_checkpoint(str(ckpts)).rsplit("-", 1)[1])
     assert 6 <= saved_step < 200
     # The same command resumes mid-epoch with the saved step count and
-    # finishes the epoch (400 examples at batch 2: 200 steps).
-    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    # finishes the epoch (400 examples at batch 2: 200 steps); a run killed
+    # for lack of memory would come back with --recompute-blocks, which
+    # applies to the resumed run.
+    out = subprocess.run(command + ["--recompute-blocks"], env=env, capture_output=True,
+                         text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"ckpt-{saved_step}: epoch 1, step {saved_step} of" in out.stdout
     assert f"{saved_step} optimizer steps so far" in out.stdout
     final = int(tf.train.latest_checkpoint(str(ckpts)).rsplit("-", 1)[1])
     assert final == 200
+    assert json.loads((run / "config.json").read_text())["train"]["recompute_blocks"] is True
 
 
 def test_bad_arguments_are_clear_errors(dataset, tmp_path, capsys):

@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no remixing, gains, channel swaps or target silencing")
     p.add_argument("--no-activity-detection", action="store_true")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPUs)")
-    p.add_argument("--recompute-blocks", action="store_true",
+    p.add_argument("--recompute-blocks", action=argparse.BooleanOptionalAction,
                    help="recompute each block's activations in the backward pass: about 3x "
-                        "less training memory for some extra time per step")
+                        "less training memory for some extra time per step (also applies "
+                        "when resuming a run)")
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--seed", type=int)
     p.add_argument("--musdb-root", help="MUSDB18 / MUSDB18-HQ root (default $MUSDB_PATH or the "
@@ -134,8 +135,8 @@ def config_from_args(args) -> ExperimentConfig:
         raise ConfigError(f"--target-weights names targets that are not trained: {sorted(unknown)}")
     if args.mixed_precision:
         t.mixed_precision = True
-    if args.recompute_blocks:
-        t.recompute_blocks = True
+    if args.recompute_blocks is not None:
+        t.recompute_blocks = args.recompute_blocks
     if args.no_augment:
         d.remix, d.gain_db, d.channel_swap, d.silence_target_prob = False, 0.0, False, 0.0
     if args.no_activity_detection:
@@ -195,6 +196,8 @@ def _run(args) -> int:
         previous = ExperimentConfig.from_json(saved)
         if args.epochs is not None:
             previous.train.epochs = args.epochs
+        if args.recompute_blocks is not None:  # memory, not the run's definition
+            previous.train.recompute_blocks = args.recompute_blocks
         config = previous
     if args.freeze_backbone and not args.init_backbone:
         raise ConfigError("--freeze-backbone needs --init-backbone RUN_DIR")
