@@ -440,7 +440,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2,
                         help="--train-memory: rounds of the two alternating workers")
     parser.add_argument("--out", help="JSON results (default results/model.json, "
-                                      "results/train_memory.json with --train-memory)")
+                                      "train_memory.json or precision.json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--recompute", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

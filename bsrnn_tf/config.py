@@ -132,7 +132,7 @@ class TrainConfig:
     patience: int = 10
     mixed_precision: bool = False
     # Recompute each band-sequence block in the backward pass instead of
-    # keeping its activations (Backbone.recompute_blocks): ~3x less memory.
+    # keeping its activations (Backbone.recompute_blocks): less memory.
     recompute_blocks: bool = False
     target_weights: dict = dataclasses.field(default_factory=dict)
     checkpoint_every_steps: int = 0
