@@ -14,11 +14,12 @@ ratios against the naive baseline.
     python benchmarks/model.py --train-memory  # training step: stored vs recomputed blocks
     python benchmarks/model.py --precision     # SDR of float16 / bfloat16 against float32
 
-``--train-memory`` measures only the training step at batch 2, once with
-every block's activations kept for the backward pass (the default) and once
-with ``Backbone.recompute_blocks`` (``fit.py --recompute-blocks``), each in its
-own process, alternating for ``--rounds`` rounds: step time and peak memory,
-written to ``results/train_memory.json``.
+``--train-memory`` measures only the training step at batch 2: with every
+block's activations kept for the backward pass (the default), with
+``Backbone.recompute_blocks`` (``fit.py --recompute-blocks``), and with the
+Keras LSTM instead of the fused kernel; each in its own process, the order
+reversed every other round: step time and peak memory, written to
+``results/train_memory.json``.
 
 Each preset runs in its own process so its peak memory is its own.
 """
@@ -350,6 +351,7 @@ def run_precision(name: str) -> dict:
 def run_train_memory(name: str, recompute: bool, repeats: int) -> dict:
     """Training step time and peak RSS of one preset, blocks recomputed in the
     backward pass or not (one process per measurement: peak RSS only grows)."""
+    from bsrnn_tf.layers import get_lstm_implementation
     from bsrnn_tf.models import build_separator
 
     config = config_for(name)
@@ -359,23 +361,27 @@ def run_train_memory(name: str, recompute: bool, repeats: int) -> dict:
     x2 = _song_chunk(2, samples)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     seconds = train_step_seconds(model, x2, repeats)
-    return {"preset": name, "recompute_blocks": recompute, "train_step_b2_s": seconds,
+    return {"preset": name, "recompute_blocks": recompute,
+            "lstm_implementation": get_lstm_implementation(), "train_step_b2_s": seconds,
             "rss_before_step_mb": before,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def train_memory_table(rounds: list) -> str:
     rows = [("preset", "round", "stored: step", "stored: peak MB", "recomputed: step",
-             "recomputed: peak MB", "time ratio", "peak ratio", "growth ratio")]
+             "recomputed: peak MB", "time ratio", "peak ratio", "growth ratio",
+             "Keras LSTM: step", "Keras LSTM: peak MB")]
     for r in rounds:
-        s, c = r["stored"], r["recomputed"]
+        s, c, k = r["stored"], r["recomputed"], r.get("keras_lstm")
         growth = ((s["peak_rss_mb"] - s["rss_before_step_mb"])
                   / max(1.0, c["peak_rss_mb"] - c["rss_before_step_mb"]))
         rows.append((r["preset"], r["round"], f"{s['train_step_b2_s']:.2f} s",
                      f"{s['peak_rss_mb']:.0f}", f"{c['train_step_b2_s']:.2f} s",
                      f"{c['peak_rss_mb']:.0f}",
                      f"{c['train_step_b2_s'] / s['train_step_b2_s']:.2f}x",
-                     f"{s['peak_rss_mb'] / c['peak_rss_mb']:.2f}x", f"{growth:.2f}x"))
+                     f"{s['peak_rss_mb'] / c['peak_rss_mb']:.2f}x", f"{growth:.2f}x",
+                     f"{k['train_step_b2_s']:.2f} s" if k else "-",
+                     f"{k['peak_rss_mb']:.0f}" if k else "-"))
     return markdown_table(rows)
 
 
@@ -434,11 +440,11 @@ def main() -> int:
                         help="TF_ENABLE_ONEDNN_OPTS for the workers; several values run each "
                              "preset once per value, alternating (e.g. --onednn 0 1)")
     parser.add_argument("--train-memory", action="store_true",
-                        help="only the training step, with and without recomputed blocks")
+                        help="only the training step: stored or recomputed blocks, Keras LSTM")
     parser.add_argument("--precision", action="store_true",
                         help="only the SDR of float16 / bfloat16 compute against float32")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="--train-memory: rounds of the two alternating workers")
+                        help="--train-memory: rounds of the three workers")
     parser.add_argument("--out", help="JSON results (default results/model.json, "
                                       "train_memory.json or precision.json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -491,16 +497,17 @@ def train_memory_main(args) -> int:
     for name in args.presets:
         for i in range(args.rounds):
             entry = {"preset": name, "round": i + 1}
-            order = (0, 1) if i % 2 == 0 else (1, 0)
-            for recompute in order:
+            variants = [("stored", 0, "auto"), ("recomputed", 1, "auto"),
+                        ("keras_lstm", 0, "keras")]
+            for key, recompute, lstm in (variants if i % 2 == 0 else variants[::-1]):
                 command = [sys.executable, os.path.abspath(__file__), "--worker", name,
                            "--recompute", str(recompute), "--repeats", str(args.repeats)]
-                out = subprocess.run(command, capture_output=True, text=True)
+                env = {**os.environ, "BSRNN_TF_LSTM": lstm}
+                out = subprocess.run(command, capture_output=True, text=True, env=env)
                 if out.returncode != 0:
                     print(out.stderr[-3000:], file=sys.stderr)
                     return 1
-                entry["recomputed" if recompute else "stored"] = json.loads(
-                    out.stdout.strip().splitlines()[-1])
+                entry[key] = json.loads(out.stdout.strip().splitlines()[-1])
             rounds.append(entry)
             print(f"{name} round {i + 1}: done", file=sys.stderr)
     print(train_memory_table(rounds))

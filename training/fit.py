@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recompute-blocks", action=argparse.BooleanOptionalAction,
                    help="recompute each block's activations in the backward pass: "
                         "1.6x-4x less training memory (deeper models gain more) for "
-                        "1.1x-1.25x the step time; also applies when resuming a run")
+                        "1.1x-1.6x the step time; also applies when resuming a run")
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--seed", type=int)
     p.add_argument("--musdb-root", help="MUSDB18 / MUSDB18-HQ root (default $MUSDB_PATH or the "

@@ -22,7 +22,7 @@ class Backbone(keras.Model):
     input for the backward pass and runs its forward pass again there
     (``tf.recompute_grad``), instead of keeping every LSTM gate and state of
     every block. Peak training memory drops 1.6x (``small``) to 4.2x
-    (``paper``) for 1.1x-1.25x the time per step
+    (``paper``) for 1.1x-1.6x the time per step
     (``benchmarks/model.py --train-memory``); gradients are unchanged.
     """
 
