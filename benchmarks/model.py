@@ -162,16 +162,24 @@ def config_for(name: str):
     return config
 
 
+def vocals_model(name: str):
+    """``(config, samples, model)``: the preset's config, the samples of one
+    ``SECONDS`` chunk, and a one-target (vocals) separator built from it."""
+    from bsrnn_tf.models import build_separator
+
+    config = config_for(name)
+    return config, int(SECONDS * config.stft.sample_rate), build_separator(config,
+                                                                            targets=["vocals"])
+
+
 def run_preset(name: str, repeats: int, naive: bool) -> dict:
     import numpy as np
     import tensorflow as tf
 
     from bsrnn_tf.layers import get_lstm_implementation, lstm_implementation
-    from bsrnn_tf.models import build_separator, count_parameters
+    from bsrnn_tf.models import count_parameters
 
-    config = config_for(name)
-    samples = int(SECONDS * config.stft.sample_rate)
-    model = build_separator(config, targets=["vocals"])
+    config, samples, model = vocals_model(name)
     flops = flop_breakdown(model, samples)
     total = sum(flops.values())
     result = {"preset": name, "parameters": count_parameters(model),
@@ -334,11 +342,7 @@ def run_precision(name: str) -> dict:
     """SDR of float16 and bfloat16 compute against float32, on one 3 s chunk
     of a generated song (emulated where the CPU lacks the type: accuracy
     only, no timing)."""
-    from bsrnn_tf.models import build_separator
-
-    config = config_for(name)
-    samples = int(SECONDS * config.stft.sample_rate)
-    model = build_separator(config, targets=["vocals"])
+    config, samples, model = vocals_model(name)
     x1 = _song_chunk(1, samples)
     reference = model(x1)["vocals"].numpy()
     result = {"preset": name}
@@ -352,11 +356,8 @@ def run_train_memory(name: str, recompute: bool, repeats: int) -> dict:
     """Training step time and peak RSS of one preset, blocks recomputed in the
     backward pass or not (one process per measurement: peak RSS only grows)."""
     from bsrnn_tf.layers import get_lstm_implementation
-    from bsrnn_tf.models import build_separator
 
-    config = config_for(name)
-    samples = int(SECONDS * config.stft.sample_rate)
-    model = build_separator(config, targets=["vocals"])
+    _, samples, model = vocals_model(name)
     model.backbone.recompute_blocks = recompute
     x2 = _song_chunk(2, samples)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -431,6 +432,23 @@ def markdown_table(rows: list) -> str:
     return "\n".join(lines)
 
 
+class WorkerError(RuntimeError):
+    """A benchmark worker process failed; the message ends with its stderr."""
+
+
+def run_json_worker(command: list, label: str, env=None) -> dict:
+    """Runs a benchmark worker process and returns the JSON object it prints
+    on its last line of stdout."""
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise WorkerError(f"{label} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _worker_command(name: str, *options: str) -> list:
+    return [sys.executable, os.path.abspath(__file__), "--worker", name, *options]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", nargs="+", default=["small", "paper"])
@@ -459,23 +477,25 @@ def main() -> int:
         else:
             print(json.dumps(run_preset(args.worker, args.repeats, not args.no_naive)))
         return 0
-    if args.train_memory:
-        return train_memory_main(args)
-    if args.precision:
-        return precision_main(args)
+    drive = (train_memory_main if args.train_memory else
+             precision_main if args.precision else forward_main)
+    try:
+        return drive(args)
+    except WorkerError as e:
+        print(e, file=sys.stderr)
+        return 1
+
+
+def forward_main(args) -> int:
     results = []
     for name in args.presets:
         for onednn in args.onednn:
-            command = [sys.executable, os.path.abspath(__file__), "--worker", name,
-                       "--repeats", str(args.repeats)] + (["--no-naive"] if args.no_naive else [])
+            command = _worker_command(name, "--repeats", str(args.repeats),
+                                      *(["--no-naive"] if args.no_naive else []))
             env = dict(os.environ)
             if onednn != "inherit":
                 env["TF_ENABLE_ONEDNN_OPTS"] = onednn
-            out = subprocess.run(command, capture_output=True, text=True, env=env)
-            if out.returncode != 0:
-                print(out.stderr[-3000:], file=sys.stderr)
-                return 1
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            results.append(run_json_worker(command, f"{name} worker (oneDNN {onednn})", env))
             print(f"{name} (oneDNN {onednn}): done", file=sys.stderr)
     print(table(results))
     for r in results:
@@ -500,14 +520,10 @@ def train_memory_main(args) -> int:
             variants = [("stored", 0, "auto"), ("recomputed", 1, "auto"),
                         ("keras_lstm", 0, "keras")]
             for key, recompute, lstm in (variants if i % 2 == 0 else variants[::-1]):
-                command = [sys.executable, os.path.abspath(__file__), "--worker", name,
-                           "--recompute", str(recompute), "--repeats", str(args.repeats)]
-                env = {**os.environ, "BSRNN_TF_LSTM": lstm}
-                out = subprocess.run(command, capture_output=True, text=True, env=env)
-                if out.returncode != 0:
-                    print(out.stderr[-3000:], file=sys.stderr)
-                    return 1
-                entry[key] = json.loads(out.stdout.strip().splitlines()[-1])
+                command = _worker_command(name, "--recompute", str(recompute),
+                                          "--repeats", str(args.repeats))
+                entry[key] = run_json_worker(command, f"{name} {key} worker",
+                                             {**os.environ, "BSRNN_TF_LSTM": lstm})
             rounds.append(entry)
             print(f"{name} round {i + 1}: done", file=sys.stderr)
     print(train_memory_table(rounds))
@@ -518,12 +534,8 @@ def train_memory_main(args) -> int:
 def precision_main(args) -> int:
     results = []
     for name in args.presets:
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", name,
-                              "--precision"], capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return 1
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results.append(run_json_worker(_worker_command(name, "--precision"),
+                                       f"{name} precision worker"))
     rows = [("preset", "float16 SDR vs float32", "bfloat16 SDR vs float32")]
     rows += [(r["preset"], f"{r['mixed_float16_sdr_vs_float32_db']:.1f} dB",
               f"{r['mixed_bfloat16_sdr_vs_float32_db']:.1f} dB") for r in results]

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
 RATE = 44100
 TARGETS = ["drums", "bass", "other", "vocals"]
@@ -101,10 +101,8 @@ def run_worker(preset: str, file: str, work: str) -> dict:
     command = [sys.executable, os.path.abspath(__file__), "--worker", "--preset", preset,
                "--file", file, "--work", work]
     print(f"running {preset} on {os.path.basename(file)} ...", file=sys.stderr, flush=True)
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker failed ({done.returncode}): {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from model import run_json_worker
+    return run_json_worker(command, f"{preset} worker")
 
 
 # -------------------------------------------------------------------- main

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,12 +52,10 @@ def tf_worker(name: str, repeats: int, exchange: str, write: bool) -> dict:
 
     import model as bench
     from bsrnn_tf.layers import get_lstm_implementation
-    from bsrnn_tf.models import build_separator, count_parameters
+    from bsrnn_tf.models import count_parameters
 
     keras.utils.set_random_seed(0)
-    config = bench.config_for(name)
-    samples = int(SECONDS * config.stft.sample_rate)
-    model = build_separator(config, targets=["vocals"])
+    _, samples, model = bench.vocals_model(name)
     if not write:  # the same weights in every round
         with np.load(exchange) as data:
             model.set_weights([data[f"tf_weight_{i}"] for i in range(len(model.weights))])
@@ -306,10 +303,8 @@ def run_worker(args, framework: str, name: str, exchange: str, write: bool) -> d
                "--repeats", str(args.repeats), "--exchange", exchange]
     if write:
         command.append("--write")
-    out = subprocess.run(command, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"{framework} worker for {name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    from model import run_json_worker
+    return run_json_worker(command, f"{framework} worker for {name}")
 
 
 def summarize(name: str, rounds: list) -> dict:
