@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,12 +58,23 @@ def test_hyperband_search_writes_report_and_best_config_trains(dataset, tmp_path
 
 @pytest.mark.slow
 def test_resumed_search_does_not_rerun_finished_trials(dataset, tmp_path, capsys):
+    """Also: --mixed-precision and --recompute-blocks reach every trial, and
+    the caller's dtype policy is back afterwards."""
+    import keras
     args = [*COMMON, "--musdb-root", dataset, "--targets", "drums", "--tuner", "random",
             "--epochs", "1", "--num-layers", "1", "--feature-dim", "4", "8", "--bands", "v7",
-            "--lr", "1e-3", "3e-3", "--directory", str(tmp_path), "--name", "rs"]
+            "--lr", "1e-3", "3e-3", "--directory", str(tmp_path), "--name", "rs",
+            "--mixed-precision", "--recompute-blocks"]
     assert tune.main([*args, "--max-trials", "1"]) == 0
-    summary = tmp_path / "rs" / "trial_0" / tune.SUMMARY_FILE
+    assert keras.mixed_precision.global_policy().name == "float32"
+    trial = tmp_path / "rs" / "trial_0"
+    train = json.loads((trial / "config.json").read_text())["train"]
+    assert train["mixed_precision"] is True and train["recompute_blocks"] is True
+    model = keras.saving.load_model(str(trial / "model.keras"), compile=False)
+    assert model.backbone.dtype_policy.name == "mixed_float16"
+    summary = trial / tune.SUMMARY_FILE
     first = summary.read_text()
+    assert np.isfinite(json.loads(first)["val_usdr"])
     stamp = summary.stat().st_mtime_ns
     capsys.readouterr()
     assert tune.main([*args, "--max-trials", "2"]) == 0

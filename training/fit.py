@@ -18,6 +18,7 @@ is used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import Optional, Sequence
@@ -165,10 +166,31 @@ def _transfer_model(run_dir: str, targets, freeze: bool):
     return model
 
 
+@contextlib.contextmanager
+def keeping_dtype_policy():
+    """Restores Keras' global dtype policy on exit: a run with
+    ``--mixed-precision`` sets ``mixed_float16`` for its model, and a caller
+    in the same process (tests, notebooks, ``tune.py``) keeps its own."""
+    import keras
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def set_run_dtype_policy(config: ExperimentConfig) -> None:
+    """``mixed_float16`` for a run with ``train.mixed_precision``, else float32."""
+    import keras
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.train.mixed_precision else "float32")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        with keeping_dtype_policy():
+            return _run(args)
     except ConfigError as e:
         print(f"fit.py: error: {e}", file=sys.stderr)
         return 2
@@ -206,8 +228,7 @@ def _run(args) -> int:
         config.train.freeze_backbone = bool(args.freeze_backbone)
 
     keras.utils.set_random_seed(config.train.seed)
-    if config.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    set_run_dtype_policy(config)
 
     try:
         train_tracks, valid_tracks = load_tracks_for(config)

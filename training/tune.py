@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         action = next(a for a in fit.build_parser()._actions if flag in a.option_strings)
         p.add_argument(flag, type=action.type, nargs=action.nargs, help=action.help)
     p.add_argument("--mtl", action="store_true")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="float16 compute in every trial (GPUs)")
+    p.add_argument("--recompute-blocks", action=argparse.BooleanOptionalAction,
+                   help="recompute each block's activations in the backward pass of every "
+                        "trial: less memory, more time (see fit.py --help)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-activity-detection", action="store_true")
     p.add_argument("--cpu-devices", type=int, default=1)
@@ -247,9 +252,11 @@ def _scatter(rows: list, path: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    import fit
     args = build_parser().parse_args(argv)
     try:
-        return _run(args)
+        with fit.keeping_dtype_policy():
+            return _run(args)
     except (ConfigError, ValueError) as e:
         print(f"tune.py: error: {e}", file=sys.stderr)
         return 2
@@ -276,6 +283,7 @@ def _run(args) -> int:
     project = args.name or f"{base.preset}-{'mtl' if args.mtl else '-'.join(base.model.targets)}"
     base.name = project
     keras.utils.set_random_seed(base.train.seed)
+    fit.set_run_dtype_policy(base)  # before the trials build their models
     try:
         tracks = load_tracks_for(base)
     except (DataError, GenerationError) as e:
