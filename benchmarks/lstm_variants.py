@@ -73,9 +73,22 @@ def stacked_bidirectional(layer, x):
     return tf.concat([h[:, 0], tf.reverse(h[:, 1], [0])], axis=-1)
 
 
+def shape(value: str) -> tuple:
+    """``'259x41'`` -> ``(259, 41)``."""
+    try:
+        steps, sequences = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected STEPSxSEQUENCES, got {value!r}") from None
+    if steps < 1 or sequences < 1:
+        raise argparse.ArgumentTypeError(f"steps and sequences must be positive: {value!r}")
+    return steps, sequences
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=["259x41", "41x259", "259x164", "41x1036"])
+    parser.add_argument("--shapes", nargs="+", type=shape,
+                        default=[(259, 41), (41, 259), (259, 164), (41, 1036)],
+                        metavar="STEPSxSEQUENCES")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "lstm_variants.json"))
     args = parser.parse_args()
@@ -98,8 +111,7 @@ def main() -> int:
         "stacked_xla": tf.function(lambda x: stacked_bidirectional(layer, x), jit_compile=True),
     }
     rows = []
-    for shape in args.shapes:
-        steps, sequences = (int(v) for v in shape.split("x"))
+    for steps, sequences in args.shapes:
         x = tf.constant(rng.normal(size=(steps, sequences, FEATURES)).astype("float32"))
         reference = functions["fused"](x).numpy()
         row = {"steps": steps, "sequences": sequences}
