@@ -57,21 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="project name (default from preset and targets)")
     p.add_argument("--directory", default=os.path.join("saved_models", "tuning"))
     p.add_argument("--overwrite", action="store_true", help="start the search afresh")
-    # The rest of the experiment, as in fit.py.
+    # The rest of the experiment: fit.py's own options (type, default, help).
+    fit_actions = fit.build_parser()._actions
     for flag in ("--config", "--preset", "--targets", "--batch-size", "--examples-per-epoch",
-                 "--valid-examples", "--segment-seconds", "--musdb-root", "--seed"):
-        action = next(a for a in fit.build_parser()._actions if flag in a.option_strings)
-        p.add_argument(flag, type=action.type, nargs=action.nargs, help=action.help)
-    p.add_argument("--mtl", action="store_true")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="float16 compute in every trial (GPUs)")
-    p.add_argument("--recompute-blocks", action=argparse.BooleanOptionalAction,
-                   help="recompute each block's activations in the backward pass of every "
-                        "trial: less memory, more time (see fit.py --help)")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--no-activity-detection", action="store_true")
-    p.add_argument("--cpu-devices", type=int, default=1)
-    p.add_argument("--quiet", action="store_true")
+                 "--valid-examples", "--segment-seconds", "--musdb-root", "--seed", "--mtl",
+                 "--mixed-precision", "--recompute-blocks", "--no-augment",
+                 "--no-activity-detection", "--cpu-devices", "--quiet"):
+        p._add_action(next(a for a in fit_actions if flag in a.option_strings))
     return p
 
 
