@@ -12,7 +12,8 @@ Built-in schemas (band counts at 44.1 kHz, n_fft 2048):
 - ``bass``: K = 30
 - ``drums``: K = 55
 - ``universal`` (refined BSRNN, 24-TET quarter tones between 12-TET notes):
-  K = 87 with all 120 edges; ``num_edges=41`` picks 41 of them evenly.
+  K = 87 with all 120 edges; ``num_edges=41`` picks 41 of them as the
+  refined paper's code does (``edges[int(i * 120 / 41)]``): K = 36.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import math
 import os
 from typing import Optional, Sequence
 
-import numpy as np
 
 BandRanges = list  # list of (start_bin, stop_bin) pairs, stop exclusive
 
@@ -85,14 +85,21 @@ def microtonal_notes(divisions: int = 24, min_freq: float = 20.0,
 
 def universal_edges(num_edges: Optional[int] = None, divisions: int = 24) -> list:
     """The universal schema's edges: all microtonal notes, or ``num_edges`` of
-    them chosen evenly by index (the refined paper used 41)."""
+    them.
+
+    The selection is the one of the refined paper's code (sahandevs/BandSplit-RNN),
+    which picks edge ``floor(i * len(notes) / num_edges)`` for ``i = 0 ..
+    num_edges - 1``: it starts at the first edge and leaves out the tail (with
+    120 notes and 41 edges the last pick is note 117). Before bsrnn_tf 0.2 this
+    function used ``linspace(0, len - 1, num_edges).round()``, which shares one
+    of 41 edges with this selection.
+    """
     notes = microtonal_notes(divisions)
     if num_edges is None or num_edges >= len(notes):
         return notes
     if num_edges < 1:
         raise BandSchemaError(f"universal: num_edges must be positive, got {num_edges}")
-    picks = np.linspace(0, len(notes) - 1, num_edges).round().astype(int)
-    return [notes[i] for i in sorted(set(picks.tolist()))]
+    return [notes[i * len(notes) // num_edges] for i in range(num_edges)]
 
 
 BUILTIN_SCHEMAS: dict = {

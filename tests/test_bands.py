@@ -84,9 +84,15 @@ def test_universal_band_counts_and_subset():
     picked = bands.universal_edges(num_edges=41)
     assert len(picked) == 41
     assert set(picked) <= set(bands.microtonal_notes())
-    assert picked[0] == bands.microtonal_notes()[0]
-    assert picked[-1] == bands.microtonal_notes()[-1]
+    notes = bands.microtonal_notes()
+    # The refined paper's code: edge floor(i * 120 / 41), i = 0..40, written
+    # out by hand so that a change of the formula fails here.
+    expected = [0, 2, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 38, 40, 43, 46, 49, 52, 55,
+                58, 61, 64, 67, 70, 73, 76, 79, 81, 84, 87, 90, 93, 96, 99, 102, 105, 108,
+                111, 114, 117]
+    assert picked == [notes[i] for i in expected]
     assert bands.band_ranges("universal", num_edges=41) == bands.edges_to_bins(picked)
+    assert len(bands.band_ranges("universal", num_edges=41)) == 36
 
 
 @settings(max_examples=200, deadline=None)
