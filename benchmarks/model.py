@@ -267,10 +267,10 @@ def profile_forward(model, x, repeats: int) -> dict:
                 else block.band_rnn(y))
 
     def rest(y):  # norms, transposes, the two FC layers and the residuals
-        t = tf.reshape(tf.transpose(block.time_norm(y), [0, 2, 1, 3]), [bands, frames, n])
+        t = tf.reshape(tf.transpose(block.normalize_time(y), [0, 2, 1, 3]), [bands, frames, n])
         t = block.time_fc(tf.tile(t, [1, 1, width]))
         y = y + tf.transpose(tf.reshape(t, [1, bands, frames, n]), [0, 2, 1, 3])
-        b = tf.reshape(block.band_norm(y), [frames, bands, n])
+        b = tf.reshape(block.normalize_band(y), [frames, bands, n])
         return y + tf.reshape(block.band_fc(tf.tile(b, [1, 1, width])), [1, frames, bands, n])
 
     mask = model.masks(spectrum)["vocals"]

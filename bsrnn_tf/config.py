@@ -53,6 +53,11 @@ class ModelConfig:
     ``bands`` is a built-in schema name (``v7``, ``bass``, ``drums``,
     ``universal``) or the path of a JSON file of band edges in Hz;
     ``num_edges`` picks that many of the universal schema's edges.
+
+    ``norm``: ``"chunk"`` (the BSRNN authors' normalisation, statistics over
+    the features and the chunk's frames) or ``"frame"`` (per-frame layer norm,
+    bsrnn_tf before 0.2); see :mod:`bsrnn_tf.layers.norm`. A saved config
+    without the field (``from_json(..., saved=True)``) means ``"frame"``.
     """
 
     bands: str = "v7"
@@ -64,6 +69,7 @@ class ModelConfig:
     audio_channels: int = 2
     segment_seconds: float = 3.0
     standardize: bool = True
+    norm: str = "chunk"
     use_cudnn: str = "auto"
     stft: StftConfig = dataclasses.field(default_factory=StftConfig)
 
@@ -83,6 +89,8 @@ class ModelConfig:
             raise ConfigError(f"model.targets has duplicates: {self.targets}")
         if self.segment_seconds <= 0:
             raise ConfigError(f"model.segment_seconds must be positive, got {self.segment_seconds}")
+        if self.norm not in ("chunk", "frame"):
+            raise ConfigError(f"model.norm must be chunk or frame, got {self.norm!r}")
         if self.num_edges is not None and self.num_edges < 1:
             raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
         if str(self.use_cudnn) not in ("auto", "True", "False", "true", "false"):
@@ -166,12 +174,17 @@ class ExperimentConfig:
         return text
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExperimentConfig":
+    def from_dict(cls, data: dict, saved: bool = False) -> "ExperimentConfig":
+        """``saved``: ``data`` was written with a model (a run's or an
+        export's ``config.json``), so missing fields mean what they meant
+        before they existed."""
+        if saved and isinstance(data, dict) and isinstance(data.get("model"), dict):
+            data = {**data, "model": _with_legacy_defaults(data["model"])}
         return _from_dict(cls, data, "")
 
     @classmethod
-    def from_json(cls, path: str) -> "ExperimentConfig":
-        return cls.from_dict(_read_json(path))
+    def from_json(cls, path: str, saved: bool = False) -> "ExperimentConfig":
+        return cls.from_dict(_read_json(path), saved)
 
 
 def _read_json(path: str) -> Any:
@@ -212,8 +225,19 @@ _SECTIONS = {
 }
 
 
+# Fields added after models were saved without them, and the value those
+# models behave with.
+_LEGACY_MODEL_DEFAULTS = {"norm": "frame"}
+
+
+def _with_legacy_defaults(model: dict) -> dict:
+    return {**_LEGACY_MODEL_DEFAULTS, **model}
+
+
 def model_config_from_dict(data: dict) -> ModelConfig:
-    return _from_dict(ModelConfig, data, "model")
+    """The :class:`ModelConfig` saved with a model (missing fields take the
+    value the model was trained with)."""
+    return _from_dict(ModelConfig, _with_legacy_defaults(data), "model")
 
 
 def atomic_save(path: str, write: Callable[[str], Any]) -> str:

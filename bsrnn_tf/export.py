@@ -348,10 +348,10 @@ def _unrolled_band_sequence(block, x):
     import tensorflow as tf
 
     batch, frames, bands, n = (int(d) for d in x.shape)
-    y = tf.reshape(tf.transpose(block.time_norm(x), [0, 2, 1, 3]), [batch * bands, frames, n])
+    y = tf.reshape(tf.transpose(block.normalize_time(x), [0, 2, 1, 3]), [batch * bands, frames, n])
     y = block.time_fc(_unrolled_bidirectional(block.time_rnn, y))
     x = x + tf.transpose(tf.reshape(y, [batch, bands, frames, n]), [0, 2, 1, 3])
-    y = tf.reshape(block.band_norm(x), [batch * frames, bands, n])
+    y = tf.reshape(block.normalize_band(x), [batch * frames, bands, n])
     y = block.band_fc(_unrolled_bidirectional(block.band_rnn, y))
     return x + tf.reshape(y, [batch, frames, bands, n])
 
@@ -800,7 +800,7 @@ def separator_from_backbone(path: str, targets: Sequence[str], freeze: bool = Tr
                       n_fft=info["n_fft"], hop_length=info["hop_length"],
                       segment_samples=info["model_segment_samples"],
                       standardize=backbone.standardize, use_cudnn=backbone.use_cudnn,
-                      model_config=model_config)
+                      norm=backbone.norm, model_config=model_config)
     model.build()
     _copy_weights(backbone, model.backbone)
     model.freeze_backbone(freeze)

@@ -23,6 +23,61 @@ import tensorflow as tf
 EPS = 1e-7
 
 
+# -- references that need no model -------------------------------------------------
+
+def scaled_mixture(reference: np.ndarray, mixture: np.ndarray) -> np.ndarray:
+    """The best-scaled mixture ``g * mixture`` with the least-squares gain
+    ``g = <s, m> / <m, m>`` over all samples and channels: the best any
+    estimate that does not separate can do (float64). A silent mixture
+    gives zeros."""
+    s = np.asarray(reference, np.float64)
+    m = np.asarray(mixture, np.float64)
+    power = float(np.sum(m * m))
+    gain = float(np.sum(s * m)) / power if power > 0 else 0.0
+    return gain * m
+
+
+def ideal_ratio_mask_estimates(sources: Mapping[str, np.ndarray], n_fft: int,
+                               hop_length: int) -> Dict[str, np.ndarray]:
+    """The oracle ideal ratio mask: per bin and channel ``|S_target| / sum_k
+    |S_k|`` applied to the mixture STFT (the sum of ``sources``), inverted with
+    the same STFT: the ceiling of a real-valued mask model with these STFT
+    settings.
+
+    Args:
+      sources: every source of the mixture, ``{name: (samples, channels)}``.
+    Returns:
+      ``{name: (samples, channels)}`` float32 estimates.
+    """
+    from bsrnn_tf.backends import numpy_istft, numpy_stft
+
+    names = list(sources)
+    length = np.asarray(sources[names[0]]).shape[0]
+    spectra = {k: numpy_stft(np.asarray(v, np.float32)[None], n_fft, hop_length)[0]
+               for k, v in sources.items()}
+    magnitude = {k: np.hypot(v[..., 0::2], v[..., 1::2]) for k, v in spectra.items()}
+    total = sum(magnitude.values())
+    mixture = sum(spectra.values())
+    out = {}
+    for k in names:
+        mask = np.where(total > 0, magnitude[k] / np.maximum(total, 1e-20), 0.0)
+        packed = mixture * np.repeat(mask, 2, axis=-1)
+        out[k] = numpy_istft(packed[None], n_fft, hop_length, length)[0]
+    return out
+
+
+def reference_scores(sources: Mapping[str, np.ndarray], targets: Sequence[str], n_fft: int,
+                     hop_length: int) -> Dict[str, Dict[str, float]]:
+    """uSDR (dB) of the two references for each target of one track:
+    ``{"scaled_mixture": {target: dB}, "oracle_irm": {target: dB}}``.
+    ``sources`` must hold every source of the mixture."""
+    mixture = sum(np.asarray(v, np.float64) for v in sources.values())
+    irm = ideal_ratio_mask_estimates(sources, n_fft, hop_length)
+    return {"scaled_mixture": {t: usdr(sources[t], scaled_mixture(sources[t], mixture))
+                               for t in targets},
+            "oracle_irm": {t: usdr(sources[t], irm[t]) for t in targets}}
+
+
 def usdr(reference: np.ndarray, estimate: np.ndarray, eps: float = EPS) -> float:
     """uSDR (dB) of one source of one track, ``(samples, channels)`` each."""
     reference = np.asarray(reference, np.float64)

@@ -215,7 +215,7 @@ def _run(args) -> int:
     saved = os.path.join(run_dir, CONFIG_FILE)
     resuming = os.path.isdir(os.path.join(run_dir, "checkpoints"))
     if resuming and os.path.exists(saved):
-        previous = ExperimentConfig.from_json(saved)
+        previous = ExperimentConfig.from_json(saved, saved=True)
         if args.epochs is not None:
             previous.train.epochs = args.epochs
         if args.recompute_blocks is not None:  # memory, not the run's definition

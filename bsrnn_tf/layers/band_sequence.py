@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from bsrnn_tf.layers.fused_lstm import fused_bidirectional_time_major, use_fused
+from bsrnn_tf.layers.norm import LEGACY_NORM, check_norm, normalize
 
 
 def _use_cudnn(value):
@@ -58,6 +59,12 @@ class BandSequence(keras.layers.Layer):
 
     Input and output: ``(batch, frames, bands, feature_dim)``.
 
+    ``norm="chunk"`` (the BSRNN authors'): before the time BLSTM, statistics
+    per example and band over ``feature_dim`` x frames; before the band BLSTM,
+    per example and frame over ``feature_dim`` x bands. ``norm="frame"``: a
+    layer norm over ``feature_dim`` per frame and band. The affine parameters
+    are the ``time_norm`` / ``band_norm`` layers' in both cases.
+
     On CPUs the BLSTMs run through TensorFlow's fused LSTM kernel on the same
     weights (:mod:`bsrnn_tf.layers.fused_lstm`), with the sequences laid out
     step-major straight from the block's 4-D input, so each BLSTM costs two
@@ -65,8 +72,9 @@ class BandSequence(keras.layers.Layer):
     """
 
     def __init__(self, feature_dim: int, hidden_ratio: int = 2, use_cudnn="auto",
-                 epsilon: float = 1e-5, **kwargs):
+                 epsilon: float = 1e-5, norm: str = LEGACY_NORM, **kwargs):
         super().__init__(**kwargs)
+        self.norm = check_norm(norm)
         self.feature_dim = feature_dim
         self.hidden_ratio = hidden_ratio
         self.use_cudnn = use_cudnn
@@ -90,6 +98,20 @@ class BandSequence(keras.layers.Layer):
             rnn.build(features)
             fc.build((None, None, 2 * self.hidden_ratio * self.feature_dim))
 
+    def normalize_time(self, x):
+        """The norm before the time BLSTM, ``(batch, frames, bands, N)``."""
+        return self._normalize(self.time_norm, x, [1, 3])
+
+    def normalize_band(self, x):
+        """The norm before the band BLSTM, ``(batch, frames, bands, N)``."""
+        return self._normalize(self.band_norm, x, [2, 3])
+
+    def _normalize(self, layer, x, chunk_axes):
+        if self.norm == "frame":
+            return layer(x)
+        y = normalize(x, chunk_axes, self.epsilon)
+        return y * tf.cast(layer.gamma, y.dtype) + tf.cast(layer.beta, y.dtype)
+
     def call(self, x, training=None):
         if use_fused(self.time_rnn) and use_fused(self.band_rnn):
             return self._fused_call(x)
@@ -97,12 +119,12 @@ class BandSequence(keras.layers.Layer):
         batch, frames, bands = shape[0], shape[1], shape[2]
         n = self.feature_dim
         # Time axis: one sequence of `frames` steps per (example, band).
-        y = tf.transpose(self.time_norm(x), [0, 2, 1, 3])
+        y = tf.transpose(self.normalize_time(x), [0, 2, 1, 3])
         y = tf.reshape(y, [batch * bands, frames, n])
         y = self.time_fc(self.time_rnn(y, training=training))
         x = x + tf.transpose(tf.reshape(y, [batch, bands, frames, n]), [0, 2, 1, 3])
         # Band axis: one sequence of `bands` steps per (example, frame).
-        y = tf.reshape(self.band_norm(x), [batch * frames, bands, n])
+        y = tf.reshape(self.normalize_band(x), [batch * frames, bands, n])
         y = self.band_fc(self.band_rnn(y, training=training))
         return x + tf.reshape(y, [batch, frames, bands, n])
 
@@ -113,11 +135,11 @@ class BandSequence(keras.layers.Layer):
         shape = tf.shape(x)
         batch, frames, bands = shape[0], shape[1], shape[2]
         n = self.feature_dim
-        y = tf.transpose(self.time_norm(x), [1, 0, 2, 3])  # (frames, batch, bands, n)
+        y = tf.transpose(self.normalize_time(x), [1, 0, 2, 3])  # (frames, batch, bands, n)
         y = fused_bidirectional_time_major(self.time_rnn, tf.reshape(y, [frames, -1, n]))
         y = tf.reshape(self.time_fc(y), [frames, batch, bands, n])
         x = x + tf.transpose(y, [1, 0, 2, 3])
-        y = tf.transpose(self.band_norm(x), [2, 0, 1, 3])  # (bands, batch, frames, n)
+        y = tf.transpose(self.normalize_band(x), [2, 0, 1, 3])  # (bands, batch, frames, n)
         y = fused_bidirectional_time_major(self.band_rnn, tf.reshape(y, [bands, -1, n]))
         y = tf.reshape(self.band_fc(y), [bands, batch, frames, n])
         return x + tf.transpose(y, [1, 2, 0, 3])
@@ -128,4 +150,4 @@ class BandSequence(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "feature_dim": self.feature_dim,
                 "hidden_ratio": self.hidden_ratio, "use_cudnn": self.use_cudnn,
-                "epsilon": self.epsilon}
+                "epsilon": self.epsilon, "norm": self.norm}

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from bsrnn_tf.bands import check_ranges
 from bsrnn_tf.layers.grouping import band_groups, band_order, feature_index
+from bsrnn_tf.layers.norm import LEGACY_NORM, check_norm, normalize
 
 
 def _per_row_normal(row_scale: np.ndarray):
@@ -23,6 +24,11 @@ class BandSplit(keras.layers.Layer):
     """Splits a packed spectrum into K bands, normalises each band over its
     (bins x real/imag x channels) features and projects it to ``feature_dim``.
 
+    ``norm="chunk"`` (the BSRNN authors'): the statistics of a band cover its
+    features and all frames of the chunk, so a band's level over time is kept;
+    ``norm="frame"``: per frame (a one-bin band then keeps only the direction
+    of its 4 numbers). See :mod:`bsrnn_tf.layers.norm`.
+
     Bands run as one batched matmul per group of similar-width bands; weights
     are stored unpadded (``num_bins * features_per_bin`` rows), so the
     parameter count is exactly that of K separate per-band layers.
@@ -32,8 +38,10 @@ class BandSplit(keras.layers.Layer):
     """
 
     def __init__(self, band_ranges, feature_dim: int, standardize: bool = True,
-                 group_tolerance: float = 1.25, epsilon: float = 1e-5, **kwargs):
+                 group_tolerance: float = 1.25, epsilon: float = 1e-5,
+                 norm: str = LEGACY_NORM, **kwargs):
         super().__init__(**kwargs)
+        self.norm = check_norm(norm)
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
         self.num_bins = self.band_ranges[-1][1]
         check_ranges(self.band_ranges, self.num_bins)
@@ -85,7 +93,8 @@ class BandSplit(keras.layers.Layer):
             g = len(group.bands)
             xg = tf.gather(x, group.bins.reshape(-1), axis=2)
             xg = tf.reshape(xg, [batch, frames, g, index.shape[1]])
-            xg = masked_layer_norm(xg, tf.constant(valid, x.dtype), self.epsilon)
+            xg = normalize(xg, [1, 3] if self.norm == "chunk" else [3], self.epsilon,
+                           valid=tf.constant(valid))
             xg = xg * tf.gather(gamma, index) + tf.gather(beta, index)
             outputs.append(tf.einsum("btgi,gin->btgn", xg, tf.gather(kernel, index)))
         y = tf.gather(tf.concat(outputs, axis=2), self._order, axis=2)
@@ -97,28 +106,11 @@ class BandSplit(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "band_ranges": [list(r) for r in self.band_ranges],
                 "feature_dim": self.feature_dim, "standardize": self.standardize,
-                "group_tolerance": self.group_tolerance, "epsilon": self.epsilon}
+                "group_tolerance": self.group_tolerance, "epsilon": self.epsilon,
+                "norm": self.norm}
 
 
 def standardize(x: tf.Tensor, epsilon: float) -> tf.Tensor:
     """Zero mean, unit variance per example over all but the batch axis; a
     silent example stays zero (no division by zero)."""
-    axes = list(range(1, len(x.shape)))
-    mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
-    return (x - mean) * tf.math.rsqrt(var + epsilon)
-
-
-def masked_layer_norm(x: tf.Tensor, valid: tf.Tensor, epsilon: float) -> tf.Tensor:
-    """Layer norm over the last axis counting only ``valid`` (1/0) entries.
-
-    Args:
-      x: ``(..., g, features)``; padded entries are zero.
-      valid: ``(g, features)``.
-    Returns:
-      normalised ``x`` with padded entries zero.
-    """
-    count = tf.reduce_sum(valid, axis=-1, keepdims=True)
-    mean = tf.reduce_sum(x, axis=-1, keepdims=True) / count
-    centred = (x - mean) * valid
-    var = tf.reduce_sum(tf.square(centred), axis=-1, keepdims=True) / count
-    return centred * tf.math.rsqrt(var + epsilon)
+    return normalize(x, list(range(1, len(x.shape))), epsilon)

@@ -8,13 +8,16 @@ import tensorflow as tf
 
 from bsrnn_tf.bands import check_ranges
 from bsrnn_tf.layers.grouping import band_groups, bin_order, feature_index
+from bsrnn_tf.layers.norm import LEGACY_NORM, check_norm, normalize
 
 
 @keras.saving.register_keras_serializable(package="bsrnn_tf")
 class MaskHead(keras.layers.Layer):
     """Mask estimation for one target.
 
-    Per band: layer norm over ``feature_dim`` -> dense to
+    Per band: norm (``"chunk"``: per example and band over ``feature_dim``
+    x frames, the BSRNN authors'; ``"frame"``: over ``feature_dim`` per
+    frame) -> dense to
     ``mlp_ratio * feature_dim`` with tanh -> dense to ``2 * width * C2`` ->
     GLU, giving the band's packed complex mask (real and imaginary part per
     bin and channel). Bands are concatenated into a full-band mask.
@@ -25,8 +28,9 @@ class MaskHead(keras.layers.Layer):
 
     def __init__(self, band_ranges, feature_dim: int, audio_channels: int = 2,
                  mlp_ratio: int = 4, group_tolerance: float = 1.25, epsilon: float = 1e-5,
-                 **kwargs):
+                 norm: str = LEGACY_NORM, **kwargs):
         super().__init__(**kwargs)
+        self.norm = check_norm(norm)
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
         self.num_bins = self.band_ranges[-1][1]
         check_ranges(self.band_ranges, self.num_bins)
@@ -66,8 +70,7 @@ class MaskHead(keras.layers.Layer):
 
     def call(self, features):
         x = tf.cast(features, self.compute_dtype)
-        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-        x = (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        x = normalize(x, [1, 3] if self.norm == "chunk" else [3], self.epsilon)
         x = x * tf.cast(self.norm_gamma, x.dtype) + tf.cast(self.norm_beta, x.dtype)
         h = tf.einsum("btkn,knh->btkh", x, tf.cast(self.hidden_kernel, x.dtype))
         h = tf.tanh(h + tf.cast(self.hidden_bias, x.dtype))
@@ -92,7 +95,7 @@ class MaskHead(keras.layers.Layer):
         return {**super().get_config(), "band_ranges": [list(r) for r in self.band_ranges],
                 "feature_dim": self.feature_dim, "audio_channels": self.audio_channels,
                 "mlp_ratio": self.mlp_ratio, "group_tolerance": self.group_tolerance,
-                "epsilon": self.epsilon}
+                "epsilon": self.epsilon, "norm": self.norm}
 
 
 def apply_mask(mask: tf.Tensor, spectrum: tf.Tensor) -> tf.Tensor:

@@ -30,7 +30,7 @@ class Backbone(keras.Model):
 
     def __init__(self, band_ranges, feature_dim: int = 128, num_layers: int = 12,
                  audio_channels: int = 2, standardize: bool = True, use_cudnn="auto",
-                 **kwargs):
+                 norm: str = "frame", **kwargs):
         super().__init__(**kwargs)
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
         self.feature_dim = feature_dim
@@ -38,10 +38,11 @@ class Backbone(keras.Model):
         self.audio_channels = audio_channels
         self.standardize = standardize
         self.use_cudnn = use_cudnn
+        self.norm = norm  # "frame" when absent: models saved before the field
         self.band_split = BandSplit(self.band_ranges, feature_dim, standardize=standardize,
-                                    name="band_split", dtype=self.dtype_policy)
-        self.blocks = [BandSequence(feature_dim, use_cudnn=use_cudnn, name=f"band_sequence_{i}",
-                                    dtype=self.dtype_policy)
+                                    norm=norm, name="band_split", dtype=self.dtype_policy)
+        self.blocks = [BandSequence(feature_dim, use_cudnn=use_cudnn, norm=norm,
+                                    name=f"band_sequence_{i}", dtype=self.dtype_policy)
                        for i in range(num_layers)]
 
     @property
@@ -75,4 +76,4 @@ class Backbone(keras.Model):
                 "band_ranges": [list(r) for r in self.band_ranges],
                 "feature_dim": self.feature_dim, "num_layers": self.num_layers,
                 "audio_channels": self.audio_channels, "standardize": self.standardize,
-                "use_cudnn": self.use_cudnn}
+                "use_cudnn": self.use_cudnn, "norm": self.norm}

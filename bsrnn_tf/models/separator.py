@@ -32,7 +32,7 @@ class Separator(keras.Model):
                  num_layers: int = 12, mlp_ratio: int = 4, audio_channels: int = 2,
                  sample_rate: int = 44100, n_fft: int = 2048, hop_length: int = 512,
                  segment_samples: int = 132300, standardize: bool = True, use_cudnn="auto",
-                 model_config: Optional[dict] = None, **kwargs):
+                 model_config: Optional[dict] = None, norm: str = "frame", **kwargs):
         super().__init__(**kwargs)
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
         self.feature_dim = feature_dim
@@ -45,12 +45,13 @@ class Separator(keras.Model):
         self.segment_samples = segment_samples
         self.standardize = standardize
         self.use_cudnn = use_cudnn
+        self.norm = norm  # "frame" when absent: models saved before the field
         self.model_config = dict(model_config or {})
         if self.band_ranges[-1][1] != n_fft // 2 + 1:
             raise ValueError(f"band ranges cover {self.band_ranges[-1][1]} bins, "
                              f"n_fft {n_fft} has {n_fft // 2 + 1}")
         self.backbone = Backbone(self.band_ranges, feature_dim, num_layers, audio_channels,
-                                 standardize, use_cudnn, name="backbone",
+                                 standardize, use_cudnn, norm=norm, name="backbone",
                                  dtype=self.dtype_policy)
         self.heads = {}
         for target in targets:
@@ -67,7 +68,7 @@ class Separator(keras.Model):
         if target in self.heads:
             raise ValueError(f"the separator already has a head for {target!r}")
         head = MaskHead(self.band_ranges, self.feature_dim, self.audio_channels, self.mlp_ratio,
-                        name=f"head_{target}", dtype=self.dtype_policy)
+                        norm=self.norm, name=f"head_{target}", dtype=self.dtype_policy)
         self.heads[target] = head
         return head
 
@@ -149,7 +150,7 @@ class Separator(keras.Model):
                 "mlp_ratio": self.mlp_ratio, "audio_channels": self.audio_channels,
                 "sample_rate": self.sample_rate, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "segment_samples": self.segment_samples,
-                "standardize": self.standardize, "use_cudnn": self.use_cudnn,
+                "standardize": self.standardize, "use_cudnn": self.use_cudnn, "norm": self.norm,
                 "model_config": self.model_config}
 
     def config_object(self) -> ModelConfig:
