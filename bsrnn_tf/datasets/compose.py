@@ -402,6 +402,25 @@ def compose_song(rng: np.random.Generator, seconds: float, silent_prob: float = 
 # ----------------------------------------------------------------------- MIDI
 
 
+def _note_events(notes: list) -> list:
+    """``[(tick, is_on, pitch, velocity)]`` sorted by time, note-offs first
+    at a tick. A note ends at the latest when the next one of its pitch starts
+    (a later note-off would cut that one short); notes repeating a pitch at
+    the same tick are dropped."""
+    ticks = sorted((int(round(n.start * TICKS_PER_BEAT)),
+                    int(round((n.start + n.length) * TICKS_PER_BEAT)), n.pitch, n.velocity)
+                   for n in notes)
+    last_start, events = {}, []
+    for on, off, pitch, vel in reversed(ticks):  # from the end: the next start is known
+        nxt = last_start.get(pitch)
+        if nxt == on:
+            continue
+        end = max(on + 1, min(off, nxt) if nxt is not None else off)
+        events += [(on, 1, pitch, vel), (end, 0, pitch, 0)]
+        last_start[pitch] = on
+    return sorted(events, key=lambda e: (e[0], e[1]))
+
+
 def write_midi(path: str, tempo: float, parts: list, programs: list,
                controls: list) -> None:
     """Writes ``parts`` as a type-1 MIDI file, one track per part.
@@ -424,13 +443,7 @@ def write_midi(path: str, tempo: float, parts: list, programs: list,
                 mido.Message("program_change", channel=ch, program=program)]
         head += [mido.Message("control_change", channel=ch, control=c, value=int(v))
                  for c, v in sorted(ctrl.items())]
-        events = []
-        for n in part.notes:
-            on = int(round(n.start * TICKS_PER_BEAT))
-            off = max(on + 1, int(round((n.start + n.length) * TICKS_PER_BEAT)))
-            events.append((on, 1, n.pitch, n.velocity))
-            events.append((off, 0, n.pitch, 0))
-        events.sort(key=lambda e: (e[0], e[1]))  # note-offs before note-ons at a tick
+        events = _note_events(part.notes)
         track, now = mido.MidiTrack(head), 0
         for tick, is_on, pitch, vel in events:
             kind = "note_on" if is_on else "note_off"

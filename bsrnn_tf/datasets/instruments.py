@@ -21,6 +21,7 @@ DRUM_BANK = 128
 # General MIDI drum kit numbers (bank 128): Standard, Room, Power, Electronic,
 # TR-808, Jazz, Brush, Orchestra. Fonts may hold variants just above them.
 KIT_FAMILIES = (0, 8, 16, 24, 25, 32, 40, 48)
+KIT_WEIGHTS = {48: 0.3}  # the orchestra kit (timpani, concert drums) now and then
 BASS_PROGRAMS = [(_GM, p) for p in range(32, 40)] + [(_GM, 43), (8, 38), (8, 39)]
 VOICE_PROGRAMS = [(_GM, 52), (_GM, 53), (_GM, 54), (_GM, 85)]
 FAMILIES = {
@@ -84,12 +85,14 @@ def _pick(rng: np.random.Generator, options: list, available: dict) -> tuple:
 
 
 def choose_kit(rng: np.random.Generator, available: dict) -> tuple:
-    """``(128, kit)``: a kit family drawn uniformly among those the font has,
+    """``(128, kit)``: a kit family drawn among those the font has (weights
+    ``KIT_WEIGHTS``, else 1),
     then one of the font's variants of it (e.g. FluidR3 ``Room 1..7``)."""
     families = [k for k in KIT_FAMILIES if (DRUM_BANK, k) in available]
     if not families:
         raise ValueError("the soundfont has no drum kits (bank 128)")
-    family = families[int(rng.integers(len(families)))]
+    weights = np.array([KIT_WEIGHTS.get(k, 1.0) for k in families])
+    family = families[int(rng.choice(len(families), p=weights / weights.sum()))]
     upper = min([k for k in KIT_FAMILIES if k > family] + [family + 8])
     return _pick(rng, [(DRUM_BANK, k) for k in range(family, upper)], available)
 

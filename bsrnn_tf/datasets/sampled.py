@@ -120,9 +120,14 @@ def _assign_programs(song: compose.Song, rng: np.random.Generator, presets: dict
 
 
 def _controls(rng: np.random.Generator, source: str) -> dict:
-    """MIDI controllers of a part: 7 volume, 91 reverb send, 93 chorus send."""
+    """MIDI controllers of a part: 7 volume, 91 reverb send, 93 chorus send,
+    and for vocals 1 modulation (the soundfont's vibrato, up to ~25 cents)."""
     reverb = 0 if source in ("drums", "bass") and rng.random() < 0.5 else rng.integers(10, 90)
-    return {7: 110, 91: int(reverb), 93: int(rng.integers(0, 50) if rng.random() < 0.4 else 0)}
+    controls = {7: 110, 91: int(reverb),
+                93: int(rng.integers(0, 50) if rng.random() < 0.4 else 0)}
+    if source == "vocals":
+        controls[1] = int(rng.integers(10, 64))
+    return controls
 
 
 def _synth_settings(rng: np.random.Generator) -> list:
@@ -188,8 +193,11 @@ _PLACEMENT = {"drums": (0.7, 1.0, 0.1), "bass": (0.0, 0.4, 0.1),
 
 
 def _render_parts(song: compose.Song, programs: dict, soundfont: str, rng: np.random.Generator,
-                  num_samples: int, sample_rate: int, work_dir: str) -> dict:
-    """Per source the list of ``(family, (n, 2) float32)`` of its parts."""
+                  num_samples: int, sample_rate: int, work_dir: str,
+                  midi_dir: str | None = None) -> dict:
+    """Per source the list of ``(family, (n, 2) float32)`` of its parts;
+    the MIDI file of each part goes to ``midi_dir`` (default ``work_dir``) as
+    ``<source>_<part>.mid``."""
     rendered = {}
     for source in SOURCES:
         low_w, high_w, max_pan = _PLACEMENT[source]
@@ -197,7 +205,7 @@ def _render_parts(song: compose.Song, programs: dict, soundfont: str, rng: np.ra
         for i, (part, (family, program)) in enumerate(zip(song.parts[source], programs[source])):
             if not part.notes:
                 continue
-            midi = os.path.join(work_dir, f"{source}_{i}.mid")
+            midi = os.path.join(midi_dir or work_dir, f"{source}_{i}.mid")
             compose.write_midi(midi, song.tempo, [part], [program], [_controls(rng, source)])
             audio = render_midi(midi, soundfont, _synth_settings(rng), num_samples,
                                 sample_rate, work_dir)
@@ -268,7 +276,7 @@ def render_song(seed: int, subset: str, index: int, seconds: float, soundfonts: 
     num_samples = int(round(seconds * sample_rate))
     with tempfile.TemporaryDirectory(prefix="bsrnn-sampled-") as work:
         parts = _render_parts(song, programs, soundfont, rng, num_samples, sample_rate,
-                              midi_dir or work)
+                              work, midi_dir)
     stems = _quantise(_level(parts, rng, sample_rate), instrument_stems)
     info = {"subset": subset, "name": name, "soundfont": os.path.basename(soundfont),
             "key": song.key_name, "tempo": song.tempo, "groove": song.groove,
@@ -291,9 +299,9 @@ def _write_song(folder: str, stems: dict, sample_rate: int) -> None:
 
 
 def _render_and_write(job: tuple) -> dict:
-    out_dir, seed, subset, index, seconds, fonts, sample_rate, instrument_stems = job
+    out_dir, seed, subset, index, seconds, fonts, sample_rate, instrument_stems, silent = job
     name, stems, info = render_song(seed, subset, index, seconds, fonts, sample_rate,
-                                    instrument_stems)
+                                    instrument_stems, silent)
     _write_song(os.path.join(out_dir, subset, name), stems, sample_rate)
     info["stems"] = sorted(stems)
     return info
@@ -326,13 +334,17 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
                          seconds: float = DEFAULT_SECONDS, seed: int = DEFAULT_SEED,
                          workers: int = 1, train_soundfonts=TRAIN_SOUNDFONTS,
                          test_soundfonts=TEST_SOUNDFONTS, sample_rate: int = 44100,
-                         instrument_stems: bool = False, progress: bool = True) -> str:
+                         instrument_stems: bool = False, silent_prob: float = 0.25,
+                         progress: bool = True) -> str:
     """Writes a sampled dataset in the MUSDB18-HQ layout to ``out_dir``.
 
     ``seconds`` is the length of every track; soundfonts are file names in
     ``/usr/share/sounds/sf2`` or paths (one drawn per song from its subset's
     list). ``instrument_stems`` adds per-family stems of ``other`` (e.g.
-    ``piano.wav``, present only where the song has that family). ``workers``
+    ``piano.wav``, present only where the song has that family).
+    ``silent_prob`` is the chance that a source rests in a section (each
+    still plays in at least half of them; 0 keeps every source playing).
+    ``workers``
     processes render songs; the output does not depend on it. The marker
     file ``bsrnn_tf_sampled.json`` is written last. Returns ``out_dir``.
     """
@@ -346,7 +358,10 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
     for subset, count in (("train", tracks_train), ("test", tracks_test)):
         if count and not fonts[subset]:
             raise GenerationError(f"no soundfont given for the {subset} subset")
-    jobs = [(out_dir, seed, subset, i, seconds, fonts[subset], sample_rate, instrument_stems)
+    if not 0.0 <= silent_prob < 1.0:
+        raise GenerationError(f"silent_prob must be in [0, 1), got {silent_prob}")
+    jobs = [(out_dir, seed, subset, i, seconds, fonts[subset], sample_rate, instrument_stems,
+             silent_prob)
             for subset, count in (("train", tracks_train), ("test", tracks_test))
             for i in range(count)]
     os.makedirs(out_dir, exist_ok=True)
@@ -354,6 +369,7 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
     meta = {"version": DATASET_VERSION, "kind": "sampled", "seed": seed, "seconds": seconds,
             "sample_rate": sample_rate, "tracks_train": tracks_train,
             "tracks_test": tracks_test, "instrument_stems": instrument_stems,
+            "silent_prob": silent_prob,
             "soundfonts": {s: [os.path.basename(f) for f in v] for s, v in fonts.items()},
             "tracks": infos}
     with open(os.path.join(out_dir, MARKER_FILE), "w") as f:
