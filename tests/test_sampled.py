@@ -184,3 +184,23 @@ def test_missing_soundfont_names_the_package(monkeypatch, tmp_path):
         sampled.resolve_soundfont("FluidR3_GM.sf2")
     with pytest.raises(GenerationError, match="timgm6mb-soundfont"):
         sampled.resolve_soundfont("TimGM6mb.sf2")
+
+
+def test_root_uses_a_complete_dataset_and_refuses_a_partial_one(monkeypatch, tmp_path):
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / sampled.MARKER_FILE).write_text("{}")
+    monkeypatch.setenv("BSRNN_TF_SAMPLED_DATA", str(done))
+    assert sampled.sampled_dataset_root() == str(done)
+    partial = tmp_path / "partial"
+    (partial / "train").mkdir(parents=True)
+    monkeypatch.setenv("BSRNN_TF_SAMPLED_DATA", str(partial))
+    with pytest.raises(GenerationError, match="not a complete sampled dataset"):
+        sampled.sampled_dataset_root()
+
+
+def test_bad_arguments_are_generation_errors(tmp_path):
+    with pytest.raises(GenerationError, match="at least one track"):
+        sampled.make_sampled_dataset(str(tmp_path), tracks_train=0, tracks_test=0)
+    with pytest.raises(GenerationError, match="silent_prob"):
+        sampled.make_sampled_dataset(str(tmp_path), silent_prob=1.0)

@@ -352,14 +352,14 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
         raise GenerationError("need at least one track (tracks_train + tracks_test >= 1)")
     if seconds <= 0:
         raise GenerationError(f"seconds must be positive, got {seconds}")
+    if not 0.0 <= silent_prob < 1.0:
+        raise GenerationError(f"silent_prob must be in [0, 1), got {silent_prob}")
     find_fluidsynth()
     fonts = {"train": [resolve_soundfont(f) for f in train_soundfonts] if tracks_train else [],
              "test": [resolve_soundfont(f) for f in test_soundfonts] if tracks_test else []}
     for subset, count in (("train", tracks_train), ("test", tracks_test)):
         if count and not fonts[subset]:
             raise GenerationError(f"no soundfont given for the {subset} subset")
-    if not 0.0 <= silent_prob < 1.0:
-        raise GenerationError(f"silent_prob must be in [0, 1), got {silent_prob}")
     jobs = [(out_dir, seed, subset, i, seconds, fonts[subset], sample_rate, instrument_stems,
              silent_prob)
             for subset, count in (("train", tracks_train), ("test", tracks_test))
