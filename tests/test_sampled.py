@@ -204,3 +204,10 @@ def test_bad_arguments_are_generation_errors(tmp_path):
         sampled.make_sampled_dataset(str(tmp_path), tracks_train=0, tracks_test=0)
     with pytest.raises(GenerationError, match="silent_prob"):
         sampled.make_sampled_dataset(str(tmp_path), silent_prob=1.0)
+
+
+@needs_fluidsynth
+def test_a_soundfont_shared_by_train_and_test_warns(tmp_path):
+    with pytest.warns(UserWarning, match="share soundfonts"):
+        sampled.make_sampled_dataset(str(tmp_path), tracks_train=1, tracks_test=1, seconds=1.0,
+                                     test_soundfonts=["FluidR3_GM.sf2"], progress=False)

@@ -45,6 +45,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -360,6 +361,10 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
     for subset, count in (("train", tracks_train), ("test", tracks_test)):
         if count and not fonts[subset]:
             raise GenerationError(f"no soundfont given for the {subset} subset")
+    shared = set(fonts["train"]) & set(fonts["test"])
+    if shared:
+        warnings.warn(f"train and test share soundfonts {sorted(shared)}: the test set then "
+                      f"holds timbres seen in training", stacklevel=2)
     jobs = [(out_dir, seed, subset, i, seconds, fonts[subset], sample_rate, instrument_stems,
              silent_prob)
             for subset, count in (("train", tracks_train), ("test", tracks_test))
