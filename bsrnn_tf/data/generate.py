@@ -626,11 +626,16 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="processes rendering songs (the output does not depend on it)")
+    from bsrnn_tf.datasets.sampled import add_cli_arguments
+    add_cli_arguments(parser)  # --kind {synth,sampled} and the sampled options
     parser.set_defaults(func=_cli_make_dataset)
     return parser
 
 
 def _cli_make_dataset(args: argparse.Namespace) -> int:
+    if getattr(args, "kind", "synth") == "sampled":
+        from bsrnn_tf.datasets.sampled import cli_make_dataset
+        return cli_make_dataset(args)
     start = time.perf_counter()
     try:
         make_dataset(args.out, tracks_train=args.tracks_train, tracks_test=args.tracks_test,
