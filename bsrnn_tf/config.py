@@ -107,6 +107,9 @@ class DataConfig:
     """Where examples come from and how they are augmented."""
 
     musdb_root: Optional[str] = None
+    # Without musdb_root / $MUSDB_PATH: which built-in dataset ("sampled":
+    # rendered from soundfonts, "synth": synthesized).
+    builtin_dataset: str = "sampled"
     is_wav: Optional[bool] = None
     segment_seconds: float = 3.0
     examples_per_epoch: int = 1000

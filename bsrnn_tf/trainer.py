@@ -352,9 +352,9 @@ class Trainer:
 
 def load_tracks_for(config: ExperimentConfig) -> tuple:
     """``(train_tracks, valid_tracks)`` of the configured dataset (MUSDB root,
-    ``$MUSDB_PATH`` or the built-in generated one); raises ``DataError``."""
+    ``$MUSDB_PATH`` or the built-in one); raises ``DataError``."""
     from bsrnn_tf.data.musdb import load_tracks, resolve_root
-    root, _ = resolve_root(config.data.musdb_root)
+    root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
     train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
     valid = load_tracks(root, subset="train", split="valid", is_wav=config.data.is_wav)
     return train, valid

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--musdb-root", help="MUSDB18 / MUSDB18-HQ root (default $MUSDB_PATH or the "
                                         "built-in generated dataset)")
+    p.add_argument("--dataset", choices=("sampled", "synth"),
+                   help="built-in dataset without --musdb-root / MUSDB_PATH (default sampled: "
+                        "songs rendered from General MIDI soundfonts; synth: synthesized)")
     p.add_argument("--name", help="run name (default from preset, targets and bands)")
     p.add_argument("--run-dir", help="default saved_models/<run name>")
     p.add_argument("--logdir", help="TensorBoard logs (default <run dir>/logs)")
@@ -125,7 +128,8 @@ def config_from_args(args) -> ExperimentConfig:
                              ("seed", t, "seed"), ("examples_per_epoch", d, "examples_per_epoch"),
                              ("valid_examples", d, "valid_examples"),
                              ("segment_seconds", d, "segment_seconds"),
-                             ("musdb_root", d, "musdb_root")]:
+                             ("musdb_root", d, "musdb_root"),
+                             ("dataset", d, "builtin_dataset")]:
         value = getattr(args, flag)
         if value is not None:
             setattr(obj, field, value)

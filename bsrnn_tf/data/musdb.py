@@ -218,18 +218,36 @@ def _fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
 # ------------------------------------------------------------------- roots
 
 
-def resolve_root(musdb_root: Optional[str] = None) -> tuple:
+BUILTIN_DATASETS = {
+    "sampled": "songs rendered from General MIDI soundfonts by FluidSynth "
+               "(train: FluidR3_GM, test: TimGM6mb)",
+    "synth": "synthesized songs",
+}
+
+
+def builtin_root(kind: str = "sampled") -> str:
+    """Root of a built-in dataset (``sampled`` or ``synth``), made on first use."""
+    if kind == "sampled":
+        from bsrnn_tf.datasets.sampled import sampled_dataset_root
+        return sampled_dataset_root()
+    if kind == "synth":
+        from bsrnn_tf.data.generate import builtin_dataset_root
+        return builtin_dataset_root()
+    raise DataError(f"unknown built-in dataset {kind!r}; choose one of {sorted(BUILTIN_DATASETS)}")
+
+
+def resolve_root(musdb_root: Optional[str] = None, builtin: str = "sampled") -> tuple:
     """``(root, is_builtin)``: ``musdb_root``, else ``$MUSDB_PATH``, else the
-    built-in generated dataset (generated on first use, announced with one
+    built-in dataset ``builtin`` (made on first use, announced with one
     printed line). A given root is checked with :func:`check_root`."""
     root = musdb_root or os.environ.get("MUSDB_PATH")
     if root:
         root = os.path.abspath(os.path.expanduser(root))
         check_root(root)
         return root, False
-    from bsrnn_tf.data.generate import builtin_dataset_root
-    root = builtin_dataset_root()
-    print(f"No --musdb-root or MUSDB_PATH given: using the built-in generated dataset at {root}")
+    root = builtin_root(builtin)
+    print(f"No --musdb-root or MUSDB_PATH given: using the built-in {builtin} dataset "
+          f"({BUILTIN_DATASETS[builtin]}) at {root}")
     return root, True
 
 

@@ -63,8 +63,8 @@ TEST_SOUNDFONTS = ("TimGM6mb.sf2",)
 SOUNDFONT_PACKAGES = {"FluidR3_GM.sf2": "fluid-soundfont-gm",
                       "TimGM6mb.sf2": "timgm6mb-soundfont",
                       "FluidR3_GS.sf2": "fluid-soundfont-gs"}
-DEFAULT_TRACKS_TRAIN = 24
-DEFAULT_TRACKS_TEST = 6
+DEFAULT_TRACKS_TRAIN = 60
+DEFAULT_TRACKS_TEST = 8
 DEFAULT_SECONDS = 30.0
 DEFAULT_SEED = 0
 FLUIDSYNTH = "fluidsynth"
