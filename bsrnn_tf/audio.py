@@ -7,7 +7,6 @@ write is an :class:`AudioError` whose one-line message names the file.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from typing import List, Optional, Tuple
@@ -206,49 +205,3 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     g = math.gcd(int(sr_in), int(sr_out))
     out = resample_poly(np.asarray(audio, np.float64), sr_out // g, sr_in // g, axis=0)
     return out.astype(np.float32)
-
-
-# ------------------------------------------------------------ normalisation
-
-@dataclasses.dataclass(frozen=True)
-class NormStats:
-    """What :func:`normalize` did: output = input * ``scale``."""
-
-    scale: float
-
-
-def normalization_stats(audio: np.ndarray, target_rms_db: float = -20.0,
-                        peak: float = 0.99, block: int = 1 << 18) -> NormStats:
-    """The scale :func:`normalize` applies, computed ``block`` samples at a
-    time (no copy of a long song, not even a float64 one)."""
-    audio = np.asarray(audio, np.float32)
-    energy, top = 0.0, 0.0
-    for start in range(0, audio.shape[0] if audio.ndim else 0, block):
-        piece = audio[start:start + block].astype(np.float64)
-        energy += float(np.sum(piece * piece))
-        top = max(top, float(np.max(np.abs(piece))))
-    rms = math.sqrt(energy / audio.size) if audio.size else 0.0
-    if not math.isfinite(rms) or rms < 1e-8:
-        return NormStats(1.0)
-    scale = 10.0 ** (target_rms_db / 20.0) / rms
-    if top * scale > peak:
-        scale = peak / top
-    return NormStats(scale)
-
-
-def normalize(audio: np.ndarray, target_rms_db: float = -20.0,
-              peak: float = 0.99) -> Tuple[np.ndarray, NormStats]:
-    """RMS normalisation of the whole waveform to ``target_rms_db`` dBFS, then
-    peak normalisation (scaled down so no sample exceeds ``peak``). Silent or
-    near-silent input (RMS below -160 dBFS) is left as it is.
-    """
-    audio = np.asarray(audio, np.float32)
-    stats = normalization_stats(audio, target_rms_db, peak)
-    if stats.scale == 1.0:
-        return audio, stats
-    return (audio * np.float32(stats.scale)).astype(np.float32), stats
-
-
-def denormalize(audio: np.ndarray, stats: NormStats) -> np.ndarray:
-    """Undoes :func:`normalize` on an output of the model."""
-    return (np.asarray(audio, np.float32) / np.float32(stats.scale)).astype(np.float32)

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, ensure_output_folder,
-                            list_audio_files, load_audio, normalization_stats, resample,
+                            list_audio_files, load_audio, resample,
                             save_audio, to_stereo)
 
 DEFAULT_FILENAME = "{track}/{target}.{ext}"
@@ -206,12 +206,13 @@ def separate_waveform(audio: np.ndarray, rate: int, backend, targets: Sequence[s
       ``out_channels`` is ``channels`` (2 when ``channels`` > 2).
     """
     from bsrnn_tf.inference import overlap_add
+    from bsrnn_tf.preprocess import song_scale
 
     length, channels = audio.shape
     model_input = resample(_to_model_channels(audio, backend.channels), rate, backend.sample_rate)
     # The loudness normalisation is a scale, applied to each batch of chunks
     # and undone on its estimates: no normalised copy of the song.
-    scale = np.float32(normalization_stats(model_input).scale)
+    scale = np.float32(song_scale(model_input))
     wanted = set(targets)
 
     def fn(batch: np.ndarray) -> Dict[str, np.ndarray]:

@@ -39,6 +39,7 @@ class EpochResult:
     train_loss: float
     train_losses: dict
     valid_usdr: dict
+    valid_gain: dict
     seconds: float
     learning_rate: float
     skipped_examples: int
@@ -109,6 +110,7 @@ class Trainer:
         self.train_data = strategy.distribute_datasets_from_function(train_data_fn)
         self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
         self._valid_step = tf.function(self._valid_batch, reduce_retracing=True)
+        self.valid_references = None  # {name: {target: uSDR dB}}, computed once
         self.history = self._load_history()
 
     # -- steps ---------------------------------------------------------------------
@@ -251,14 +253,17 @@ class Trainer:
                 self.manager.save(checkpoint_number=self.optimizer.iterations)
         steps = max(steps, 1)
         valid = self.validate(writer, epoch) if self.valid_data is not None else {}
+        gain = ({t: v - self.valid_references["scaled_mixture"][t] for t, v in valid.items()}
+                if valid else {})
         return EpochResult(epoch + 1, total / steps, {t: v / steps for t, v in sums.items()},
-                           valid, time.time() - started, self._learning_rate(), skipped)
+                           valid, gain, time.time() - started, self._learning_rate(), skipped)
 
     def validate(self, writer=None, epoch: int = 0) -> dict:
         """uSDR (dB) per target over the whole validation set: signal and error
         energies summed over all chunks (as one signal per target), so chunks
         where a target is silent do not dominate as a mean of per-chunk dB
-        values would."""
+        values would. The references of the same chunks are computed on the
+        first call (:meth:`reference_usdr`)."""
         signal = {t: 0.0 for t in self.targets}
         error = {t: 0.0 for t in self.targets}
         first = None
@@ -271,17 +276,61 @@ class Trainer:
                 first = (mixture, sources, outputs)
         if first is None:
             return {}
-        eps = 1e-7
-        result = {t: 10.0 * math.log10((signal[t] + eps) / (error[t] + eps))
-                  for t in self.targets}
+        result = {t: _db_ratio(signal[t], error[t]) for t in self.targets}
+        if self.valid_references is None:
+            self.valid_references = self.reference_usdr()
+            self.log("validation references (uSDR, dB): " + "; ".join(
+                f"{name.replace('_', ' ')} " + " ".join(f"{t} {v:.2f}" for t, v in values.items())
+                for name, values in self.valid_references.items()))
         if writer is not None:
             every = max(1, self.train_cfg.summary_every_epochs)
+            scaled = self.valid_references["scaled_mixture"]
             with writer.as_default(step=epoch + 1):
                 for t, v in result.items():
                     tf.summary.scalar(f"valid/usdr_{t}", v)
+                    tf.summary.scalar(f"valid/gain_{t}", v - scaled[t])
+                    for name, values in self.valid_references.items():
+                        if t in values:
+                            tf.summary.scalar(f"valid_reference/{name}_{t}", values[t])
                 if (epoch + 1) % every == 0 or epoch == 0:
                     self._write_examples(*first)
         return result
+
+    def reference_usdr(self) -> dict:
+        """uSDR (dB) per target of the validation set's references, energies
+        summed over chunks as in :meth:`validate`: ``scaled_mixture`` (each
+        chunk's mixture times its least-squares gain for the target: no
+        separation) and, when the targets are all the sources of the mixture,
+        ``oracle_irm`` (the ideal ratio mask on the model's STFT: the ceiling)."""
+        from bsrnn_tf.data.musdb import SOURCES
+        with_irm = set(SOURCES) <= set(self.targets)
+        names = ["scaled_mixture"] + (["oracle_irm"] if with_irm else [])
+        signal = {t: 0.0 for t in self.targets}
+        error = {n: {t: 0.0 for t in self.targets} for n in names}
+        for mixture, sources in self.valid_data:
+            estimates = {"scaled_mixture": {t: _scaled(mixture, sources[t])
+                                            for t in self.targets}}
+            if with_irm:
+                estimates["oracle_irm"] = self._ideal_ratio_mask(mixture, sources)
+            for t in self.targets:
+                signal[t] += float(tf.reduce_sum(tf.square(sources[t])))
+                for n in names:
+                    error[n][t] += float(tf.reduce_sum(tf.square(sources[t] - estimates[n][t])))
+        return {n: {t: _db_ratio(signal[t], error[n][t]) for t in self.targets} for n in names}
+
+    def _ideal_ratio_mask(self, mixture, sources) -> dict:
+        model = self.model
+        spectra = {t: model.spectrum(sources[t]) for t in self.targets}
+        magnitude = {t: tf.sqrt(tf.square(x[..., 0::2]) + tf.square(x[..., 1::2]))
+                     for t, x in spectra.items()}
+        total = tf.add_n(list(magnitude.values()))
+        mix_spec = model.spectrum(mixture)
+        out = {}
+        for t in self.targets:
+            mask = tf.math.divide_no_nan(magnitude[t], total)
+            mask = tf.reshape(tf.stack([mask, mask], axis=-1), tf.shape(mix_spec))
+            out[t] = model.waveform(mix_spec * mask, self.segment)
+        return out
 
     def _end_epoch(self, result: EpochResult, writer) -> bool:
         score = float(np.mean(list(result.valid_usdr.values()))) if result.valid_usdr else (
@@ -314,10 +363,12 @@ class Trainer:
         return float(lr.numpy() if hasattr(lr, "numpy") else lr)
 
     def _summary_line(self, r: EpochResult, improved: bool) -> str:
-        valid = " ".join(f"{t} {v:.2f}" for t, v in r.valid_usdr.items()) or "-"
+        gain = " ".join(f"{t} {v:+.2f}" for t, v in r.valid_gain.items()) or "-"
+        mean_gain = np.mean(list(r.valid_gain.values())) if r.valid_gain else float("nan")
         mean = np.mean(list(r.valid_usdr.values())) if r.valid_usdr else float("nan")
         return (f"epoch {r.epoch}/{self.train_cfg.epochs}: loss {r.train_loss:.4f}  "
-                f"valid uSDR {valid} (mean {mean:.2f} dB){' *best' if improved else ''}  "
+                f"valid gain over scaled mixture {gain} (mean {mean_gain:+.2f} dB; "
+                f"uSDR mean {mean:.2f} dB){' *best' if improved else ''}  "
                 f"lr {r.learning_rate:.2e}  {r.seconds:.0f} s")
 
     def _load_history(self) -> list:
@@ -385,6 +436,19 @@ def _spectrogram_image(spectrum: tf.Tensor) -> tf.Tensor:
     db = tf.maximum(db, tf.reduce_max(db) - 80.0)
     img = (db - tf.reduce_min(db)) / (tf.reduce_max(db) - tf.reduce_min(db) + 1e-6)
     return tf.reverse(tf.transpose(img, [0, 2, 1]), axis=[1])[..., None]
+
+
+def _db_ratio(signal: float, error: float, eps: float = 1e-7) -> float:
+    """``10 log10((signal + eps) / (error + eps))``: uSDR from summed energies."""
+    return 10.0 * math.log10((signal + eps) / (error + eps))
+
+
+def _scaled(mixture: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
+    """Each example's mixture times its least-squares gain for ``reference``,
+    ``(batch, samples, channels)``."""
+    gain = tf.math.divide_no_nan(tf.reduce_sum(reference * mixture, axis=[1, 2]),
+                                 tf.reduce_sum(mixture * mixture, axis=[1, 2]))
+    return gain[:, None, None] * mixture
 
 
 def cleanup_worker_dir(trainer: Trainer) -> None:

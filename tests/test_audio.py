@@ -1,5 +1,4 @@
-"""Audio I/O round trips, bad files, atomic writes, channels, resampling and
-normalisation."""
+"""Audio I/O round trips, bad files, atomic writes, channels and resampling."""
 
 import os
 
@@ -7,9 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bsrnn_tf.audio import (AudioError, denormalize, from_stereo, list_audio_files,
-                            load_audio, normalization_stats, normalize, resample, save_audio,
-                            to_stereo)
+from bsrnn_tf.audio import (AudioError, from_stereo, list_audio_files, load_audio, resample,
+                            save_audio, to_stereo)
 
 
 def _tone(seconds=1.0, rate=44100, channels=2, freq=440.0):
@@ -141,32 +139,6 @@ def test_channels_and_resampling():
     assert np.argmax(spectrum) * 22050 / len(down) == pytest.approx(1000.0, abs=2)
     up = resample(_tone(freq=1000.0), 44100, 48000)
     assert up.shape == (48000, 2)
-
-
-def test_normalisation_round_trip_and_silence(rng):
-    audio = (rng.standard_normal((44100, 2)) * 0.01).astype(np.float32)
-    audio[100] = 0.9  # a spike: the peak limit applies
-    normed, stats = normalize(audio, target_rms_db=-20.0, peak=0.99)
-    assert np.abs(normed).max() <= 0.99 + 1e-6
-    np.testing.assert_allclose(denormalize(normed, stats), audio, rtol=1e-5, atol=1e-8)
-    quiet = (rng.standard_normal((44100, 2)) * 1e-3).astype(np.float32)
-    normed, _ = normalize(quiet, target_rms_db=-20.0)
-    rms_db = 10 * np.log10(np.mean(normed.astype(np.float64) ** 2))
-    assert rms_db == pytest.approx(-20.0, abs=0.01)
-    for silent in (np.zeros((100, 2), np.float32), np.full((100, 2), 1e-20, np.float32)):
-        out, stats = normalize(silent)
-        assert np.all(np.isfinite(out)) and stats.scale == 1.0
-
-
-def test_normalisation_stats_in_blocks_match_whole_array(rng):
-    audio = (rng.standard_normal((30001, 2)) * 0.05).astype(np.float32)
-    rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2))
-    expected = min(10 ** (-20.0 / 20) / rms, 0.99 / np.abs(audio).max())
-    for block in (7, 4096, 1 << 20):  # blocks that do and do not divide the size
-        stats = normalization_stats(audio, -20.0, 0.99, block=block)
-        assert stats.scale == pytest.approx(expected, rel=1e-9)
-    audio[12345, 1] = 0.95  # the peak limit, found in whichever block holds it
-    assert normalization_stats(audio, block=7).scale == pytest.approx(0.99 / 0.95, rel=1e-6)
 
 
 def test_list_audio_files(tmp_path):

@@ -21,7 +21,9 @@ Training (:func:`train_dataset`), per example:
    stream that rejects ``MAX_REJECTIONS`` chunks in a row stops with an
    error naming the source (a target silent in every track would otherwise
    loop forever).
-3. Augmentation (gain, channel swap, target silencing) and the mixture sum.
+3. Augmentation (gain, channel swap, target silencing), the mixture sum,
+   and the loudness normalisation of :mod:`bsrnn_tf.preprocess` (the
+   mixture's RMS to -20 dBFS, peak at most 0.99; sources scaled alike).
 4. ``take(examples_per_epoch)``, ``batch(drop_remainder=True)``, prefetch.
 
 Everything is stateless apart from tf.data's own seed generators, so the
@@ -30,7 +32,8 @@ the global batch size.
 
 Validation (:func:`valid_dataset`): fixed chunks (track round robin,
 positions from ``valid_seed``), all sources of one track, no augmentation,
-no activity detection; read once and cached in memory by tf.data.
+no activity detection, the same loudness normalisation; read once and
+cached in memory by tf.data.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import tensorflow as tf
 
 from bsrnn_tf.data import augment
 from bsrnn_tf.data.musdb import SOURCES, DataError, Track
+from bsrnn_tf.preprocess import normalize_example
 
 AUTOTUNE = tf.data.AUTOTUNE
 MAX_REJECTIONS = 2000
@@ -237,8 +241,10 @@ def _track_stream(reader: ChunkReader, max_starts: tf.Tensor, is_target: list,
 
 
 def _to_example(sources: Sequence[tf.Tensor], targets: Sequence[str]) -> tuple:
-    """Sources in ``SOURCES`` order -> ``(mixture, {target: source})``."""
-    return tf.add_n(list(sources)), {t: sources[SOURCES.index(t)] for t in targets}
+    """Sources in ``SOURCES`` order -> ``(mixture, {target: source})``,
+    loudness-normalised by the mixture (:mod:`bsrnn_tf.preprocess`)."""
+    return normalize_example(tf.add_n(list(sources)),
+                             {t: sources[SOURCES.index(t)] for t in targets})
 
 
 def train_dataset(tracks: Sequence[Track], targets: Sequence[str], data_cfg, batch_size: int,
