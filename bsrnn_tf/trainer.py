@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bsrnn_tf.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
 from bsrnn_tf.config import ExperimentConfig, atomic_write_text
 from bsrnn_tf.distribute import is_chief, worker_index
 from bsrnn_tf.losses import bsrnn_loss, multitask_loss
@@ -104,7 +105,8 @@ class Trainer:
         if not self.chief:  # other workers write to a scratch directory
             ckpt_dir = os.path.join(tempfile.gettempdir(),
                                     f"bsrnn_tf_worker{worker_index()}_{os.getpid()}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=2)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir,
+                                                  max_to_keep=KEEP_CHECKPOINTS)
         # One pass over this dataset is one epoch (a fresh iterator per epoch).
         self.train_data = strategy.distribute_datasets_from_function(train_data_fn)
         self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
@@ -180,11 +182,30 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------
     def restore(self) -> bool:
-        """Restores the latest checkpoint of the run, if any."""
-        latest = self.manager.latest_checkpoint
+        """Restores the newest readable checkpoint of the run, if any
+        (:func:`bsrnn_tf.checkpoints.restore_newest_readable`).
+
+        Raises:
+          TrainingError: checkpoints that cannot be read, or a trained
+            ``model.keras`` without any checkpoint: starting over would
+            overwrite it.
+        """
+        directory = self.manager.directory
+        try:
+            latest = restore_newest_readable(self.checkpoint, directory, self.log)
+        except CheckpointError as e:
+            raise TrainingError(str(e)) from None
         if latest is None:
+            model_file = os.path.join(self.run_dir, "model.keras")
+            if self.chief and os.path.exists(model_file):
+                raise TrainingError(
+                    f"{self.run_dir} holds a trained {os.path.basename(model_file)} but no "
+                    f"checkpoint in {directory} to resume from; starting over would overwrite "
+                    f"it: use another --run-dir, or move the folder away")
             return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        # A manager that reads the state file as restore_newest_readable left it.
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                  max_to_keep=KEEP_CHECKPOINTS)
         self.log(f"resumed from {latest}: epoch {int(self.epoch.numpy()) + 1}, step "
                  f"{int(self.step_in_epoch.numpy())} of {self.steps_per_epoch}, "
                  f"{int(self.optimizer.iterations.numpy())} optimizer steps so far")

@@ -259,8 +259,8 @@ def _run(args) -> int:
 
     trainer = make_trainer(model, config, run_dir, strategy, train_tracks, valid_tracks,
                            logdir=args.logdir, verbose=0 if args.quiet else 1)
-    trainer.restore()
     try:
+        trainer.restore()
         trainer.fit()
     except TrainingError as e:
         print(f"fit.py: error: {e}", file=sys.stderr)
