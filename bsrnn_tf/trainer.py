@@ -206,6 +206,8 @@ class Trainer:
         # A manager that reads the state file as restore_newest_readable left it.
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=KEEP_CHECKPOINTS)
+        if int(self.epoch.numpy()) >= self.train_cfg.epochs:
+            return True  # a finished run: the caller says so
         self.log(f"resumed from {latest}: epoch {int(self.epoch.numpy()) + 1}, step "
                  f"{int(self.step_in_epoch.numpy())} of {self.steps_per_epoch}, "
                  f"{int(self.optimizer.iterations.numpy())} optimizer steps so far")
@@ -232,8 +234,11 @@ class Trainer:
     def _run_epoch(self, writer) -> EpochResult:
         epoch = int(self.epoch.numpy())
         start_step = int(self.step_in_epoch.numpy())
+        # The bar's mean_loss is the mean over this epoch's steps, as on the
+        # epoch line; grad_norm is the last step's.
         progbar = keras.utils.Progbar(self.steps_per_epoch, verbose=self.verbose if self.chief
-                                      else 0, stateful_metrics=["loss", "grad_norm"])
+                                      else 0, stateful_metrics=["grad_norm"])
+        learning_rate = self._learning_rate()  # the rate of this epoch's steps
         if start_step:
             progbar.update(start_step)
         started = time.time()
@@ -267,13 +272,23 @@ class Trainer:
                         tf.summary.scalar(f"train/loss_{t}", float(target_losses[t]))
                     tf.summary.scalar("train/grad_norm", float(norm))
                     tf.summary.scalar("train/learning_rate", self._learning_rate())
-            progbar.update(step + 1, [("loss", loss), ("grad_norm", float(norm))])
+            progbar.update(step + 1, [("mean_loss", loss), ("grad_norm", float(norm))])
             if every and (step + 1) % every == 0 and step + 1 < self.steps_per_epoch:
                 self.manager.save(checkpoint_number=self.optimizer.iterations)
         steps = max(steps, 1)
-        valid = self.validate(writer, epoch) if self.valid_data is not None else {}
+        valid = {}
+        if self.valid_data is not None:
+            self._status(f"epoch {epoch + 1}: validating ...")
+            valid = self.validate(writer, epoch)
+        self._status(f"epoch {epoch + 1}: saving the checkpoint"
+                     f"{' (and the model if it improved)' if self.chief else ''} ...")
         return EpochResult(epoch + 1, total / steps, {t: v / steps for t, v in sums.items()},
-                           valid, time.time() - started, self._learning_rate(), skipped)
+                           valid, time.time() - started, learning_rate, skipped)
+
+    def _status(self, message: str) -> None:
+        """A progress note for the slow steps after the bar (not with --quiet)."""
+        if self.verbose and self.chief:
+            self.log(message)
 
     def validate(self, writer=None, epoch: int = 0) -> dict:
         """uSDR (dB) per target over the whole validation set: signal and error
@@ -337,9 +352,9 @@ class Trainer:
     def _summary_line(self, r: EpochResult, improved: bool) -> str:
         valid = " ".join(f"{t} {v:.2f}" for t, v in r.valid_usdr.items()) or "-"
         mean = np.mean(list(r.valid_usdr.values())) if r.valid_usdr else float("nan")
-        return (f"epoch {r.epoch}/{self.train_cfg.epochs}: loss {r.train_loss:.4f}  "
-                f"valid uSDR {valid} (mean {mean:.2f} dB){' *best' if improved else ''}  "
-                f"lr {r.learning_rate:.2e}  {r.seconds:.0f} s")
+        return (f"epoch {r.epoch}/{self.train_cfg.epochs}: mean loss {r.train_loss:.4f}  "
+                f"valid uSDR {valid} (mean over targets {mean:.2f} dB)"
+                f"{' *best' if improved else ''}  lr {r.learning_rate:.2e}  {r.seconds:.0f} s")
 
     def _load_history(self) -> list:
         path = os.path.join(self.run_dir, "history.json")

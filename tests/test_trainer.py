@@ -243,3 +243,14 @@ def test_restore_refuses_to_start_over_beside_a_trained_model(tmp_path):
     second = _trainer(tmp_path, _synthetic(), steps=2)
     with pytest.raises(TrainingError, match="holds a trained model.keras but no checkpoint"):
         second.restore()
+
+
+def test_epoch_line_gives_the_learning_rate_used_and_labels_means(tmp_path):
+    logs = []
+    trainer = _trainer(tmp_path, _synthetic(), steps=2, epochs=2, lr_decay=0.5,
+                       lr_decay_epochs=1, log=logs.append)
+    trainer.fit()
+    lines = [line for line in logs if line.startswith("epoch ") and "mean loss" in line]
+    assert len(lines) == 2, logs
+    assert "lr 1.00e-03" in lines[0] and "lr 5.00e-04" in lines[1], lines
+    assert trainer.history[1]["learning_rate"] == pytest.approx(5e-4)
