@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from typing import Any, Callable, Optional
 
 DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
@@ -270,6 +271,7 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
     ``path``: readers never see a half-written file. Returns ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
     try:
         write(tmp)
@@ -279,6 +281,37 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def remove_stale_temporaries(path: str) -> list:
+    """Removes the temporary files :func:`atomic_save` left for ``path`` in
+    processes that no longer run (killed mid-write); returns their paths."""
+    directory, name = os.path.split(os.path.abspath(path))
+    removed = []
+    for entry in os.listdir(directory):
+        match = _TMP_NAME.match(entry)
+        if match and match.group(2) == name and not _process_alive(int(match.group(1))):
+            try:
+                os.remove(os.path.join(directory, entry))
+                removed.append(os.path.join(directory, entry))
+            except OSError:
+                pass
+    return removed
+
+
+_TMP_NAME = re.compile(r"^\.tmp(\d+)_(.+)$")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def atomic_write_bytes(path: str, data: bytes) -> str:

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="TF Serving model name (default: from the model path)")
     p.add_argument("--no-parity", action="store_true",
                    help="skip measuring parity against the Keras model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the TFLite files and backbone/ of an earlier export into the "
+                        "same -o (SavedModels get a new version either way)")
     p.add_argument("--threads", type=int, default=1,
                    help="TFLite interpreter threads for the parity runs (default 1)")
     return p
@@ -74,7 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results = export_model(args.model, args.output, _expand(args.format, FORMATS),
                                _expand(args.variant, VARIANTS),
                                _expand(args.quantize, QUANTIZATIONS), args.segment, args.name,
-                               parity=not args.no_parity, num_threads=args.threads, log=log)
+                               parity=not args.no_parity, num_threads=args.threads, log=log,
+                               overwrite=args.overwrite)
     except ExportError as e:
         print(f"export.py: error: {e}", file=sys.stderr)
         return 2
