@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.export import (FORMATS, QUANTIZATIONS, VARIANTS, ExportError,  # noqa: E402
                              export_model)
 
@@ -68,6 +69,7 @@ def _expand(values: Sequence[str], choices: Sequence[str]) -> list:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     start = time.time()
 
     def log(message: str) -> None:

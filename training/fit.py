@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.config import (DEFAULT_TARGETS, ConfigError, ExperimentConfig,  # noqa: E402
                              atomic_write_text)
 
@@ -207,6 +208,7 @@ FIELD_FLAGS = {"model.targets": "--targets/--mtl", "model.bands": "--bands",
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     try:
         with keeping_dtype_policy():
             return _run(args)
