@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import struct
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -56,6 +58,10 @@ def load_audio(path: str, offset: float = 0.0,
         raise AudioError(f"{path}: {what}: {_short(e)}") from None
     if info.frames == 0:
         raise AudioError(f"{path}: zero-length audio (no samples)")
+    if riff_truncated(path):
+        raise AudioError(f"{path}: truncated WAV: its header promises more audio than the file "
+                         f"holds (an interrupted copy or download?); nothing read. To use the "
+                         f"part present, rewrite it, e.g. ffmpeg -i in.wav fixed.wav")
     start = int(round(max(0.0, offset) * info.samplerate))
     if start >= info.frames:
         raise AudioError(f"{path}: offset {offset:g} s is past the end "
@@ -71,6 +77,25 @@ def load_audio(path: str, offset: float = 0.0,
     if not np.all(np.isfinite(audio)):
         raise AudioError(f"{path}: contains NaN or infinite samples")
     return audio, int(rate)
+
+
+def riff_truncated(path: str) -> bool:
+    """True when a RIFF/WAVE file's data chunk claims more bytes than the
+    file holds (or there is no data chunk). Not RIFF: False (soundfile
+    decides)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return False
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, length = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                return length != 0xFFFFFFFF and length > size - pos - 8
+            pos += 8 + length + (length & 1)
+    return True
 
 
 def _short(error: Exception) -> str:
@@ -145,7 +170,18 @@ def save_audio(path: str, audio: np.ndarray, sample_rate: int, format: Optional[
     try:
         return atomic_save(path, write)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        raise AudioError(f"{path}: cannot write audio: {_short(e)}") from None
+        raise AudioError(f"{path}: cannot write audio: {_write_failure(path, audio, e)}") from None
+
+
+def _write_failure(path: str, audio: np.ndarray, error: Exception) -> str:
+    """libsndfile says only 'System error.' for a full disk: name the cause
+    when the free space is less than the samples need."""
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    needed = audio.size * 4  # at most float32 per sample
+    if free < needed or getattr(error, "errno", None) == 28:
+        return (f"no space left on the device ({free / 1e6:.1f} MB free, the stem needs up to "
+                f"{needed / 1e6:.1f} MB)")
+    return _short(error)
 
 
 def _subtype(fmt: str, subtype: Optional[str]) -> Optional[str]:

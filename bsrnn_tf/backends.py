@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import struct
+import zipfile
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -241,15 +243,24 @@ def load_backend(path: str, max_batch: int = 4, num_threads: Optional[int] = 1,
         if path.endswith(".tflite"):
             return TFLiteBackend(path, num_threads)
         if path.endswith(".keras"):
+            _check_keras_file(path)
             return KerasBackend(path, segment_samples=segment_samples, max_batch=max_batch,
                                 jit_compile=jit_compile)
         raise BackendError(f"{path}: not a separator artifact (expected .keras, .tflite, a run "
                            f"directory or a SavedModel directory)")
     if os.path.exists(os.path.join(path, "model.keras")):
+        _check_keras_file(os.path.join(path, "model.keras"))
         return KerasBackend(path, segment_samples=segment_samples, max_batch=max_batch,
                             jit_compile=jit_compile)
     version_dir = resolve_savedmodel_dir(path)
     return SavedModelBackend(version_dir, read_export_info(version_dir), max_batch)
+
+
+def _check_keras_file(path: str) -> None:
+    """Keras reports a truncated ``.keras`` (a zip) as 'File not found'."""
+    if not zipfile.is_zipfile(path):
+        raise BackendError(f"{path}: truncated or corrupt .keras file (not a complete zip "
+                           f"archive, {os.path.getsize(path)} bytes)")
 
 
 def resolve_savedmodel_dir(path: str) -> str:
@@ -312,12 +323,16 @@ def tflite_metadata_from_bytes(content: bytes, where: str = "<bytes>") -> Option
 
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise BackendError(f"{where}: not a TFLite flatbuffer")
-    model = schema.Model.GetRootAs(content, 0)
-    for j in range(model.MetadataLength()):
-        entry = model.Metadata(j)
-        if entry.Name() == TFLITE_METADATA_NAME.encode():
-            data = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
-            return json.loads(data.decode("utf-8"))
+    try:
+        model = schema.Model.GetRootAs(content, 0)
+        for j in range(model.MetadataLength()):
+            entry = model.Metadata(j)
+            if entry.Name() == TFLITE_METADATA_NAME.encode():
+                data = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+                return json.loads(data.decode("utf-8"))
+    except (struct.error, IndexError, AttributeError, UnicodeDecodeError, ValueError) as e:
+        raise BackendError(f"{where}: truncated or corrupt TFLite file ({len(content)} bytes; "
+                           f"its flatbuffer cannot be parsed: {type(e).__name__})") from None
     return None
 
 

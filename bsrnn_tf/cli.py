@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from bsrnn_tf.console import quiet_tensorflow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -122,6 +124,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_tensorflow()
     try:
         return int(args.func(args) or 0)
     except (BandSchemaError, ConfigError, DataError, GenerationError) as e:

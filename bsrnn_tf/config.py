@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 from typing import Any, Callable, Optional
 
 DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
@@ -17,6 +19,22 @@ DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field."""
+
+
+def check_number(name: str, value, minimum: float = None, maximum: float = None,
+                 integer: bool = False, min_inclusive: bool = True) -> None:
+    """Raises :class:`ConfigError` unless ``value`` is a finite number (an
+    int when ``integer``) in ``[minimum, maximum]`` (``(minimum, ...`` when
+    not ``min_inclusive``); the message names ``name``."""
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not math.isfinite(value):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    low = minimum is not None and (value < minimum if min_inclusive else value <= minimum)
+    if low or (maximum is not None and value > maximum):
+        bounds = (f"{'>=' if min_inclusive else '>'} {minimum:g}" if maximum is None else
+                  f"in {'[' if min_inclusive else '('}{minimum:g}, {maximum:g}]")
+        raise ConfigError(f"{name} must be {bounds}, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -129,6 +147,15 @@ class DataConfig:
     silence_target_prob: float = 0.1
     cache_budget_mb: int = 4096
 
+    def validate(self) -> None:
+        check_number("data.segment_seconds", self.segment_seconds, 0, min_inclusive=False)
+        check_number("data.examples_per_epoch", self.examples_per_epoch, 1, integer=True)
+        check_number("data.valid_examples", self.valid_examples, 1, integer=True)
+        check_number("data.gain_db", self.gain_db, 0)
+        check_number("data.silence_target_prob", self.silence_target_prob, 0, 1)
+        check_number("data.activity_min_active", self.activity_min_active, 0, 1)
+        check_number("data.activity_subchunks", self.activity_subchunks, 1, integer=True)
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -153,6 +180,18 @@ class TrainConfig:
     init_backbone: Optional[str] = None
     freeze_backbone: bool = False
 
+    def validate(self) -> None:
+        check_number("train.epochs", self.epochs, 1, integer=True)
+        check_number("train.batch_size", self.batch_size, 1, integer=True)
+        check_number("train.learning_rate", self.learning_rate, 0, min_inclusive=False)
+        check_number("train.lr_decay", self.lr_decay, 0, 1, min_inclusive=False)
+        check_number("train.lr_decay_epochs", self.lr_decay_epochs, 1, integer=True)
+        check_number("train.clip_norm", self.clip_norm, 0)
+        check_number("train.patience", self.patience, 0, integer=True)
+        check_number("train.checkpoint_every_steps", self.checkpoint_every_steps, 0, integer=True)
+        for target, weight in self.target_weights.items():
+            check_number(f"train.target_weights[{target}]", weight, 0)
+
 
 @dataclasses.dataclass
 class ExperimentConfig:
@@ -166,6 +205,12 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         self.model.validate()
+        self.data.validate()
+        self.train.validate()
+        if self.data.examples_per_epoch < self.train.batch_size:
+            raise ConfigError(f"data.examples_per_epoch ({self.data.examples_per_epoch}) is "
+                              f"smaller than train.batch_size ({self.train.batch_size}): not "
+                              f"one batch per epoch")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -196,6 +241,10 @@ def _read_json(path: str) -> Any:
             return json.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a JSON file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from None
 
@@ -249,6 +298,7 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
     ``path``: readers never see a half-written file. Returns ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
     try:
         write(tmp)
@@ -258,6 +308,37 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def remove_stale_temporaries(path: str) -> list:
+    """Removes the temporary files :func:`atomic_save` left for ``path`` in
+    processes that no longer run (killed mid-write); returns their paths."""
+    directory, name = os.path.split(os.path.abspath(path))
+    removed = []
+    for entry in os.listdir(directory):
+        match = _TMP_NAME.match(entry)
+        if match and match.group(2) == name and not _process_alive(int(match.group(1))):
+            try:
+                os.remove(os.path.join(directory, entry))
+                removed.append(os.path.join(directory, entry))
+            except OSError:
+                pass
+    return removed
+
+
+_TMP_NAME = re.compile(r"^\.tmp(\d+)_(.+)$")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def atomic_write_bytes(path: str, data: bytes) -> str:

@@ -37,6 +37,7 @@ weights. Signatures:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -84,8 +85,12 @@ def _shipped_config(path: str, model) -> dict:
     file = os.path.join(directory, CONFIG_FILE)
     is_run = os.path.isdir(path) or os.path.basename(path) == "model.keras"
     if is_run and os.path.exists(file):
-        with open(file) as f:
-            return json.load(f)
+        try:
+            with open(file) as f:
+                return json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ExportError(f"{file}: not a readable config JSON ({e}); it would be shipped "
+                              f"with every export: fix or remove it") from None
     return {"model": model.model_config}
 
 
@@ -128,6 +133,8 @@ def default_name(model_path: str) -> str:
 def segment_samples_for(model, seconds: Optional[float]) -> int:
     """Chunk length in samples: ``seconds`` at the model's sample rate, else
     the model's own segment; at least ``n_fft``."""
+    if seconds is not None and not 0 < seconds < math.inf:
+        raise ExportError(f"segment must be a finite number of seconds > 0, got {seconds}")
     samples = model.segment_samples if seconds is None else int(round(seconds * model.sample_rate))
     if samples < model.n_fft:
         raise ExportError(f"segment of {samples} samples is shorter than n_fft ({model.n_fft})")
@@ -580,6 +587,22 @@ def embed_tflite_metadata(content: bytes, metadata: dict) -> bytes:
     return bytes(builder.Output())
 
 
+def _refuse_overwrite(out_dir: str, formats, name: str, variants, quantizations) -> None:
+    """Raises :class:`ExportError` naming the outputs of an earlier export
+    that this one would replace."""
+    planned = []
+    if "tflite" in formats:
+        planned += [os.path.join(out_dir, "tflite", tflite_file_name(name, v, q))
+                    for v in variants for q in quantizations]
+    if "backbone" in formats:
+        planned.append(os.path.join(out_dir, "backbone"))
+    existing = [p for p in planned if os.path.exists(p)]
+    if existing:
+        more = f" and {len(existing) - 2} more" if len(existing) > 2 else ""
+        raise ExportError(f"{', '.join(existing[:2])}{more} already exist from an earlier "
+                          f"export; use --overwrite to replace them, or another -o")
+
+
 def tflite_file_name(name: str, variant: str, quantize: str) -> str:
     return f"{name}-{variant}-{QUANTIZATION_LABELS[quantize]}.tflite"
 
@@ -822,9 +845,10 @@ def export_model(model_path: str, out_dir: str, formats: Sequence[str] = FORMATS
                  quantizations: Sequence[str] = QUANTIZATIONS,
                  segment_seconds: Optional[float] = None, name: Optional[str] = None,
                  parity: bool = True, num_threads: Optional[int] = 1,
-                 log: Callable[[str], None] = lambda _: None) -> dict:
+                 log: Callable[[str], None] = lambda _: None,
+                 overwrite: bool = False) -> dict:
     """Exports a trained model in the requested formats (layout: module
-    docstring).
+    docstring). Nothing is created when the model cannot be loaded.
 
     Args:
       model_path: ``.keras`` file or run directory.
@@ -834,6 +858,9 @@ def export_model(model_path: str, out_dir: str, formats: Sequence[str] = FORMATS
       segment_seconds: fixed chunk length (default: the model's segment).
       name: TF Serving model name (default :func:`default_name`).
       parity: measure and record parity against the Keras model.
+      overwrite: replace TFLite files and ``backbone/`` of an earlier export
+        (else an :class:`ExportError` names them; SavedModels get a new
+        version either way).
     Returns:
       ``{"savedmodel": version dir, "tflite": [files], "backbone": dir}``
       for the formats exported.
@@ -841,10 +868,12 @@ def export_model(model_path: str, out_dir: str, formats: Sequence[str] = FORMATS
     _check_choices(formats, FORMATS, "format")
     _check_choices(variants, VARIANTS, "variant")
     _check_choices(quantizations, QUANTIZATIONS, "quantization")
-    ensure_writable(out_dir)
     model, config = load_for_export(model_path)
     segment = segment_samples_for(model, segment_seconds)
     name = name or default_name(model_path)
+    if not overwrite:
+        _refuse_overwrite(out_dir, formats, name, variants, quantizations)
+    ensure_writable(out_dir)
     probe = None
     if parity:
         log("computing Keras reference outputs")

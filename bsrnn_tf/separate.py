@@ -21,6 +21,7 @@ Spleeter::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import string
 import sys
@@ -32,6 +33,7 @@ import numpy as np
 from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, ensure_output_folder,
                             list_audio_files, load_audio, resample,
                             save_audio, to_stereo)
+from bsrnn_tf.config import check_number
 
 DEFAULT_FILENAME = "{track}/{target}.{ext}"
 FILENAME_FIELDS = ("track", "trackext", "target", "stem", "ext")
@@ -83,7 +85,7 @@ def open_model(model, segment: Optional[float] = None, max_batch: int = 4,
 
 
 def _segment_samples(segment: float, sample_rate: int) -> int:
-    if not segment > 0:
+    if not 0 < segment < math.inf:
         raise SeparationError(f"segment must be a positive number of seconds, got {segment}")
     return int(round(segment * sample_rate))
 
@@ -175,8 +177,9 @@ def read_input(audio_or_path, offset: float = 0.0, duration: Optional[float] = N
                sample_rate: int = 44100) -> Tuple[np.ndarray, int]:
     """``(audio (samples, channels) float32, rate)`` of a file or an array,
     cut to ``[offset, offset + duration)`` seconds."""
-    if offset < 0 or (duration is not None and not duration > 0):
-        raise SeparationError(f"offset must be >= 0 and duration > 0, got {offset}, {duration}")
+    if not 0 <= offset < math.inf or (duration is not None and not 0 < duration < math.inf):
+        raise SeparationError(f"offset must be a finite number >= 0 and duration a finite "
+                              f"number > 0, got {offset}, {duration}")
     if isinstance(audio_or_path, (str, os.PathLike)):
         return load_audio(os.fspath(audio_or_path), offset, duration)
     audio = np.asarray(audio_or_path, np.float32)
@@ -267,8 +270,9 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "separate", help="separate audio files into stems",
         description="Separate audio files (or every audio file under folders) into stems. "
-                    "Any sample rate and channel count; outputs have the input's rate, "
-                    "length and channels.")
+                    "Any sample rate and channel count; outputs have the input's rate and "
+                    "length, and its channels up to two (mono stays mono; with more than two "
+                    "channels the model hears the first two and the stems are stereo).")
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR",
                    help="audio files, or folders searched recursively for "
                         f"{', '.join(AUDIO_EXTENSIONS)} files")
@@ -289,7 +293,8 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
                    help="separate at most this much of every input")
     p.add_argument("--filename", default=DEFAULT_FILENAME,
                    help="output path under OUT; fields {track} (input name without extension, "
-                        "relative to a folder given), {trackext}, {target} (alias {stem}), "
+                        "relative to a folder given; a file named mixture.* is named after "
+                        "its folder, as in MUSDB), {trackext}, {target} (alias {stem}), "
                         "{ext} (default %(default)s)")
     p.add_argument("--format", default="wav", choices=OUTPUT_FORMATS,
                    help="output format (mp3 where libsndfile has it; default wav)")
@@ -322,8 +327,16 @@ def _cli_separate(args: argparse.Namespace) -> int:
     except ValueError as e:  # BackendError and ModelLoadError are ValueErrors
         job.error(str(e))
         return 2
-    for path, track in job.expand_inputs():
-        job.run_one(path, track)
+    inputs = job.expand_inputs()
+    try:
+        for path, track in inputs:
+            job.run_one(path, track)
+    except KeyboardInterrupt:
+        job.error(f"interrupted: {job.done} of {len(inputs)} inputs separated into "
+                  f"{job.args.out}{f' (last: {job.last_done})' if job.last_done else ''}; "
+                  f"the one in progress was not written (rerun to do the rest: finished "
+                  f"outputs are skipped)")
+        return 130
     return job.finish()
 
 
@@ -340,6 +353,7 @@ class SeparateJob:
         self.failed = 0
         self.skipped = 0
         self.done = 0
+        self.last_done: Optional[str] = None
         self.written: Dict[str, str] = {}  # output path -> input that produced it
 
     # -- set-up --------------------------------------------------------------------
@@ -359,8 +373,11 @@ class SeparateJob:
                                   "or int24")
         if not 0.0 <= a.overlap < 1.0:
             raise SeparationError(f"--overlap must be in [0, 1), got {a.overlap}")
-        if a.offset < 0 or (a.duration is not None and not a.duration > 0):
-            raise SeparationError("--offset must be >= 0 and --duration > 0")
+        for flag, value, minimum, inclusive in [("--segment", a.segment, 0, False),
+                                                ("--offset", a.offset, 0, True),
+                                                ("--duration", a.duration, 0, False)]:
+            if value is not None:
+                check_number(flag, value, minimum, min_inclusive=inclusive)
         if a.batch_size < 1:
             raise SeparationError(f"--batch-size must be positive, got {a.batch_size}")
         if a.threads < 1:
@@ -384,13 +401,14 @@ class SeparateJob:
         found = []
         for given in self.args.inputs:
             if not os.path.isdir(given):
-                found.append((given, _strip_ext(os.path.basename(given))))
+                found.append((given, _track_name(given, _strip_ext(os.path.basename(given)))))
                 continue
             files = list_audio_files(given)
             if not files:
                 self.error(f"{given}: folder holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
                 self.failed += 1
-            found.extend((f, _strip_ext(os.path.relpath(f, given))) for f in files)
+            found.extend((f, _track_name(f, _strip_ext(os.path.relpath(f, given))))
+                         for f in files)
         return found
 
     # -- one input -----------------------------------------------------------------
@@ -400,6 +418,9 @@ class SeparateJob:
             return
         try:
             audio, rate = load_audio(path, self.args.offset, self.args.duration)
+            if audio.shape[1] > 2:
+                print(f"{self.name}: warning: {path} has {audio.shape[1]} channels; the model "
+                      f"separates the first two and its stems are stereo", file=sys.stderr)
             for out_path in outputs.values():  # fail before separating, not after
                 ensure_output_folder(os.path.dirname(os.path.abspath(out_path)), out_path)
             stems = self.separate(audio, rate, track)
@@ -413,6 +434,7 @@ class SeparateJob:
             return
         self.written.update({p: path for p in outputs.values()})
         self.done += 1
+        self.last_done = path
 
     def plan_outputs(self, path: str, track: str) -> Optional[Dict[str, str]]:
         """``{output name: path}`` still to write for one input; None when
@@ -487,6 +509,15 @@ def check_filename_template(template: str) -> None:
 
 def _strip_ext(name: str) -> str:
     return os.path.splitext(name)[0]
+
+
+def _track_name(path: str, track: str) -> str:
+    """``track``, except that a file named ``mixture.*`` (the MUSDB layout,
+    one folder per song) is named after its folder."""
+    if os.path.basename(track) != "mixture":
+        return track
+    parent = os.path.dirname(track)
+    return parent or os.path.basename(os.path.dirname(os.path.abspath(path))) or track
 
 
 class _CallableModule(types.ModuleType):

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bsrnn_tf.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
 from bsrnn_tf.config import ExperimentConfig, atomic_write_text
 from bsrnn_tf.distribute import is_chief, worker_index
 from bsrnn_tf.losses import bsrnn_loss, multitask_loss
@@ -105,7 +106,8 @@ class Trainer:
         if not self.chief:  # other workers write to a scratch directory
             ckpt_dir = os.path.join(tempfile.gettempdir(),
                                     f"bsrnn_tf_worker{worker_index()}_{os.getpid()}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=2)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir,
+                                                  max_to_keep=KEEP_CHECKPOINTS)
         # One pass over this dataset is one epoch (a fresh iterator per epoch).
         self.train_data = strategy.distribute_datasets_from_function(train_data_fn)
         self._train_step = tf.function(self._distributed_step, reduce_retracing=True)
@@ -182,11 +184,32 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------
     def restore(self) -> bool:
-        """Restores the latest checkpoint of the run, if any."""
-        latest = self.manager.latest_checkpoint
+        """Restores the newest readable checkpoint of the run, if any
+        (:func:`bsrnn_tf.checkpoints.restore_newest_readable`).
+
+        Raises:
+          TrainingError: checkpoints that cannot be read, or a trained
+            ``model.keras`` without any checkpoint: starting over would
+            overwrite it.
+        """
+        directory = self.manager.directory
+        try:
+            latest = restore_newest_readable(self.checkpoint, directory, self.log)
+        except CheckpointError as e:
+            raise TrainingError(str(e)) from None
         if latest is None:
+            model_file = os.path.join(self.run_dir, "model.keras")
+            if self.chief and os.path.exists(model_file):
+                raise TrainingError(
+                    f"{self.run_dir} holds a trained {os.path.basename(model_file)} but no "
+                    f"checkpoint in {directory} to resume from; starting over would overwrite "
+                    f"it: use another --run-dir, or move the folder away")
             return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        # A manager that reads the state file as restore_newest_readable left it.
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
+                                                  max_to_keep=KEEP_CHECKPOINTS)
+        if int(self.epoch.numpy()) >= self.train_cfg.epochs:
+            return True  # a finished run: the caller says so
         self.log(f"resumed from {latest}: epoch {int(self.epoch.numpy()) + 1}, step "
                  f"{int(self.step_in_epoch.numpy())} of {self.steps_per_epoch}, "
                  f"{int(self.optimizer.iterations.numpy())} optimizer steps so far")
@@ -213,8 +236,11 @@ class Trainer:
     def _run_epoch(self, writer) -> EpochResult:
         epoch = int(self.epoch.numpy())
         start_step = int(self.step_in_epoch.numpy())
+        # The bar's mean_loss is the mean over this epoch's steps, as on the
+        # epoch line; grad_norm is the last step's.
         progbar = keras.utils.Progbar(self.steps_per_epoch, verbose=self.verbose if self.chief
-                                      else 0, stateful_metrics=["loss", "grad_norm"])
+                                      else 0, stateful_metrics=["grad_norm"])
+        learning_rate = self._learning_rate()  # the rate of this epoch's steps
         if start_step:
             progbar.update(start_step)
         started = time.time()
@@ -248,15 +274,25 @@ class Trainer:
                         tf.summary.scalar(f"train/loss_{t}", float(target_losses[t]))
                     tf.summary.scalar("train/grad_norm", float(norm))
                     tf.summary.scalar("train/learning_rate", self._learning_rate())
-            progbar.update(step + 1, [("loss", loss), ("grad_norm", float(norm))])
+            progbar.update(step + 1, [("mean_loss", loss), ("grad_norm", float(norm))])
             if every and (step + 1) % every == 0 and step + 1 < self.steps_per_epoch:
                 self.manager.save(checkpoint_number=self.optimizer.iterations)
         steps = max(steps, 1)
-        valid = self.validate(writer, epoch) if self.valid_data is not None else {}
+        valid = {}
+        if self.valid_data is not None:
+            self._status(f"epoch {epoch + 1}: validating ...")
+            valid = self.validate(writer, epoch)
+        self._status(f"epoch {epoch + 1}: saving the checkpoint"
+                     f"{' (and the model if it improved)' if self.chief else ''} ...")
         gain = ({t: v - self.valid_references["scaled_mixture"][t] for t, v in valid.items()}
                 if valid else {})
         return EpochResult(epoch + 1, total / steps, {t: v / steps for t, v in sums.items()},
-                           valid, gain, time.time() - started, self._learning_rate(), skipped)
+                           valid, gain, time.time() - started, learning_rate, skipped)
+
+    def _status(self, message: str) -> None:
+        """A progress note for the slow steps after the bar (not with --quiet)."""
+        if self.verbose and self.chief:
+            self.log(message)
 
     def validate(self, writer=None, epoch: int = 0) -> dict:
         """uSDR (dB) per target over the whole validation set: signal and error
@@ -366,9 +402,9 @@ class Trainer:
         gain = " ".join(f"{t} {v:+.2f}" for t, v in r.valid_gain.items()) or "-"
         mean_gain = np.mean(list(r.valid_gain.values())) if r.valid_gain else float("nan")
         mean = np.mean(list(r.valid_usdr.values())) if r.valid_usdr else float("nan")
-        return (f"epoch {r.epoch}/{self.train_cfg.epochs}: loss {r.train_loss:.4f}  "
-                f"valid gain over scaled mixture {gain} (mean {mean_gain:+.2f} dB; "
-                f"uSDR mean {mean:.2f} dB){' *best' if improved else ''}  "
+        return (f"epoch {r.epoch}/{self.train_cfg.epochs}: mean loss {r.train_loss:.4f}  "
+                f"valid gain over the best-scaled mixture {gain} (mean over targets "
+                f"{mean_gain:+.2f} dB; uSDR mean {mean:.2f} dB){' *best' if improved else ''}  "
                 f"lr {r.learning_rate:.2e}  {r.seconds:.0f} s")
 
     def _load_history(self) -> list:

@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.export import (FORMATS, QUANTIZATIONS, VARIANTS, ExportError,  # noqa: E402
                              export_model)
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="TF Serving model name (default: from the model path)")
     p.add_argument("--no-parity", action="store_true",
                    help="skip measuring parity against the Keras model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the TFLite files and backbone/ of an earlier export into the "
+                        "same -o (SavedModels get a new version either way)")
     p.add_argument("--threads", type=int, default=1,
                    help="TFLite interpreter threads for the parity runs (default 1)")
     return p
@@ -65,6 +69,7 @@ def _expand(values: Sequence[str], choices: Sequence[str]) -> list:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     start = time.time()
 
     def log(message: str) -> None:
@@ -74,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results = export_model(args.model, args.output, _expand(args.format, FORMATS),
                                _expand(args.variant, VARIANTS),
                                _expand(args.quantize, QUANTIZATIONS), args.segment, args.name,
-                               parity=not args.no_parity, num_threads=args.threads, log=log)
+                               parity=not args.no_parity, num_threads=args.threads, log=log,
+                               overwrite=args.overwrite)
     except ExportError as e:
         print(f"export.py: error: {e}", file=sys.stderr)
         return 2

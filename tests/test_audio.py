@@ -148,3 +148,50 @@ def test_list_audio_files(tmp_path):
         path.write_bytes(b"x")
     found = [os.path.relpath(p, tmp_path) for p in list_audio_files(str(tmp_path))]
     assert found == ["a.flac", "b/x.wav", "c/d/e.ogg"]
+
+
+def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    from bsrnn_tf.audio import save_audio
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".tmp{dead.pid}_out.wav"
+    stale.write_bytes(b"half a file")
+    alive = tmp_path / f".tmp{os.getppid()}_out.wav"  # another process still writing
+    alive.write_bytes(b"in progress")
+    save_audio(str(tmp_path / "out.wav"), np.zeros((100, 2), np.float32), 44100)
+    assert not stale.exists() and alive.exists()
+    assert (tmp_path / "out.wav").exists()
+
+
+def test_full_disk_is_named(tmp_path):
+    import subprocess
+    from bsrnn_tf.audio import AudioError, save_audio
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                                            str(disk)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        with pytest.raises(AudioError, match="no space left on the device"):
+            save_audio(str(disk / "big.wav"), np.zeros((441000, 2), np.float32), 44100)
+        assert os.listdir(disk) == []
+    finally:
+        subprocess.run(["umount", str(disk)])
+
+
+def test_write_failure_with_too_little_free_space_names_it(tmp_path, monkeypatch):
+    """libsndfile reports a full disk as 'System error.' only."""
+    import collections
+    from bsrnn_tf import audio
+    from bsrnn_tf.audio import AudioError, save_audio
+
+    def fail(path, write):
+        raise RuntimeError("System error.")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(audio, "atomic_save", fail)
+    monkeypatch.setattr(audio.shutil, "disk_usage", lambda _: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(AudioError, match=r"out.wav: cannot write audio: no space left on the "
+                                         r"device \(0.0 MB free"):
+        save_audio(str(tmp_path / "out.wav"), np.zeros((44100, 2), np.float32), 44100)

@@ -466,3 +466,44 @@ def test_cli(exported, tmp_path, capsys):
     assert code == 0
     assert os.path.exists(tmp_path / "o" / "serving" / "run" / "1" / "saved_model.pb")
     assert "serving/run/1" in capsys.readouterr().out
+
+
+# -- issue 18: export errors create nothing and never overwrite silently -------------
+
+def test_export_with_a_corrupt_config_or_a_bad_model_creates_nothing(tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    save_separator(build_separator(preset("tiny"), targets=["vocals"]), str(run))
+    (run / "config.json").write_text("{ not json")
+    with pytest.raises(ExportError, match="config.json: not a readable config JSON"):
+        export.export_model(str(run), str(tmp_path / "o1"))
+    assert not (tmp_path / "o1").exists()
+    with pytest.raises(ExportError, match="no such file"):
+        export.export_model(str(tmp_path / "missing"), str(tmp_path / "o2"))
+    assert not (tmp_path / "o2").exists()
+    shutil.rmtree(run)
+    with pytest.raises(ExportError, match="segment must be a finite number"):
+        save_separator(build_separator(preset("tiny"), targets=["vocals"]), str(run))
+        export.export_model(str(run), str(tmp_path / "o3"), segment_seconds=float("inf"))
+    assert not (tmp_path / "o3").exists()
+
+
+@pytest.mark.slow
+def test_second_export_into_the_same_root_needs_overwrite(exported):
+    with pytest.raises(ExportError, match="already exist from an earlier export; use --overwrite"):
+        export.export_model(exported["run"], exported["out"], formats=["tflite"],
+                            variants=["waveform"], quantizations=["none"], parity=False,
+                            segment_seconds=SEGMENT / SAMPLE_RATE, name="bsrnn")
+    with pytest.raises(ExportError, match="backbone already exist"):
+        export.export_model(exported["run"], exported["out"], formats=["backbone"],
+                            parity=False)
+
+
+@pytest.mark.slow
+def test_truncated_tflite_file_is_one_clear_error(exported, tmp_path):
+    path = exported["results"]["tflite"][0]
+    data = open(path, "rb").read()
+    cut = tmp_path / "t.tflite"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(BackendError, match="t.tflite: "):
+        load_backend(str(cut))

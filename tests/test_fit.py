@@ -126,3 +126,106 @@ def test_bad_arguments_are_clear_errors(dataset, tmp_path, capsys):
                      "--init-backbone", str(tmp_path / "missing"),
                      "--run-dir", str(tmp_path / "w")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# -- issue 18: one-line errors, finished runs, resume flags, bad validation --------
+
+def _copy_dataset(dataset, tmp_path, change):
+    """A copy of ``dataset`` with ``change(path, audio, rate)`` writing each WAV."""
+    import shutil
+    import soundfile as sf
+    root = tmp_path / "copy"
+    shutil.copytree(dataset, root)
+    for path in sorted(root.glob("*/*/*.wav")):
+        audio, rate = sf.read(path)
+        change(str(path), audio, rate)
+    return str(root)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "train.batch_size must be >= 1, got 0"),
+    (["--batch-size", "4", "--examples-per-epoch", "2"],
+     "data.examples_per_epoch (2) is smaller than train.batch_size (4)"),
+    (["--epochs", "0"], "train.epochs must be >= 1, got 0"),
+    (["--lr", "nan"], "train.learning_rate must be a number, got nan"),
+    (["--segment-seconds", "inf"], "data.segment_seconds must be a number, got inf"),
+])
+def test_bad_numbers_are_one_line_errors(dataset, tmp_path, capsys, flags, message):
+    code = fit.main(["--targets", "vocals", *FAST, "--musdb-root", dataset,
+                     "--run-dir", str(tmp_path / "r"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_pointing_at_a_folder_is_a_one_line_error(tmp_path, capsys):
+    assert fit.main(["--config", str(tmp_path), "--run-dir", str(tmp_path / "r")]) == 2
+    assert f"{tmp_path}: is a folder, not a JSON file" in capsys.readouterr().err
+
+
+def test_dataset_at_48khz_is_a_one_line_error(dataset, tmp_path, capsys):
+    import soundfile as sf
+    root = _copy_dataset(dataset, tmp_path, lambda p, a, r: sf.write(p, a, 48000))
+    code = fit.main(["--targets", "vocals", *FAST, "--musdb-root", root, "--epochs", "1",
+                     "--examples-per-epoch", "4", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is at 48000 Hz, the pipeline runs at 44100 Hz" in err, err
+
+
+def test_target_silent_in_every_track_is_a_one_line_error(dataset, tmp_path, capsys):
+    import soundfile as sf
+    root = _copy_dataset(dataset, tmp_path, lambda p, a, r: sf.write(
+        p, a * 0 if p.endswith("vocals.wav") else a, r))
+    args = ["--targets", "vocals", *FAST, "--musdb-root", root, "--epochs", "1",
+            "--examples-per-epoch", "4", "--run-dir", str(tmp_path / "r")]
+    args.remove("--no-activity-detection")
+    code = fit.main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and "'vocals' is silent" in err and "--no-activity-detection" in err, err
+
+
+@pytest.mark.slow
+def test_a_bad_only_validation_track_means_training_without_validation(dataset, tmp_path,
+                                                                       capsys):
+    from bsrnn_tf.data.musdb import load_tracks
+    import shutil
+    root = tmp_path / "copy"
+    shutil.copytree(dataset, root)
+    valid = load_tracks(str(root), subset="train", split="valid")
+    assert len(valid) == 1
+    (root / "train" / valid[0].name / "bass.wav").write_bytes(b"RIFF not audio")
+    code = fit.main(["--targets", "vocals", *FAST, "--musdb-root", str(root), "--epochs", "1",
+                     "--examples-per-epoch", "4", "--run-dir", str(tmp_path / "r")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "training without validation" in out.err
+    assert "5 train / 0 valid tracks" in out.out
+
+
+@pytest.mark.slow
+def test_finished_run_is_reported_and_flags_on_resume_are_applied_or_refused(dataset, tmp_path,
+                                                                             capsys):
+    run = tmp_path / "run"
+    args = ["--targets", "vocals", *FAST, "--musdb-root", dataset, "--examples-per-epoch", "4",
+            "--run-dir", str(run)]
+    assert fit.main([*args, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    before = {p: os.path.getmtime(p) for p in run.rglob("*")}
+    # The same command again: complete, nothing written (no new event file).
+    assert fit.main([*args, "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "is already complete: 1 of 1 epochs" in out and "--epochs 2" in out, out
+    assert "resumed from" not in out
+    assert {p: os.path.getmtime(p) for p in run.rglob("*")} == before
+    # Flags that change the run are refused, naming them.
+    assert fit.main([*args, "--epochs", "2", "--lr", "0.5", "--batch-size", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size" in err and "--lr" in err and "drop those flags" in err, err
+    assert {p: os.path.getmtime(p) for p in run.rglob("*")} == before
+    # Safe ones apply, and say so.
+    assert fit.main([*args, "--epochs", "2", "--patience", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming with --epochs 2 (the run had 1)" in out
+    assert "resuming with --patience 5 (the run had 10)" in out
+    assert "epoch 2/2: mean loss" in out
+    assert json.loads((run / "config.json").read_text())["train"]["patience"] == 5

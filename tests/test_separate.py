@@ -344,3 +344,90 @@ def test_xla_backend_matches_and_pads_the_last_call(model_dir, tmp_path):
     assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--xla",
                  "--quiet", "--segment", str(8192 / 44100), "--batch-size", "2"]) == 0
     assert os.path.exists(tmp_path / "o" / "song" / "vocals.wav")
+
+
+# -- issue 18: numbers, MUSDB names, damaged files, channels, interruptions ----------
+
+@pytest.mark.parametrize("args,words", [
+    (["--segment", "inf"], "--segment must be a number, got inf"),
+    (["--duration", "inf"], "--duration must be a number, got inf"),
+    (["--offset", "nan"], "--offset must be a number, got nan"),
+    (["--overlap", "nan"], "--overlap"),
+])
+def test_non_finite_numbers_one_line(model_dir, tmp_path, capsys, args, words):
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), *args]) == 2
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and words in errors[0], errors
+    assert not (tmp_path / "o").exists()
+
+
+def test_api_rejects_non_finite_offset_and_duration(identity_model):
+    from bsrnn_tf.separate import SeparationError
+    for kwargs in ({"offset": float("nan")}, {"duration": float("inf")}):
+        with pytest.raises(SeparationError, match="finite"):
+            separate(_music(0.5, 44100, 2), identity_model, **kwargs)
+
+
+def test_musdb_mixture_files_are_named_after_their_folder(model_dir, tmp_path, capsys):
+    songs = tmp_path / "test"
+    for name in ("Song A", "Song B"):
+        (songs / name).mkdir(parents=True)
+        _write(songs / name / "mixture.wav", 0.5, 44100, 2)
+    out = tmp_path / "o"
+    assert main(["separate", str(songs), "-m", model_dir, "-o", str(out), "--quiet"]) == 0
+    assert sorted(os.listdir(out)) == ["Song A", "Song B"]
+    out2 = tmp_path / "o2"
+    files = [str(songs / n / "mixture.wav") for n in ("Song A", "Song B")]
+    assert main(["separate", *files, "-m", model_dir, "-o", str(out2), "--quiet"]) == 0
+    assert sorted(os.listdir(out2)) == ["Song A", "Song B"]
+    assert not _error_lines(capsys.readouterr().err)
+
+
+def test_truncated_wav_is_an_error_naming_it(model_dir, tmp_path, capsys):
+    song = _write(tmp_path / "cut.wav", 1.0, 44100, 2)
+    data = open(song, "rb").read()
+    open(song, "wb").write(data[:len(data) // 2])
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet"]) == 1
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "cut.wav: truncated WAV" in errors[0], errors
+    assert not (tmp_path / "o" / "cut").exists()
+
+
+def test_more_than_two_channels_warns_and_gives_stereo(model_dir, tmp_path, capsys):
+    song = _write(tmp_path / "six.wav", 0.5, 44100, 6)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "six.wav has 6 channels; the model separates the first two" in err
+    assert sf.info(str(tmp_path / "o" / "six" / "drums.wav")).channels == 2
+
+
+def test_corrupt_tflite_and_truncated_keras_one_line(model_dir, tmp_path, capsys):
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    broken = tmp_path / "t.tflite"
+    broken.write_bytes(b"\x18\x00\x00\x00TFL3" + b"\x00" * 8)  # root table past the end
+    truncated = tmp_path / "m.keras"
+    data = open(os.path.join(model_dir, "model.keras"), "rb").read()
+    truncated.write_bytes(data[:len(data) // 2])
+    for model, words in [(broken, "t.tflite: truncated or corrupt TFLite file"),
+                         (truncated, "m.keras: truncated or corrupt .keras file")]:
+        assert main(["separate", song, "-m", str(model), "-o", str(tmp_path / "o")]) == 2
+        errors = _error_lines(capsys.readouterr().err)
+        assert len(errors) == 1 and words in errors[0], errors
+
+
+def test_ctrl_c_names_what_was_finished(model_dir, tmp_path, capsys, monkeypatch):
+    from bsrnn_tf import separate as module
+    songs = [_write(tmp_path / f"s{i}.wav", 0.5, 44100, 2) for i in range(3)]
+    real = module.SeparateJob.run_one
+
+    def run_one(self, path, track):
+        if path == songs[1]:
+            raise KeyboardInterrupt
+        return real(self, path, track)
+
+    monkeypatch.setattr(module.SeparateJob, "run_one", run_one)
+    assert main(["separate", *songs, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted: 1 of 3 inputs separated" in err
+    assert "s0.wav" in err and "Traceback" not in err

@@ -156,3 +156,101 @@ def test_recomputed_blocks_train_like_stored_activations(tmp_path):
                                                            rel=1e-5)
     for a, b in zip(plain.model.weights, recomputed.model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+# -- resuming from damaged checkpoint folders (issue 18, faults 1 and 2) -----------
+
+def _two_checkpoints(tmp_path):
+    """A finished 3-step run with ckpt-2 and ckpt-3 on disk; returns its
+    checkpoint folder and the weights of ckpt-3."""
+    trainer = _trainer(tmp_path, _synthetic(), steps=3, checkpoint_every_steps=1)
+    trainer.fit()
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(f for f in os.listdir(ckpts) if f.endswith(".index")) == \
+        ["ckpt-2.index", "ckpt-3.index"]
+    return ckpts, [w.numpy().copy() for w in trainer.model.weights]
+
+
+@pytest.mark.parametrize("state", ["missing", "garbage"])
+def test_restore_without_a_readable_state_file_uses_the_newest_checkpoint(tmp_path, state):
+    ckpts, weights = _two_checkpoints(tmp_path)
+    if state == "missing":
+        (ckpts / "checkpoint").unlink()
+    else:
+        (ckpts / "checkpoint").write_text("model_checkpoint_path: {{{ not a proto\n")
+    logs = []
+    second = _trainer(tmp_path, _synthetic(), steps=3, log=logs.append)
+    assert second.restore()
+    assert int(second.optimizer.iterations.numpy()) == 3
+    for a, b in zip(weights, second.model.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    assert any("missing or unreadable" in line for line in logs), logs
+    assert second.manager.latest_checkpoint.endswith("ckpt-3")
+
+
+@pytest.mark.parametrize("damage", ["truncated-data", "missing-index"])
+def test_restore_falls_back_to_an_intact_older_checkpoint(tmp_path, damage):
+    import tensorflow as tf
+    ckpts, _ = _two_checkpoints(tmp_path)
+    older = tf.train.load_checkpoint(str(ckpts / "ckpt-2"))
+    step2 = {k: older.get_tensor(k) for k in older.get_variable_to_shape_map()
+             if "model" in k and "OPTIMIZER" not in k}
+    if damage == "truncated-data":
+        data = ckpts / "ckpt-3.data-00000-of-00001"
+        data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    else:
+        (ckpts / "ckpt-3.index").unlink()
+    logs = []
+    second = _trainer(tmp_path, _synthetic(), steps=3, epochs=2, checkpoint_every_steps=1,
+                      log=logs.append)
+    assert second.restore()
+    assert int(second.optimizer.iterations.numpy()) == 2
+    assert any("ckpt-3 cannot be read" in line and "ckpt-2" in line for line in logs), logs
+    assert (ckpts / "unreadable").is_dir() and not any(
+        f.startswith("ckpt-3.") for f in os.listdir(ckpts))
+    restored = tf.train.load_checkpoint(str(ckpts / "ckpt-2"))
+    for k, v in step2.items():
+        np.testing.assert_array_equal(v, restored.get_tensor(k))
+    # Training on saves new checkpoints; the intact ckpt-2 is only swept once
+    # two newer intact ones exist.
+    second.fit()
+    names = sorted(f for f in os.listdir(ckpts) if f.endswith(".index"))
+    assert names == ["ckpt-5.index", "ckpt-6.index"], names
+    for name in names:
+        tf.train.load_checkpoint(str(ckpts / name[:-len(".index")])).get_variable_to_shape_map()
+
+
+def test_restore_with_no_readable_checkpoint_is_a_clear_error_and_changes_nothing(tmp_path):
+    from bsrnn_tf.trainer import TrainingError
+    ckpts, _ = _two_checkpoints(tmp_path)
+    for index in ckpts.glob("*.index"):
+        index.unlink()
+    before = sorted(os.listdir(ckpts))
+    second = _trainer(tmp_path, _synthetic(), steps=3)
+    with pytest.raises(TrainingError, match=r"no checkpoint can be read \(ckpt-3: missing file; "
+                                            r"ckpt-2: missing file\)"):
+        second.restore()
+    assert sorted(os.listdir(ckpts)) == before
+
+
+def test_restore_refuses_to_start_over_beside_a_trained_model(tmp_path):
+    import shutil
+    from bsrnn_tf.trainer import TrainingError
+    first = _trainer(tmp_path, _synthetic(), steps=2)
+    first.fit()
+    assert (tmp_path / "model.keras").exists()
+    shutil.rmtree(tmp_path / "checkpoints")
+    second = _trainer(tmp_path, _synthetic(), steps=2)
+    with pytest.raises(TrainingError, match="holds a trained model.keras but no checkpoint"):
+        second.restore()
+
+
+def test_epoch_line_gives_the_learning_rate_used_and_labels_means(tmp_path):
+    logs = []
+    trainer = _trainer(tmp_path, _synthetic(), steps=2, epochs=2, lr_decay=0.5,
+                       lr_decay_epochs=1, log=logs.append)
+    trainer.fit()
+    lines = [line for line in logs if line.startswith("epoch ") and "mean loss" in line]
+    assert len(lines) == 2, logs
+    assert "lr 1.00e-03" in lines[0] and "lr 5.00e-04" in lines[1], lines
+    assert trainer.history[1]["learning_rate"] == pytest.approx(5e-4)

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.config import (DEFAULT_TARGETS, ConfigError, ExperimentConfig,  # noqa: E402
                              atomic_write_text)
 
@@ -97,12 +98,13 @@ def _parse_weights(items) -> dict:
     return weights
 
 
-def config_from_args(args) -> ExperimentConfig:
-    """Preset (or --config file) plus flag overrides."""
+def config_from_args(args, saved: bool = False) -> ExperimentConfig:
+    """Preset (or --config file) plus flag overrides. ``saved``: the config
+    file was written with a run (fields it lacks mean their old values)."""
     from bsrnn_tf.models.presets import preset
 
     if args.config:
-        config = ExperimentConfig.from_json(args.config)
+        config = ExperimentConfig.from_json(args.config, saved=saved)
         if args.preset:
             config.preset = args.preset
             config.model = preset(args.preset)
@@ -190,14 +192,128 @@ def set_run_dtype_policy(config: ExperimentConfig) -> None:
         "mixed_float16" if config.train.mixed_precision else "float32")
 
 
+# Flags that may change when a run resumes: they do not change what its
+# checkpoints mean (config field -> flag).
+RESUME_SAFE = {"train.epochs": "--epochs", "train.patience": "--patience",
+               "train.checkpoint_every_steps": "--checkpoint-every",
+               "train.recompute_blocks": "--recompute-blocks",
+               "data.musdb_root": "--musdb-root"}
+FIELD_FLAGS = {"model.targets": "--targets/--mtl", "model.bands": "--bands",
+               "model.num_edges": "--num-edges", "model.feature_dim": "--feature-dim",
+               "model.num_layers": "--num-layers", "train.batch_size": "--batch-size",
+               "train.learning_rate": "--lr", "train.lr_decay": "--lr-decay",
+               "train.lr_decay_epochs": "--lr-decay-epochs", "train.clip_norm": "--clip-norm",
+               "train.seed": "--seed", "train.mixed_precision": "--mixed-precision",
+               "train.target_weights": "--target-weights",
+               "data.examples_per_epoch": "--examples-per-epoch",
+               "data.valid_examples": "--valid-examples",
+               "data.segment_seconds": "--segment-seconds",
+               "data.source_activity": "--no-activity-detection", "preset": "--preset",
+               "data.builtin_dataset": "--dataset"}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     try:
         with keeping_dtype_policy():
             return _run(args)
-    except ConfigError as e:
-        print(f"fit.py: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("fit.py: interrupted before training started; nothing to resume yet",
+              file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - only the expected kinds get one line
+        message = _one_line_error(e)
+        if message is None:
+            raise
+        print(f"fit.py: error: {message}", file=sys.stderr)
         return 2
+
+
+def _one_line_error(error: Exception) -> Optional[str]:
+    """The message of an error a user can act on; None for a bug."""
+    from bsrnn_tf.data.generate import GenerationError
+    from bsrnn_tf.data.musdb import DataError
+    from bsrnn_tf.models import ModelLoadError
+    if isinstance(error, (ConfigError, DataError, GenerationError, ModelLoadError)):
+        return str(error)
+    return None
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key != "target_weights":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def resumed_config(saved_path: str, args) -> ExperimentConfig:
+    """The saved run's config with the given flags applied where that is
+    safe (announced); flags that would change the run itself are refused."""
+    saved = ExperimentConfig.from_json(saved_path, saved=True)
+    requested = config_from_args(argparse.Namespace(**{**vars(args), "config": saved_path}),
+                                 saved=True)
+    old, new = _flat(saved.to_dict()), _flat(requested.to_dict())
+    changed = sorted(k for k in old.keys() | new.keys()
+                     if old.get(k) != new.get(k) and k != "name")
+    refused = [k for k in changed if k not in RESUME_SAFE]
+    if refused:
+        listing = ", ".join(f"{FIELD_FLAGS.get(k, k)} ({k} {new.get(k)!r}; the run has "
+                            f"{old.get(k)!r})" for k in refused)
+        raise ConfigError(f"{os.path.dirname(saved_path) or '.'} is a run to resume and its "
+                          f"config.json overrides {listing}: drop those flags to resume it, or "
+                          f"give another --run-dir for a new run")
+    for k in changed:
+        print(f"resuming with {RESUME_SAFE[k]} {new[k]} (the run had {old[k]})")
+    return requested
+
+
+def _complete(trainer, run_dir: str) -> Optional[str]:
+    """Why a restored run has nothing left to do, or None."""
+    done, cfg = int(trainer.epoch.numpy()), trainer.train_cfg
+    best = float(trainer.best_usdr.numpy())
+    if done >= cfg.epochs:
+        return (f"{run_dir} is already complete: {done} of {cfg.epochs} epochs trained (best "
+                f"validation uSDR {best:.2f} dB); nothing was written. To train on, rerun with "
+                f"--epochs {done + max(1, cfg.epochs // 2)} (any number above {done})")
+    if cfg.patience and int(trainer.bad_epochs.numpy()) >= cfg.patience:
+        return (f"{run_dir} stopped early after {done} epochs (no validation improvement for "
+                f"{cfg.patience}); nothing was written. To train on, rerun with a --patience "
+                f"above {cfg.patience}")
+    return None
+
+
+def _check_target_activity(config: ExperimentConfig, tracks) -> None:
+    """Source-activity detection would reject every chunk of a target that
+    is silent in every track: say so now, not after thousands of draws."""
+    from bsrnn_tf.data.musdb import DataError
+    d = config.data
+    if not d.source_activity or not tracks:
+        return
+    for target in config.model.targets:
+        if all(t.rms_db(target) < d.activity_floor_db for t in tracks):
+            raise DataError(f"target {target!r} is silent (RMS below data.activity_floor_db, "
+                            f"{d.activity_floor_db:g} dB) in every training track: source-"
+                            f"activity detection would reject every chunk; train another "
+                            f"target, or use --no-activity-detection")
+
+
+def _load_tracks(config: ExperimentConfig) -> tuple:
+    """``(train, valid)`` tracks; a validation split without usable tracks
+    (a bad track that was the only one) means training without validation."""
+    from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root
+    from bsrnn_tf.trainer import load_tracks_for
+    try:
+        return load_tracks_for(config)
+    except DataError as e:
+        root, _ = resolve_root(config.data.musdb_root)
+        train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
+        print(f"fit.py: warning: {e}; training without validation (early stopping and the "
+              f"best model follow the training loss)", file=sys.stderr)
+        return train, []
 
 
 def _run(args) -> int:
@@ -208,23 +324,14 @@ def _run(args) -> int:
     import keras
     import tensorflow as tf
 
-    from bsrnn_tf.data.generate import GenerationError
-    from bsrnn_tf.data.musdb import DataError
-    from bsrnn_tf.models import ModelLoadError, build_separator, count_parameters
-    from bsrnn_tf.trainer import (TrainingError, cleanup_worker_dir, load_tracks_for,
-                                  make_trainer)
+    from bsrnn_tf.models import build_separator, count_parameters
+    from bsrnn_tf.trainer import TrainingError, make_trainer
 
     config = config_from_args(args)
     run_dir = args.run_dir or os.path.join("saved_models", config.name)
     saved = os.path.join(run_dir, CONFIG_FILE)
-    resuming = os.path.isdir(os.path.join(run_dir, "checkpoints"))
-    if resuming and os.path.exists(saved):
-        previous = ExperimentConfig.from_json(saved, saved=True)
-        if args.epochs is not None:
-            previous.train.epochs = args.epochs
-        if args.recompute_blocks is not None:  # memory, not the run's definition
-            previous.train.recompute_blocks = args.recompute_blocks
-        config = previous
+    if os.path.isdir(os.path.join(run_dir, "checkpoints")) and os.path.exists(saved):
+        config = resumed_config(saved, args)
     if args.freeze_backbone and not args.init_backbone:
         raise ConfigError("--freeze-backbone needs --init-backbone RUN_DIR")
     if args.init_backbone:
@@ -233,48 +340,77 @@ def _run(args) -> int:
 
     keras.utils.set_random_seed(config.train.seed)
     set_run_dtype_policy(config)
-
-    try:
-        train_tracks, valid_tracks = load_tracks_for(config)
-    except (DataError, GenerationError) as e:
-        print(f"fit.py: error: {e}", file=sys.stderr)
-        return 2
+    train_tracks, valid_tracks = _load_tracks(config)
+    _check_target_activity(config, train_tracks)
 
     with strategy.scope():
-        try:
-            if config.train.init_backbone:
-                model = _transfer_model(config.train.init_backbone, config.model.targets,
-                                        config.train.freeze_backbone)
-                config.model = model.config_object()
-            else:
-                model = build_separator(config.model)
-        except ModelLoadError as e:
-            print(f"fit.py: error: {e}", file=sys.stderr)
-            return 2
+        if config.train.init_backbone:
+            model = _transfer_model(config.train.init_backbone, config.model.targets,
+                                    config.train.freeze_backbone)
+            config.model = model.config_object()
+        else:
+            model = build_separator(config.model)
+    trainer = make_trainer(model, config, run_dir, strategy, train_tracks, valid_tracks,
+                           logdir=args.logdir, verbose=0 if args.quiet else 1)
+    try:
+        trainer.restore()
+    except TrainingError as e:
+        print(f"fit.py: error: {e}", file=sys.stderr)
+        return 1
+    complete = _complete(trainer, run_dir)
+    if complete:
+        print(complete)
+        return 0
     os.makedirs(run_dir, exist_ok=True)
     atomic_write_text(saved, config.to_json() + "\n")
-    targets = model.targets
-    print(f"run {run_dir}: {config.preset} preset, targets {' '.join(targets)}, "
+    print(f"run {run_dir}: {config.preset} preset, targets {' '.join(model.targets)}, "
           f"{model.backbone.num_bands} bands ({config.model.bands}), "
           f"{count_parameters(model)} parameters "
           f"({sum(int(tf.size(v)) for v in model.trainable_variables)} trainable), "
           f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
           f"{len(train_tracks)} train / {len(valid_tracks)} valid tracks")
+    return _train(trainer, run_dir)
 
-    trainer = make_trainer(model, config, run_dir, strategy, train_tracks, valid_tracks,
-                           logdir=args.logdir, verbose=0 if args.quiet else 1)
-    trainer.restore()
+
+def _train(trainer, run_dir: str) -> int:
+    """Runs the epochs; one line for a stop, a Ctrl-C or the end."""
+    import tensorflow as tf
+
+    from bsrnn_tf.trainer import TrainingError, cleanup_worker_dir
     try:
         trainer.fit()
     except TrainingError as e:
         print(f"fit.py: error: {e}", file=sys.stderr)
         return 1
+    except tf.errors.InvalidArgumentError as e:  # a data assertion of the pipeline
+        print(f"fit.py: error: {_assert_message(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        latest = trainer.manager.latest_checkpoint
+        print(f"fit.py: interrupted in epoch {int(trainer.epoch.numpy()) + 1}; "
+              f"{len(trainer.history)} epoch(s) finished, "
+              + (f"last checkpoint {latest}: rerun the same command to resume from it"
+                 if latest else "no checkpoint saved yet"), file=sys.stderr)
+        return 130
     finally:
         cleanup_worker_dir(trainer)
-    print(f"best model: {os.path.join(run_dir, 'model.keras')} "
+    model_file = os.path.join(run_dir, "model.keras")
+    if not os.path.exists(model_file):
+        print(f"no model was written to {model_file}")
+        return 1
+    print(f"best model: {model_file} "
           f"(validation uSDR {float(trainer.best_usdr.numpy()):.2f} dB); "
           f"TensorBoard: tensorboard --logdir {trainer.logdir}")
     return 0
+
+
+def _assert_message(error: Exception) -> str:
+    """The message of a ``tf.debugging.assert_*`` inside the input pipeline
+    (between the first brackets), else the error's first line."""
+    text = getattr(error, "message", str(error))
+    start = text.find("[")
+    end = text.find("]", start)
+    return text[start + 1:end] if 0 <= start < end else text.strip().splitlines()[0]
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+from typing import Callable, Optional
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -537,11 +538,13 @@ def _render_and_write(job: tuple) -> str:
 def make_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
                  tracks_test: int = DEFAULT_TRACKS_TEST, seconds: float = DEFAULT_SECONDS,
                  seed: int = DEFAULT_SEED, sample_rate: int = 44100,
-                 workers: int = 1) -> str:
+                 workers: int = 1,
+                 progress: Optional[Callable[[int, int, str], None]] = None) -> str:
     """Writes a generated dataset in the MUSDB18-HQ layout to ``out_dir``.
 
     ``seconds`` is the length of every track; ``workers > 1`` renders songs
-    in that many processes (the output does not depend on it). Writes the
+    in that many processes (the output does not depend on it);
+    ``progress(done, total, name)`` is called after each song. Writes the
     marker file ``bsrnn_tf_generated.json`` last. Returns ``out_dir``.
     """
     if tracks_train < 0 or tracks_test < 0 or tracks_train + tracks_test == 0:
@@ -556,15 +559,28 @@ def make_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
         import multiprocessing
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            names = list(pool.map(_render_and_write, jobs))
+            names = _reporting(pool.map(_render_and_write, jobs), len(jobs), progress)
     else:
-        names = [_render_and_write(job) for job in jobs]
+        names = _reporting(map(_render_and_write, jobs), len(jobs), progress)
     meta = {"version": DATASET_VERSION, "seed": seed, "seconds": seconds,
             "sample_rate": sample_rate, "tracks_train": tracks_train,
             "tracks_test": tracks_test, "tracks": names}
     with open(os.path.join(out_dir, MARKER_FILE), "w") as f:
         json.dump(meta, f, indent=2)
     return out_dir
+
+
+def _reporting(names, total: int, progress) -> list:
+    done = []
+    for name in names:
+        done.append(name)
+        if progress is not None:
+            progress(len(done), total, name)
+    return done
+
+
+def _print_progress(done: int, total: int, name: str) -> None:
+    print(f"  {done}/{total} {name}", flush=True)
 
 
 # ------------------------------------------------------- built-in location
@@ -593,7 +609,7 @@ def builtin_dataset_root() -> str:
         print(f"Generating the built-in dataset in {root} (once) ...", flush=True)
         make_dataset(tmp, tracks_train=DEFAULT_TRACKS_TRAIN, tracks_test=DEFAULT_TRACKS_TEST,
                      seconds=DEFAULT_SECONDS, seed=DEFAULT_SEED,
-                     workers=min(4, os.cpu_count() or 1))
+                     workers=min(4, os.cpu_count() or 1), progress=_print_progress)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private

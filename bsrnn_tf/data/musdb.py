@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import struct
 import tempfile
 import threading
 import warnings
@@ -36,6 +35,8 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
+
+from bsrnn_tf.audio import riff_truncated
 
 SOURCES = ("drums", "bass", "other", "vocals")
 STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
@@ -315,30 +316,11 @@ def split_names(names: Sequence[str], split: Optional[str],
 # ----------------------------------------------------------- track checks
 
 
-def _riff_truncated(path: str) -> bool:
-    """True when a RIFF/WAVE file's data chunk claims more bytes than the
-    file holds (or there is no data chunk). Not RIFF: False (soundfile
-    decides)."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return False
-        pos = 12
-        while pos + 8 <= size:
-            f.seek(pos)
-            chunk_id, length = struct.unpack("<4sI", f.read(8))
-            if chunk_id == b"data":
-                return length != 0xFFFFFFFF and length > size - pos - 8
-            pos += 8 + length + (length & 1)
-    return True
-
-
 def _check_wav_file(track: str, label: str, path: str) -> sf._SoundFileInfo:
     if not os.path.isfile(path):
         raise DataError(f"track {track!r}: missing stem {label!r} ({os.path.basename(path)})")
     try:
-        if _riff_truncated(path):
+        if riff_truncated(path):
             raise DataError(f"track {track!r}: {label} is truncated "
                             f"({os.path.basename(path)} ends before its declared data)")
         info = sf.info(path)
