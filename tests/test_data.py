@@ -292,7 +292,8 @@ def test_gain_stays_within_bounds():
     import tensorflow as tf
     from bsrnn_tf.data import augment
     ones = tf.ones([200, 64, 2])
-    out = augment.random_gain(ones, tf.constant([3, 4]), 10.0).numpy()
+    gain_only = small_cfg(gain_db=10.0, channel_swap=False, silence_target_prob=0.0)
+    out = augment.augment(ones, tf.constant([3, 4]), gain_only, True).numpy()
     gains = 20 * np.log10(out[:, 0, 0])
     assert gains.min() >= -10.0 - 1e-4 and gains.max() <= 10.0 + 1e-4
     assert gains.min() < -8 and gains.max() > 8  # spread over the range
@@ -303,13 +304,42 @@ def test_channel_swap_and_silence():
     import tensorflow as tf
     from bsrnn_tf.data import augment
     audio = tf.tile(tf.constant([[[1.0, 2.0]]]), [400, 8, 1])
-    swapped = augment.random_channel_swap(audio, tf.constant([1, 2])).numpy()
+    swap_only = small_cfg(gain_db=0.0, channel_swap=True, silence_target_prob=0.0)
+    swapped = augment.augment(audio, tf.constant([1, 2]), swap_only, True).numpy()
     is_swapped = swapped[:, 0, 0] == 2.0
     assert np.all(swapped[is_swapped] == [2.0, 1.0]) and np.all(swapped[~is_swapped] == [1.0, 2.0])
     assert 0.4 < is_swapped.mean() < 0.6
-    silenced = augment.random_silence(audio, tf.constant([5, 6]), 0.1).numpy()
+    silence_only = small_cfg(gain_db=0.0, channel_swap=False, silence_target_prob=0.1)
+    silenced = augment.augment(audio, tf.constant([5, 6]), silence_only, True).numpy()
     zero = np.all(silenced == 0, axis=(1, 2))
     assert 0.04 < zero.mean() < 0.17 and np.all(silenced[~zero] == audio.numpy()[~zero])
+    # Only targets are silenced.
+    assert np.array_equal(augment.augment(audio, tf.constant([5, 6]), silence_only, False),
+                          audio)
+
+
+def test_all_augmentations_together_give_a_gain_a_swap_or_silence():
+    """Each source comes out zero (target only), or as itself or its swap
+    times one gain within +-10 dB."""
+    import tensorflow as tf
+    from bsrnn_tf.data import augment
+    rng = np.random.default_rng(7)
+    audio = rng.standard_normal((300, 16, 2)).astype(np.float32)
+    is_target = np.arange(300) % 2 == 0
+    cfg = small_cfg(gain_db=10.0, channel_swap=True, silence_target_prob=0.3)
+    out = augment.augment(tf.constant(audio), tf.constant([8, 9]), cfg, is_target).numpy()
+    zero = np.all(out == 0, axis=(1, 2))
+    assert not np.any(zero[~is_target]) and 0.15 < zero[is_target].mean() < 0.45
+    kept = np.flatnonzero(~zero)
+    swapped = 0
+    for i in kept:
+        candidates = [audio[i], audio[i, :, ::-1]]
+        gains = [np.sum(out[i] * c) / np.sum(c * c) for c in candidates]
+        errors = [np.abs(out[i] - g * c).max() for g, c in zip(gains, candidates)]
+        j = int(np.argmin(errors))
+        assert errors[j] < 1e-4 and abs(20 * np.log10(gains[j])) <= 10.0 + 1e-4
+        swapped += j
+    assert 0.35 < swapped / len(kept) < 0.65
 
 
 def test_augment_switches_follow_the_config():

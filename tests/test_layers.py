@@ -3,20 +3,29 @@
 import keras
 import numpy as np
 import pytest
+import scipy.signal
+from helpers.reference import group_norm
 
 from bsrnn_tf import bands
-from bsrnn_tf.layers import BandSequence, BandSplit, ISTFT, MaskHead, STFT, apply_mask
+from bsrnn_tf.layers import BandSequence, BandSplit, MaskHead, apply_mask
 from bsrnn_tf.layers.stft import hann_window, istft, stft
+
+NORMS = ["frame", "chunk"]
+# The axes a norm's statistics cover, for features (batch, frames, bands, N)
+# and for one band's features (batch, frames, features): "chunk" also pools
+# over frames (the BSRNN authors' one-group group norm), "frame" does not.
+TIME_AXES = {"frame": [3], "chunk": [1, 3]}
+BAND_AXES = {"frame": [3], "chunk": [2, 3]}
+BAND_SPLIT_AXES = {"frame": [2], "chunk": [1, 2]}
 
 
 def _numpy_stft(wave, n_fft, hop):
-    """(samples, channels) -> complex (channels, frames, bins), centred."""
-    pad = n_fft // 2
-    x = np.pad(wave.T, [(0, 0), (pad, pad)])
-    frames = 1 + wave.shape[0] // hop
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    idx = np.arange(frames)[:, None] * hop + np.arange(n_fft)[None]
-    return np.fft.rfft(x[:, idx] * window, axis=-1)
+    """(samples, channels) -> complex (channels, frames, bins), centred, by
+    scipy (zero padding of n_fft // 2 at both ends, periodic Hann window;
+    scipy scales by 1 / sum(window), undone here)."""
+    _, _, spec = scipy.signal.stft(wave.T, window="hann", nperseg=n_fft, noverlap=n_fft - hop,
+                                   boundary="zeros", padded=False, detrend=False)
+    return spec.transpose(0, 2, 1) * scipy.signal.get_window("hann", n_fft).sum()
 
 
 def _pack(spec):
@@ -26,12 +35,14 @@ def _pack(spec):
 
 
 @pytest.mark.parametrize("length", [2048, 44100, 44101, 10000])
-def test_stft_matches_numpy(rng, length):
+def test_stft_matches_scipy(rng, length):
+    """The model's STFT and the numpy one of the spectrum-variant backends."""
+    from bsrnn_tf.backends import numpy_stft
     wave = rng.standard_normal((length, 2)).astype(np.float32)
-    ours = stft(wave[None], 2048, 512).numpy()[0]
     ref = _pack(_numpy_stft(wave.astype(np.float64), 2048, 512))
-    assert ours.shape == ref.shape
-    np.testing.assert_allclose(ours, ref, atol=2e-3 * np.abs(ref).max() / 100)
+    for ours in (stft(wave[None], 2048, 512).numpy()[0], numpy_stft(wave[None], 2048, 512)[0]):
+        assert ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref, atol=2e-3 * np.abs(ref).max() / 100)
 
 
 @pytest.mark.parametrize("use_matmul", [False, True])
@@ -44,42 +55,47 @@ def test_stft_istft_reconstructs(rng, use_matmul, n_fft, hop, length):
     assert rel < 1e-5 if not use_matmul else rel < 3e-5
 
 
-def test_stft_layers_round_trip_through_config(rng):
-    wave = rng.standard_normal((1, 4096, 2)).astype(np.float32)
-    layer = STFT.from_config(STFT(1024, 256).get_config())
-    inverse = ISTFT.from_config(ISTFT(1024, 256).get_config())
-    np.testing.assert_allclose(inverse(layer(wave), length=4096).numpy(), wave, atol=1e-5)
-
-
-def _layer_norm(x, eps=1e-5):
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps)
-
-
 def _randomise(layer, rng):
+    """Random weights (gamma, beta and biases too, so the affine parameters
+    and every statistic matter)."""
     for w in layer.weights:
         w.assign(rng.standard_normal(w.shape).astype(np.float32) * 0.3)
 
 
-@pytest.mark.parametrize("schema,n_fft", [("v7", 2048), ("universal", 2048), ("bass", 512)])
-def test_band_split_matches_per_band_reference(rng, schema, n_fft):
-    ranges = bands.band_ranges(schema, 44100, n_fft)
-    bins, per_bin, n = n_fft // 2 + 1, 4, 6
-    layer = BandSplit(ranges, n, standardize=False)
-    layer.build((None, None, bins, per_bin))
-    _randomise(layer, rng)
-    x = rng.standard_normal((2, 3, bins, per_bin)).astype(np.float32)
-    ours = layer(x).numpy()
+def _numpy_band_split(layer, x):
+    """BandSplit from scratch: per example standardisation over everything,
+    then per band its own norm, gamma/beta per feature and projection."""
+    batch, frames, bins, per_bin = x.shape
+    x = np.asarray(x, np.float64)
+    if layer.standardize:
+        x = group_norm(x, [1, 2, 3])
     gamma = layer.norm_gamma.numpy().reshape(bins, per_bin)
     beta = layer.norm_beta.numpy().reshape(bins, per_bin)
-    kernel = layer.kernel.numpy().reshape(bins, per_bin, n)
-    bias = layer.bias.numpy()
-    for k, (a, b) in enumerate(ranges):
-        band = x[:, :, a:b].reshape(2, 3, -1)
-        normed = _layer_norm(band) * gamma[a:b].reshape(-1) + beta[a:b].reshape(-1)
-        ref = normed @ kernel[a:b].reshape(-1, n) + bias[k]
-        np.testing.assert_allclose(ours[:, :, k], ref, rtol=1e-4, atol=1e-4)
+    kernel = layer.kernel.numpy().reshape(bins, per_bin, -1)
+    out = []
+    for k, (a, b) in enumerate(layer.band_ranges):
+        band = group_norm(x[:, :, a:b].reshape(batch, frames, -1), BAND_SPLIT_AXES[layer.norm])
+        normed = band * gamma[a:b].reshape(-1) + beta[a:b].reshape(-1)
+        out.append(normed @ kernel[a:b].reshape((b - a) * per_bin, -1) + layer.bias.numpy()[k])
+    return np.stack(out, axis=2)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("schema,n_fft,standardize", [
+    ("v7", 2048, False), ("universal", 2048, True), ("bass", 512, False), ("v7", 512, True)])
+def test_band_split_matches_per_band_reference(rng, norm, schema, n_fft, standardize):
+    """``universal`` has one-bin bands grouped (and padded) with wider ones."""
+    ranges = bands.band_ranges(schema, 44100, n_fft)
+    bins, per_bin, n = n_fft // 2 + 1, 4, 6
+    layer = BandSplit(ranges, n, standardize=standardize, norm=norm)
+    layer.build((None, None, bins, per_bin))
+    _randomise(layer, rng)
+    # Uneven levels over frames, bins and examples: statistics over the
+    # wrong axes cannot pass.
+    level = rng.uniform(0.1, 10.0, (2, 5, bins, 1))
+    x = (rng.standard_normal((2, 5, bins, per_bin)) * level + 0.5).astype(np.float32)
+    np.testing.assert_allclose(layer(x).numpy(), _numpy_band_split(layer, x),
+                               rtol=1e-4, atol=2e-4)
 
 
 def test_band_split_standardises_each_example(rng):
@@ -91,22 +107,25 @@ def test_band_split_standardises_each_example(rng):
     assert np.all(np.isfinite(layer(np.zeros_like(x)).numpy()))
 
 
+@pytest.mark.parametrize("norm", NORMS)
 @pytest.mark.parametrize("schema", ["v7", "drums"])
-def test_mask_head_matches_per_band_reference(rng, schema):
+def test_mask_head_matches_per_band_reference(rng, norm, schema):
     ranges = bands.band_ranges(schema)
     n, ratio, channels = 6, 2, 2
-    head = MaskHead(ranges, n, channels, ratio)
+    head = MaskHead(ranges, n, channels, ratio, norm=norm)
     head.build((None, None, len(ranges), n))
     _randomise(head, rng)
-    q = rng.standard_normal((2, 3, len(ranges), n)).astype(np.float32)
+    level = rng.uniform(0.1, 10.0, (2, 4, len(ranges), 1))
+    q = (rng.standard_normal((2, 4, len(ranges), n)) * level + 0.3).astype(np.float32)
     ours = head(q).numpy()
+    normed = group_norm(q, TIME_AXES[norm])
     gamma, beta = head.norm_gamma.numpy(), head.norm_beta.numpy()
     w1, b1 = head.hidden_kernel.numpy(), head.hidden_bias.numpy()
     per_bin = 2 * channels
     w2 = head.output_kernel.numpy().reshape(1025, 2 * per_bin, -1)
     b2 = head.output_bias.numpy().reshape(1025, 2 * per_bin)
     for k, (a, b) in enumerate(ranges):
-        h = np.tanh((_layer_norm(q[:, :, k]) * gamma[k] + beta[k]) @ w1[k] + b1[k])
+        h = np.tanh((normed[:, :, k] * gamma[k] + beta[k]) @ w1[k] + b1[k])
         out = np.einsum("bth,fjh->btfj", h, w2[a:b]) + b2[a:b]
         ref = out[..., :per_bin] / (1 + np.exp(-out[..., per_bin:]))
         np.testing.assert_allclose(ours[:, :, a:b], ref, rtol=1e-4, atol=1e-5)
@@ -148,14 +167,15 @@ def test_band_sequence_time_rnn_mixes_frames_not_bands(rng):
     assert np.delete(diff, 3, axis=1).max() == 0
 
 
+@pytest.mark.parametrize("norm", NORMS)
 @pytest.mark.parametrize("make", [
-    lambda r: BandSplit(r, 6),
-    lambda r: MaskHead(r, 6, 2, 2),
-    lambda r: BandSequence(6, use_cudnn=False),
+    lambda r, norm: BandSplit(r, 6, norm=norm),
+    lambda r, norm: MaskHead(r, 6, 2, 2, norm=norm),
+    lambda r, norm: BandSequence(6, use_cudnn=False, norm=norm),
 ])
-def test_layer_config_round_trip(rng, make):
+def test_layer_config_round_trip(rng, make, norm):
     ranges = bands.band_ranges("v7", 44100, 512)
-    layer = make(ranges)
+    layer = make(ranges, norm)
     inputs = {BandSplit: (2, 3, 257, 4), MaskHead: (2, 3, len(ranges), 6),
               BandSequence: (2, 3, len(ranges), 6)}[type(layer)]
     x = rng.standard_normal(inputs).astype(np.float32)
@@ -167,6 +187,7 @@ def test_layer_config_round_trip(rng, make):
     serialised = keras.saving.serialize_keras_object(layer)
     again = keras.saving.deserialize_keras_object(serialised)
     assert type(again) is type(layer)
+    assert clone.norm == again.norm == norm
 
 
 def test_band_split_parameter_count_is_unpadded():
@@ -177,9 +198,12 @@ def test_band_split_parameter_count_is_unpadded():
     assert layer.count_params() == 1025 * 4 * 2 + 1025 * 4 * 16 + len(ranges) * 16
 
 
-def test_hann_window_is_periodic():
-    w = hann_window(8)
-    np.testing.assert_allclose(w, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(8) / 8), atol=1e-7)
+@pytest.mark.parametrize("n", [8, 512, 2048])
+def test_hann_windows_are_scipys_periodic_hann(n):
+    from bsrnn_tf import backends
+    expected = scipy.signal.get_window("hann", n, fftbins=True)
+    np.testing.assert_allclose(hann_window(n), expected, atol=1e-7)
+    np.testing.assert_allclose(backends.hann_window(n), expected, atol=1e-12)
 
 
 def test_band_sequences_built_inside_a_loading_scope_get_their_own_lstms():
@@ -229,32 +253,34 @@ def _numpy_band_sequence(block, x):
     def dense(layer, v):
         return v @ np.asarray(layer.kernel, np.float64) + np.asarray(layer.bias, np.float64)
 
-    def norm(layer, v):
-        return (_layer_norm(v) * np.asarray(layer.gamma, np.float64)
+    def norm(layer, v, axes):
+        return (group_norm(v, axes[block.norm]) * np.asarray(layer.gamma, np.float64)
                 + np.asarray(layer.beta, np.float64))
 
     batch, frames, bands, n = x.shape
-    y = norm(block.time_norm, x).transpose(0, 2, 1, 3).reshape(batch * bands, frames, n)
+    y = norm(block.time_norm, x, TIME_AXES)
+    y = y.transpose(0, 2, 1, 3).reshape(batch * bands, frames, n)
     y = dense(block.time_fc, _numpy_blstm(block.time_rnn, y))
     x = x + y.reshape(batch, bands, frames, n).transpose(0, 2, 1, 3)
-    y = norm(block.band_norm, x).reshape(batch * frames, bands, n)
+    y = norm(block.band_norm, x, BAND_AXES).reshape(batch * frames, bands, n)
     y = dense(block.band_fc, _numpy_blstm(block.band_rnn, y))
     return x + y.reshape(batch, frames, bands, n)
 
 
-def _random_block(rng, n=8, bands=5):
-    block = BandSequence(n, use_cudnn=False)
+def _random_block(rng, n=8, bands=5, norm="frame"):
+    block = BandSequence(n, use_cudnn=False, norm=norm)
     block.build((None, None, bands, n))
     _randomise(block, rng)
     return block
 
 
+@pytest.mark.parametrize("norm", NORMS)
 @pytest.mark.parametrize("impl", ["keras", "fused"])
-def test_band_sequence_matches_numpy_reference(rng, impl):
+def test_band_sequence_matches_numpy_reference(rng, impl, norm):
     import tensorflow as tf
 
     from bsrnn_tf.layers import lstm_implementation
-    block = _random_block(rng)
+    block = _random_block(rng, norm=norm)
     x = rng.standard_normal((2, 9, 5, 8)).astype(np.float32)
     with lstm_implementation(impl):
         ours = tf.function(block)(x).numpy()

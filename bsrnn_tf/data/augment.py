@@ -62,22 +62,6 @@ def silence_matrix(seed: tf.Tensor, shape: tf.Tensor, prob: float,
     return keep[..., None, None] * tf.constant(_IDENTITY)
 
 
-def random_gain(audio: tf.Tensor, seed: tf.Tensor, max_db: float) -> tf.Tensor:
-    """Scales each source by a gain uniform in [-max_db, +max_db] dB."""
-    return apply_channel_matrix(audio, gain_matrix(seed, lead_shape(audio), max_db))
-
-
-def random_channel_swap(audio: tf.Tensor, seed: tf.Tensor, prob: float = 0.5) -> tf.Tensor:
-    """Swaps left and right of each source with probability ``prob``."""
-    return apply_channel_matrix(audio, swap_matrix(seed, lead_shape(audio), prob))
-
-
-def random_silence(audio: tf.Tensor, seed: tf.Tensor, prob: float) -> tf.Tensor:
-    """Zeroes each source with probability ``prob`` (applied to targets: the
-    mixture built afterwards lacks them, and the model learns silence)."""
-    return apply_channel_matrix(audio, silence_matrix(seed, lead_shape(audio), prob))
-
-
 def augmentation_matrix(seed: tf.Tensor, shape: tf.Tensor, data_cfg, is_target=False) -> tf.Tensor:
     """Product of the channel matrices switched on in ``data_cfg`` (a
     ``DataConfig``): gain (``gain_db > 0``), swap (``channel_swap``),

@@ -1,5 +1,5 @@
-"""STFT and inverse STFT as Keras layers, with the complex spectrum carried
-as real tensors.
+"""STFT and inverse STFT (TensorFlow functions), with the complex spectrum
+carried as real tensors.
 
 Packed spectrum layout: ``(batch, frames, bins, channels * 2)`` float32, the
 last axis ``[ch0.real, ch0.imag, ch1.real, ch1.imag, ...]``. Waveforms are
@@ -14,7 +14,6 @@ every sample exactly (to float rounding) for a Hann window with
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -102,46 +101,3 @@ def istft(spectrum: tf.Tensor, n_fft: int, hop_length: int, length: int,
         raise ValueError(f"iSTFT: window envelope vanishes (n_fft {n_fft}, hop {hop_length})")
     audio = audio[:, :, pad:pad + length] * tf.constant((1.0 / envelope).astype(np.float32))
     return tf.transpose(audio, [0, 2, 1])
-
-
-@keras.saving.register_keras_serializable(package="bsrnn_tf")
-class STFT(keras.layers.Layer):
-    """Waveform ``(batch, samples, channels)`` -> packed spectrum
-    ``(batch, frames, bins, channels * 2)``."""
-
-    def __init__(self, n_fft: int = 2048, hop_length: int = 512, **kwargs):
-        super().__init__(**kwargs)
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-
-    def call(self, waveform):
-        return stft(waveform, self.n_fft, self.hop_length)
-
-    def compute_output_shape(self, input_shape):
-        batch, samples, channels = input_shape
-        frames = None if samples is None else 1 + samples // self.hop_length
-        return (batch, frames, self.n_fft // 2 + 1, channels * 2)
-
-    def get_config(self):
-        return {**super().get_config(), "n_fft": self.n_fft, "hop_length": self.hop_length}
-
-
-@keras.saving.register_keras_serializable(package="bsrnn_tf")
-class ISTFT(keras.layers.Layer):
-    """Packed spectrum -> waveform ``(batch, length, channels)``."""
-
-    def __init__(self, n_fft: int = 2048, hop_length: int = 512, use_matmul: bool = False,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.use_matmul = use_matmul
-
-    def call(self, spectrum, length=None):
-        if length is None:
-            length = (spectrum.shape[1] - 1) * self.hop_length
-        return istft(spectrum, self.n_fft, self.hop_length, length, self.use_matmul)
-
-    def get_config(self):
-        return {**super().get_config(), "n_fft": self.n_fft, "hop_length": self.hop_length,
-                "use_matmul": self.use_matmul}
