@@ -132,9 +132,9 @@ def test_builtin_root_is_created_once_atomically(tmp_path, monkeypatch, capsys):
         generate.builtin_dataset_root()
     assert os.listdir(tmp_path) == []  # neither the dataset nor the temporary folder
     monkeypatch.setattr(generate, "make_dataset", real)
-    root, is_builtin = resolve_root(None)
+    root, is_builtin = resolve_root(None, "synth")
     assert is_builtin and root == str(tmp_path / "builtin")
-    assert "built-in generated dataset" in capsys.readouterr().out
+    assert "built-in synth dataset" in capsys.readouterr().out
     assert len(load_tracks(root, "train")) == 2
     stamp = os.path.getmtime(os.path.join(root, generate.MARKER_FILE))
     assert generate.builtin_dataset_root() == root

@@ -182,9 +182,9 @@ def test_single_target_on_the_builtin_default(generated_dataset, tmp_path_factor
     model = _model_dir(tmp_path_factory, ["vocals"])
     out = str(tmp_path_factory.mktemp("eval1") / "out")
     name = _track_names(generated_dataset)[1]
-    assert evaluate.main(["-m", model, "-o", out, "--tracks", name]) == 0
+    assert evaluate.main(["-m", model, "-o", out, "--tracks", name, "--dataset", "synth"]) == 0
     printed = capsys.readouterr().out
-    assert "built-in generated dataset" in printed
+    assert "built-in synth dataset" in printed
     with open(os.path.join(out, "scores", "test", f"{name}.json")) as f:
         scores = json.load(f)
     # museval needs two sources: vocals is scored with its complement.

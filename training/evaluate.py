@@ -105,8 +105,7 @@ def score_track(name: str, references: Dict[str, np.ndarray], estimates: Dict[st
 
 
 def _dither_silence(x: np.ndarray) -> np.ndarray:
-    """museval refuses all-zero signals: a -160 dB dither keeps them defined
-    (as :func:`bsrnn_tf.metrics.csdr` does)."""
+    """museval refuses all-zero signals: a -160 dB dither keeps them defined."""
     x = np.asarray(x, np.float64)
     if np.any(x):
         return x
@@ -114,8 +113,8 @@ def _dither_silence(x: np.ndarray) -> np.ndarray:
 
 
 def median_over_windows(values) -> float:
-    """Median of the per-window SDR, NaN windows (silent reference) ignored,
-    as :func:`bsrnn_tf.metrics.csdr`; NaN if none is left."""
+    """Median of the per-window SDR, NaN windows (silent reference) ignored;
+    NaN if none is left."""
     values = np.asarray(values, np.float64)
     values = values[~np.isnan(values)]
     return float(np.median(values)) if values.size else float("nan")
