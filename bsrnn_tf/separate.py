@@ -276,8 +276,10 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR",
                    help="audio files, or folders searched recursively for "
                         f"{', '.join(AUDIO_EXTENSIONS)} files")
-    p.add_argument("-m", "--model", required=True,
-                   help=".keras file, run directory, SavedModel directory or .tflite file")
+    p.add_argument("-m", "--model",
+                   help=".keras file, run directory, SavedModel directory or .tflite file "
+                        "(default: $BSRNN_TF_MODEL or the pretrained model shipped in "
+                        "saved_models/bsrnn-cpu-mtl: trained on soundfont renders, not MUSDB18)")
     p.add_argument("-o", "--out", default="separated", help="output folder (default separated)")
     p.add_argument("--targets", nargs="+", metavar="TARGET",
                    help="stems to write (default: all of the model's)")
@@ -386,6 +388,12 @@ class SeparateJob:
             raise SeparationError("give either --targets or --two-stems, not both")
 
     def open_model(self) -> None:
+        if self.args.model is None:
+            from bsrnn_tf.pretrained import default_model
+            try:
+                self.args.model = default_model()
+            except FileNotFoundError as e:
+                raise SeparationError(str(e)) from None
         self.backend = open_model(self.args.model, self.args.segment, self.args.batch_size,
                                   self.args.xla, self.args.threads)
         self.targets = select_targets(self.backend.targets, self.args.targets,

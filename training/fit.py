@@ -3,7 +3,7 @@
 Examples::
 
     # multi-task: one backbone, one head per target (refined BSRNN eq. 2)
-    python training/fit.py --mtl --preset small
+    python training/fit.py --mtl --preset cpu
     # one target with the universal 24-TET band split
     python training/fit.py --targets drums --bands universal --run-dir saved_models/drums-u
     # transfer: frozen backbone of that run, a new head for bass
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--config", help="experiment config JSON (e.g. from tune.py); flags override it")
-    p.add_argument("--preset", help="paper, small or tiny (default small)")
+    p.add_argument("--preset", help="paper, small, cpu or tiny (default cpu: the CPU recipe, see README)")
     p.add_argument("--mtl", action="store_true",
                    help="multi-task: one head per target, loss = sum of per-target losses")
     p.add_argument("--targets", nargs="+",
@@ -101,7 +101,7 @@ def _parse_weights(items) -> dict:
 def config_from_args(args, saved: bool = False) -> ExperimentConfig:
     """Preset (or --config file) plus flag overrides. ``saved``: the config
     file was written with a run (fields it lacks mean their old values)."""
-    from bsrnn_tf.models.presets import preset
+    from bsrnn_tf.models.presets import apply_preset_training, preset
 
     if args.config:
         config = ExperimentConfig.from_json(args.config, saved=saved)
@@ -109,8 +109,9 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
             config.preset = args.preset
             config.model = preset(args.preset)
     else:
-        config = ExperimentConfig(preset=args.preset or "small")
+        config = ExperimentConfig(preset=args.preset or "cpu")
         config.model = preset(config.preset)
+        apply_preset_training(config.preset, config)
     m, d, t = config.model, config.data, config.train
     if args.targets:
         m.targets = list(args.targets)

@@ -15,13 +15,31 @@ PRESETS = {
     # About 4 M parameters with one target, the size the refined paper used.
     "small": ModelConfig(bands="v7", feature_dim=64, num_layers=3, mlp_ratio=4),
     # Training on a CPU in minutes to hours: the refined paper's universal split
-    # (41 of its 24-TET edges, as its code picks them: 36 bands), N = 64, L = 3.
-    "cpu": ModelConfig(bands="universal", num_edges=41, feature_dim=64, num_layers=3,
+    # (41 of its 24-TET edges, as its code picks them: 36 bands), N = 32, L = 3
+    # (half the step time of N = 64 for the same validation score after 100
+    # steps: experiments/CPU_RECIPE.md). Training settings: PRESET_TRAINING.
+    "cpu": ModelConfig(bands="universal", num_edges=41, feature_dim=32, num_layers=3,
                        mlp_ratio=4),
     # Tests and smoke runs: a smaller STFT and model, well under 100 k parameters.
     "tiny": ModelConfig(bands="v7", feature_dim=8, num_layers=1, mlp_ratio=2,
                         stft=StftConfig(n_fft=512, hop_length=128)),
 }
+
+
+# Training settings that come with a preset (flags override them):
+# ``{section: {field: value}}`` for the data and train sections.
+PRESET_TRAINING = {
+    "cpu": {"data": {"segment_seconds": 2.0, "examples_per_epoch": 400, "valid_examples": 32},
+            "train": {"batch_size": 4, "epochs": 10, "patience": 0}},
+}
+
+
+def apply_preset_training(name: str, config) -> None:
+    """Sets the data and train fields of :data:`PRESET_TRAINING` ``[name]``
+    on an ``ExperimentConfig`` (nothing for presets without any)."""
+    for section, values in PRESET_TRAINING.get(name, {}).items():
+        for field, value in values.items():
+            setattr(getattr(config, section), field, value)
 
 
 def preset(name: str) -> ModelConfig:
