@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from bsrnn_tf.config import atomic_save
+from bsrnn_tf.fileio import atomic_save
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
 FORMATS = {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "mp3": "MP3", "aiff": "AIFF",

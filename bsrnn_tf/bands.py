@@ -224,7 +224,7 @@ def plot_bands(ranges: BandRanges, path: str, sample_rate: int = 44100, n_fft: i
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bsrnn_tf.config import atomic_save
+    from bsrnn_tf.fileio import atomic_save
 
     bin_hz = sample_rate / n_fft
     fig, ax = plt.subplots(figsize=(14, 4.5))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import re
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+
+from bsrnn_tf.bands import BandSchemaError, band_ranges
+from bsrnn_tf.fileio import atomic_write_text
 
 DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
 
@@ -113,7 +114,6 @@ class ModelConfig:
             raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
         if str(self.use_cudnn) not in ("auto", "True", "False", "true", "false"):
             raise ConfigError(f"model.use_cudnn must be auto, true or false, got {self.use_cudnn!r}")
-        from bsrnn_tf.bands import BandSchemaError, band_ranges
         try:
             band_ranges(self.bands, self.stft.sample_rate, self.stft.n_fft, self.num_edges)
         except BandSchemaError as e:
@@ -167,6 +167,10 @@ class TrainConfig:
     lr_decay: float = 0.98
     lr_decay_epochs: int = 2
     clip_norm: float = 5.0
+    # "bsrnn" (the authors') or "bsrnn+sdr" (plus sdr_weight x negative uSDR
+    # in dB; see bsrnn_tf.losses).
+    loss: str = "bsrnn"
+    sdr_weight: float = 0.1
     patience: int = 10
     mixed_precision: bool = False
     # Recompute each band-sequence block in the backward pass instead of
@@ -187,6 +191,9 @@ class TrainConfig:
         check_number("train.lr_decay", self.lr_decay, 0, 1, min_inclusive=False)
         check_number("train.lr_decay_epochs", self.lr_decay_epochs, 1, integer=True)
         check_number("train.clip_norm", self.clip_norm, 0)
+        if self.loss not in ("bsrnn", "bsrnn+sdr"):
+            raise ConfigError(f"train.loss must be bsrnn or bsrnn+sdr, got {self.loss!r}")
+        check_number("train.sdr_weight", self.sdr_weight, 0)
         check_number("train.patience", self.patience, 0, integer=True)
         check_number("train.checkpoint_every_steps", self.checkpoint_every_steps, 0, integer=True)
         for target, weight in self.target_weights.items():
@@ -290,67 +297,3 @@ def model_config_from_dict(data: dict) -> ModelConfig:
     """The :class:`ModelConfig` saved with a model (missing fields take the
     value the model was trained with)."""
     return _from_dict(ModelConfig, _with_legacy_defaults(data), "model")
-
-
-def atomic_save(path: str, write: Callable[[str], Any]) -> str:
-    """Calls ``write(tmp)`` with a temporary path in ``path``'s folder (same
-    extension, so writers that go by it keep working), then renames it to
-    ``path``: readers never see a half-written file. Returns ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    remove_stale_temporaries(path)
-    tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.isfile(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def remove_stale_temporaries(path: str) -> list:
-    """Removes the temporary files :func:`atomic_save` left for ``path`` in
-    processes that no longer run (killed mid-write); returns their paths."""
-    directory, name = os.path.split(os.path.abspath(path))
-    removed = []
-    for entry in os.listdir(directory):
-        match = _TMP_NAME.match(entry)
-        if match and match.group(2) == name and not _process_alive(int(match.group(1))):
-            try:
-                os.remove(os.path.join(directory, entry))
-                removed.append(os.path.join(directory, entry))
-            except OSError:
-                pass
-    return removed
-
-
-_TMP_NAME = re.compile(r"^\.tmp(\d+)_(.+)$")
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def atomic_write_bytes(path: str, data: bytes) -> str:
-    """Writes ``data`` to ``path`` through a synced temporary file and a rename."""
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    return atomic_save(path, write)
-
-
-def atomic_write_text(path: str, text: str) -> str:
-    """Writes ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
-    return atomic_write_bytes(path, text.encode("utf-8"))

@@ -49,7 +49,7 @@ import numpy as np
 
 from bsrnn_tf.backends import (CONFIG_FILE, EXPORT_FILE, TFLITE_METADATA_NAME, Backend,
                                KerasBackend, ModelInfo, SavedModelBackend, TFLiteBackend)
-from bsrnn_tf.config import atomic_save, atomic_write_bytes, atomic_write_text
+from bsrnn_tf.fileio import atomic_save, atomic_write_bytes, atomic_write_text
 
 FORMATS = ("savedmodel", "tflite", "backbone")
 VARIANTS = ("waveform", "spectrum")

@@ -24,9 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from bsrnn_tf.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
-from bsrnn_tf.config import ExperimentConfig, atomic_write_text
+from bsrnn_tf.config import ExperimentConfig
+from bsrnn_tf.fileio import atomic_write_text
 from bsrnn_tf.distribute import is_chief, worker_index
-from bsrnn_tf.losses import bsrnn_loss, multitask_loss
+from bsrnn_tf.losses import multitask_loss, target_loss
 from bsrnn_tf.models.io import save_separator
 
 
@@ -125,8 +126,9 @@ class Trainer:
         for target in self.targets:
             reference = sources[target]
             waves[target] = model.waveform(estimates[target], self.segment)
-            losses[target] = bsrnn_loss(estimates[target], model.spectrum(reference),
-                                        waves[target], reference)
+            losses[target] = target_loss(self.train_cfg.loss, estimates[target],
+                                         model.spectrum(reference), waves[target], reference,
+                                         self.train_cfg.sdr_weight)
         return losses, waves
 
     def _replica_step(self, mixture, sources):

@@ -652,7 +652,7 @@ def pyplot():
 
 def save_figure(fig, path: str) -> str:
     """Writes ``fig`` atomically to ``path``, closes it, returns ``path``."""
-    from bsrnn_tf.config import atomic_save
+    from bsrnn_tf.fileio import atomic_save
 
     atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
     pyplot().close(fig)

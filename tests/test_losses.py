@@ -71,3 +71,33 @@ def test_multitask_loss_sums_weighted_targets():
     np.testing.assert_allclose(weighted.numpy(), [1.0 + 5.0, 2.0 + 10.0])
     np.testing.assert_allclose(multitask_loss({"vocals": per_target["vocals"]}, {"vocals": 3}),
                                [3.0, 6.0])
+
+
+def test_negative_sdr_and_the_combined_loss_by_hand():
+    import math
+
+    import tensorflow as tf
+
+    from bsrnn_tf.losses import bsrnn_loss, negative_sdr, target_loss
+
+    ref = np.zeros((2, 4, 1), np.float32)
+    ref[0, :, 0] = [1, 1, 1, 1]  # energy 4
+    est = np.zeros_like(ref)
+    est[0, :, 0] = [1, 1, 1, 0]  # error energy 1: uSDR = 10 log10(4 / 1)
+    expected = -10 * math.log10((4 + 1e-7) / (1 + 1e-7))
+    got = negative_sdr(tf.constant(est), tf.constant(ref)).numpy()
+    assert got[0] == pytest.approx(expected, abs=1e-5)
+    spec_est = np.zeros((2, 1, 1, 2), np.float32)
+    spec_ref = np.ones((2, 1, 1, 2), np.float32)
+    base = bsrnn_loss(tf.constant(spec_est), tf.constant(spec_ref), tf.constant(est),
+                      tf.constant(ref)).numpy()
+    combined = target_loss("bsrnn+sdr", tf.constant(spec_est), tf.constant(spec_ref),
+                           tf.constant(est), tf.constant(ref), sdr_weight=0.5).numpy()
+    # Example 0: base + 0.5 x (-6.02 dB); example 1 has a silent reference: no SDR term.
+    assert combined[0] == pytest.approx(base[0] + 0.5 * expected, abs=1e-5)
+    assert combined[1] == pytest.approx(base[1], abs=1e-7)
+    assert np.allclose(target_loss("bsrnn", tf.constant(spec_est), tf.constant(spec_ref),
+                                   tf.constant(est), tf.constant(ref)).numpy(), base)
+    with pytest.raises(ValueError, match="unknown loss"):
+        target_loss("l2", tf.constant(spec_est), tf.constant(spec_ref), tf.constant(est),
+                    tf.constant(ref))

@@ -60,7 +60,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from bsrnn_tf.config import atomic_save, atomic_write_text  # noqa: E402
+from bsrnn_tf.fileio import atomic_save, atomic_write_text  # noqa: E402
 
 EVAL_FILE = "evaluation.json"
 SUMMARY_KEY = "bsrnn_tf"

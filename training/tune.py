@@ -32,8 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bsrnn_tf.config import (ConfigError, ExperimentConfig, atomic_save,  # noqa: E402
-                             atomic_write_text)
+from bsrnn_tf.config import ConfigError, ExperimentConfig  # noqa: E402
+from bsrnn_tf.fileio import atomic_save, atomic_write_text  # noqa: E402
 
 DEFAULT_BANDS = ["v7", "universal", "universal:41", "bass", "drums"]
 OBJECTIVE = "val_usdr"

@@ -7,7 +7,7 @@ import os
 
 import keras
 
-from bsrnn_tf.config import atomic_save, atomic_write_text
+from bsrnn_tf.fileio import atomic_save, atomic_write_text
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"

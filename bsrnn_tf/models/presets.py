@@ -30,7 +30,7 @@ PRESETS = {
 # ``{section: {field: value}}`` for the data and train sections.
 PRESET_TRAINING = {
     "cpu": {"data": {"segment_seconds": 2.0, "examples_per_epoch": 400, "valid_examples": 32},
-            "train": {"batch_size": 4, "epochs": 10, "patience": 0}},
+            "train": {"batch_size": 4, "epochs": 10, "patience": 0, "loss": "bsrnn+sdr"}},
 }
 
 

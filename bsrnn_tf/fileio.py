@@ -1,0 +1,77 @@
+"""Writing files so that readers never see half of one.
+
+Every output of the package (audio, models, configs, exports, figures) goes
+through :func:`atomic_save`: written to a temporary name in the same folder,
+then renamed into place. Temporaries of processes that died mid-write are
+removed by the next write of the same file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Callable
+
+
+def atomic_save(path: str, write: Callable[[str], Any]) -> str:
+    """Calls ``write(tmp)`` with a temporary path in ``path``'s folder (same
+    extension, so writers that go by it keep working), then renames it to
+    ``path``: readers never see a half-written file. Returns ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    remove_stale_temporaries(path)
+    tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def remove_stale_temporaries(path: str) -> list:
+    """Removes the temporary files :func:`atomic_save` left for ``path`` in
+    processes that no longer run (killed mid-write); returns their paths."""
+    directory, name = os.path.split(os.path.abspath(path))
+    removed = []
+    for entry in os.listdir(directory):
+        match = _TMP_NAME.match(entry)
+        if match and match.group(2) == name and not _process_alive(int(match.group(1))):
+            try:
+                os.remove(os.path.join(directory, entry))
+                removed.append(os.path.join(directory, entry))
+            except OSError:
+                pass
+    return removed
+
+
+_TMP_NAME = re.compile(r"^\.tmp(\d+)_(.+)$")
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def atomic_write_bytes(path: str, data: bytes) -> str:
+    """Writes ``data`` to ``path`` through a synced temporary file and a rename."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return atomic_save(path, write)
+
+
+def atomic_write_text(path: str, text: str) -> str:
+    """Writes ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
