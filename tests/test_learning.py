@@ -29,7 +29,8 @@ def test_overfits_one_song_past_the_scaled_mixture(tmp_path):
     config.data.examples_per_epoch = 8 * 10  # 10 steps of the 8 fixed chunks
     config.train.batch_size = 8
     config.train.learning_rate = 3e-3
-    config.train.epochs = 6
+    config.train.loss = "bsrnn+sdr"  # the cpu preset's
+    config.train.epochs = 8
     config.train.patience = 0
     segment = int(0.5 * 44100)
     starts = np.linspace(0, 8 * 44100 - segment, 8).astype(int)
@@ -43,5 +44,6 @@ def test_overfits_one_song_past_the_scaled_mixture(tmp_path):
                       lambda ctx: chunks.repeat(10), chunks, log=lambda _: None, verbose=0)
     history = trainer.fit()
     first, last = history[0]["valid_gain"], history[-1]["valid_gain"]
-    assert all(last[t] > 0.5 for t in SOURCES), (first, last)
-    assert np.mean(list(last.values())) > np.mean(list(first.values())) + 1.0
+    assert all(last[t] > 0.0 for t in SOURCES), (first, last)
+    assert np.mean(list(last.values())) > 1.0, (first, last)
+    assert np.mean(list(last.values())) > np.mean(list(first.values())) + 2.0, (first, last)

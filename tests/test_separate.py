@@ -305,6 +305,21 @@ def test_bad_model_path_one_line(tmp_path, capsys):
     assert len(errors) == 1 and "nope" in errors[0]
 
 
+def test_without_m_the_default_model_is_used_or_named(model_dir, tmp_path, capsys,
+                                                     monkeypatch):
+    from bsrnn_tf import pretrained
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    monkeypatch.setenv("BSRNN_TF_MODEL", model_dir)
+    assert main(["separate", song, "-o", str(tmp_path / "out")]) == 0
+    assert sorted(os.listdir(tmp_path / "out" / "song")) == sorted(f"{t}.wav" for t in TARGETS)
+    monkeypatch.delenv("BSRNN_TF_MODEL")
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", str(tmp_path / "no-model-here"))
+    assert main(["separate", song, "-o", str(tmp_path / "out2")]) == 2
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "no-model-here" in errors[0] and "-m MODEL" in errors[0]
+    assert not os.path.exists(tmp_path / "out2")
+
+
 def test_segment_option_changes_chunking_not_shapes(model_dir, tmp_path):
     song = _write(tmp_path / "song.wav", 2.0, 44100, 1)
     assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--segment",
