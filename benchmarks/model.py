@@ -115,7 +115,7 @@ def _song_chunk(batch: int, samples: int):
     """Music-like stereo test input: a generated song if available."""
     import numpy as np
     try:
-        from bsrnn_tf.data.generate import render_song
+        from bsrnn_tf.datasets.synth import render_song
         stems = render_song(7, "test", 0, max(4.0, samples / 44100 + 1))
         mix = sum(np.asarray(v, np.float32) for v in stems.values())
         mix = mix[:samples]

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub) -> None:
     """Subcommands that live beside their modules."""
-    from bsrnn_tf.data import generate
+    from bsrnn_tf.datasets import synth as generate
     generate.register_cli(sub)
     __import__("bsrnn_tf.separate", fromlist=["register_cli"]).register_cli(sub)
 
@@ -119,7 +119,7 @@ def _register_optional(sub) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from bsrnn_tf.bands import BandSchemaError
     from bsrnn_tf.config import ConfigError
-    from bsrnn_tf.data.generate import GenerationError
+    from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
 
     parser = build_parser()

@@ -229,7 +229,7 @@ def sdr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
 def music_chunks(sample_rate: int, segment: int, channels: int, count: int,
                  seed: int = 0) -> tuple:
     """``count`` consecutive chunks ``(count, segment, channels)`` float32 of
-    a generated song (:func:`bsrnn_tf.data.generate.render_song`), or of a
+    a generated song (:func:`bsrnn_tf.datasets.synth.render_song`), or of a
     synthetic chord-and-noise signal where that module is missing.
 
     Returns:
@@ -237,7 +237,7 @@ def music_chunks(sample_rate: int, segment: int, channels: int, count: int,
     """
     seconds = count * segment / sample_rate + 0.05
     try:
-        from bsrnn_tf.data.generate import mix_stems, render_song
+        from bsrnn_tf.datasets.synth import mix_stems, render_song
         name, stems = render_song(seed, "test", 0, seconds, sample_rate)
         audio = mix_stems(stems).astype(np.float32) / 32768.0
     except ImportError:

@@ -18,6 +18,6 @@ def rng():
 def generated_dataset(tmp_path_factory):
     """A small built-in generated dataset (MUSDB18-HQ layout): 4 train and
     2 test tracks of 8 s, seed 0. Returns its root (str); do not modify it."""
-    from bsrnn_tf.data.generate import make_dataset
+    from bsrnn_tf.datasets.synth import make_dataset
     root = tmp_path_factory.mktemp("generated") / "musdb"
     return make_dataset(str(root), tracks_train=4, tracks_test=2, seconds=8.0, seed=0)

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from bsrnn_tf.config import DataConfig
-from bsrnn_tf.data import generate
+from bsrnn_tf.datasets import synth as generate
 from bsrnn_tf.data.musdb import (SOURCES, DataError, DataWarning, Track, load_tracks,
                                  resolve_root, split_names)
 

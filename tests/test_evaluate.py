@@ -176,7 +176,7 @@ def test_resumes_without_separating_again(evaluated, generated_dataset, capsys):
 @pytest.mark.slow
 def test_single_target_on_the_builtin_default(generated_dataset, tmp_path_factory,
                                               monkeypatch, capsys):
-    from bsrnn_tf.data import generate
+    from bsrnn_tf.datasets import synth as generate
     monkeypatch.delenv("MUSDB_PATH", raising=False)
     monkeypatch.setattr(generate, "builtin_dataset_root", lambda: generated_dataset)
     model = _model_dir(tmp_path_factory, ["vocals"])

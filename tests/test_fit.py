@@ -23,7 +23,7 @@ FAST = ["--preset", "tiny", "--segment-seconds", "0.5", "--valid-examples", "4",
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from bsrnn_tf.data.generate import make_dataset
+    from bsrnn_tf.datasets.synth import make_dataset
     root = tmp_path_factory.mktemp("fitdata") / "musdb"
     make_dataset(str(root), tracks_train=6, tracks_test=1, seconds=6.0, seed=3)
     return str(root)

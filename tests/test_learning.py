@@ -14,7 +14,7 @@ def test_overfits_one_song_past_the_scaled_mixture(tmp_path):
     import keras
 
     from bsrnn_tf.config import ExperimentConfig
-    from bsrnn_tf.data.generate import render_song
+    from bsrnn_tf.datasets.synth import render_song
     from bsrnn_tf.data.musdb import SOURCES
     from bsrnn_tf.models import build_separator, preset
     from bsrnn_tf.preprocess import normalize_example

@@ -191,7 +191,7 @@ def test_chunk_model_round_trips_through_keras_file(tmp_path):
 def loud_song():
     """One second of a generated song (drums, bass, other, vocals), its
     mixture scaled to peak 1.0 (full scale), ``(1, samples, 2)`` float32."""
-    from bsrnn_tf.data.generate import render_song
+    from bsrnn_tf.datasets.synth import render_song
     _, stems = render_song(3, "train", 0, seconds=1.0)
     mixture = sum(s.astype(np.float32) for s in stems.values())
     return (mixture / np.abs(mixture).max())[None]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bsrnn_tf.data.generate import GenerationError, register_cli
+from bsrnn_tf.datasets.synth import GenerationError, register_cli
 from bsrnn_tf.datasets import compose, sampled
 
 mido = pytest.importorskip("mido", reason="mido is not installed (pip install mido)")
@@ -195,7 +195,7 @@ def test_root_uses_a_complete_dataset_and_refuses_a_partial_one(monkeypatch, tmp
     partial = tmp_path / "partial"
     (partial / "train").mkdir(parents=True)
     monkeypatch.setenv("BSRNN_TF_SAMPLED_DATA", str(partial))
-    with pytest.raises(GenerationError, match="not a complete sampled dataset"):
+    with pytest.raises(GenerationError, match="not a complete built-in sampled dataset"):
         sampled.sampled_dataset_root()
 
 

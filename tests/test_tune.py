@@ -21,7 +21,7 @@ COMMON = ["--preset", "tiny", "--examples-per-epoch", "4", "--valid-examples", "
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from bsrnn_tf.data.generate import make_dataset
+    from bsrnn_tf.datasets.synth import make_dataset
     root = tmp_path_factory.mktemp("tunedata") / "musdb"
     make_dataset(str(root), tracks_train=4, tracks_test=1, seconds=4.0, seed=5)
     return str(root)

@@ -236,7 +236,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _one_line_error(error: Exception) -> Optional[str]:
     """The message of an error a user can act on; None for a bug."""
-    from bsrnn_tf.data.generate import GenerationError
+    from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
     from bsrnn_tf.models import ModelLoadError
     if isinstance(error, (ConfigError, DataError, GenerationError, ModelLoadError)):

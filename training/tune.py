@@ -261,7 +261,7 @@ def _run(args) -> int:
     strategy = make_strategy(args.cpu_devices)
     import keras
 
-    from bsrnn_tf.data.generate import GenerationError
+    from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
     from bsrnn_tf.trainer import load_tracks_for
 

@@ -232,7 +232,7 @@ def builtin_root(kind: str = "sampled") -> str:
         from bsrnn_tf.datasets.sampled import sampled_dataset_root
         return sampled_dataset_root()
     if kind == "synth":
-        from bsrnn_tf.data.generate import builtin_dataset_root
+        from bsrnn_tf.datasets.synth import builtin_dataset_root
         return builtin_dataset_root()
     raise DataError(f"unknown built-in dataset {kind!r}; choose one of {sorted(BUILTIN_DATASETS)}")
 

@@ -2,7 +2,7 @@
 
 Songs composed by :mod:`bsrnn_tf.datasets.compose` are written as MIDI and
 rendered by FluidSynth from General MIDI soundfonts, in the MUSDB18-HQ
-layout of :mod:`bsrnn_tf.data.generate`::
+layout of :mod:`bsrnn_tf.datasets.synth`::
 
     OUT/train/<track>/{mixture,drums,bass,other,vocals}.wav
     OUT/test/<track>/...
@@ -51,7 +51,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import soundfile as sf
 
-from bsrnn_tf.data.generate import GenerationError, mix_stems, quantise_stems
+from bsrnn_tf.datasets.synth import GenerationError, mix_stems, quantise_stems
 from bsrnn_tf.datasets import compose, instruments
 
 SOURCES = compose.SOURCES
@@ -383,39 +383,16 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
 
 
 def sampled_dataset_root() -> str:
-    """Directory of the default sampled dataset, rendered on first use.
+    """Directory of the built-in sampled dataset, rendered on first use:
+    ``$BSRNN_TF_SAMPLED_DATA`` if set, else ``~/.cache/bsrnn_tf/sampled-v1``
+    (see :func:`bsrnn_tf.datasets.cache.cached_dataset`)."""
+    from bsrnn_tf.datasets.cache import cached_dataset
 
-    ``$BSRNN_TF_SAMPLED_DATA`` if set, else ``~/.cache/bsrnn_tf/sampled-v1``.
-    Rendered into a temporary sibling folder and renamed into place, so an
-    interrupted run never leaves a folder that looks complete. An existing
-    non-empty folder without the marker file is an error.
-    """
-    root = os.path.abspath(os.path.expanduser(
-        os.environ.get("BSRNN_TF_SAMPLED_DATA") or "~/.cache/bsrnn_tf/sampled-v1"))
-    if os.path.isfile(os.path.join(root, MARKER_FILE)):
-        return root
-    if os.path.isdir(root) and os.listdir(root):
-        raise GenerationError(
-            f"{root} exists but is not a complete sampled dataset (no {MARKER_FILE}); "
-            f"remove it or point BSRNN_TF_SAMPLED_DATA elsewhere")
-    parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
-    try:
-        print(f"Rendering the sampled dataset in {root} (once) ...", flush=True)
-        make_sampled_dataset(tmp, workers=min(4, os.cpu_count() or 1))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
-        if os.path.isdir(root):
-            os.rmdir(root)  # empty: checked above
-        os.rename(tmp, root)
-    except OSError:
-        if not os.path.isfile(os.path.join(root, MARKER_FILE)):
-            raise  # else another process finished first; use its dataset
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    def make(out_dir: str) -> None:
+        make_sampled_dataset(out_dir, workers=min(4, os.cpu_count() or 1))
+
+    return cached_dataset("BSRNN_TF_SAMPLED_DATA", "~/.cache/bsrnn_tf/sampled-v1", MARKER_FILE,
+                          make, "built-in sampled dataset", GenerationError)
 
 
 # --------------------------------------------------------------------- CLI
@@ -423,7 +400,7 @@ def sampled_dataset_root() -> str:
 
 def add_cli_arguments(parser) -> None:
     """Adds ``--kind {synth,sampled}`` and the sampled-only options to the
-    ``make-dataset`` parser of :mod:`bsrnn_tf.data.generate`."""
+    ``make-dataset`` parser of :mod:`bsrnn_tf.datasets.synth`."""
     parser.add_argument("--kind", choices=("synth", "sampled"), default="synth",
                         help="synth: the synthesized dataset; sampled: songs rendered from "
                              "soundfonts by FluidSynth (train and test use different fonts)")

@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from typing import Callable, Optional
 from concurrent.futures import ProcessPoolExecutor
@@ -587,42 +585,18 @@ def _print_progress(done: int, total: int, name: str) -> None:
 
 
 def builtin_dataset_root() -> str:
-    """Directory of the default built-in dataset, generated on first use.
+    """Directory of the built-in synth dataset, generated on first use:
+    ``$BSRNN_TF_DATA`` if set, else ``~/.cache/bsrnn_tf/generated-v1`` (see
+    :func:`bsrnn_tf.datasets.cache.cached_dataset`)."""
+    from bsrnn_tf.datasets.cache import cached_dataset
 
-    ``$BSRNN_TF_DATA`` if set, else ``~/.cache/bsrnn_tf/generated-v1``. The
-    dataset is rendered into a temporary sibling folder and renamed into
-    place, so an interrupted run never leaves a folder that looks complete.
-    An existing non-empty folder without the marker file is an error.
-    """
-    root = os.path.abspath(os.path.expanduser(
-        os.environ.get("BSRNN_TF_DATA") or "~/.cache/bsrnn_tf/generated-v1"))
-    if os.path.isfile(os.path.join(root, MARKER_FILE)):
-        return root
-    if os.path.isdir(root) and os.listdir(root):
-        raise GenerationError(
-            f"{root} exists but is not a complete generated dataset (no {MARKER_FILE}); "
-            f"remove it or point BSRNN_TF_DATA elsewhere")
-    parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
-    try:
-        print(f"Generating the built-in dataset in {root} (once) ...", flush=True)
-        make_dataset(tmp, tracks_train=DEFAULT_TRACKS_TRAIN, tracks_test=DEFAULT_TRACKS_TEST,
+    def make(out_dir: str) -> None:
+        make_dataset(out_dir, tracks_train=DEFAULT_TRACKS_TRAIN, tracks_test=DEFAULT_TRACKS_TEST,
                      seconds=DEFAULT_SECONDS, seed=DEFAULT_SEED,
                      workers=min(4, os.cpu_count() or 1), progress=_print_progress)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
-        if os.path.isdir(root):
-            os.rmdir(root)  # empty: checked above
-        os.rename(tmp, root)
-    except OSError:
-        # Another process may have finished first; use its dataset.
-        if not os.path.isfile(os.path.join(root, MARKER_FILE)):
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+
+    return cached_dataset("BSRNN_TF_DATA", "~/.cache/bsrnn_tf/generated-v1", MARKER_FILE, make,
+                          "built-in synth dataset", GenerationError)
 
 
 # --------------------------------------------------------------------- CLI
