@@ -412,24 +412,3 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--instrument-stems", action="store_true",
                         help="--kind sampled: also write per-family stems of other "
                              "(piano.wav, guitar.wav, ...; other.wav is their exact sum)")
-
-
-def cli_make_dataset(args) -> int:
-    """``bsrnn-tf make-dataset --kind sampled``: renders with the parsed
-    options of :func:`add_cli_arguments` and ``generate.register_cli``."""
-    import sys
-    import time
-
-    start = time.perf_counter()
-    try:
-        make_sampled_dataset(args.out, tracks_train=args.tracks_train,
-                             tracks_test=args.tracks_test, seconds=args.seconds, seed=args.seed,
-                             workers=args.workers, train_soundfonts=args.train_soundfonts,
-                             test_soundfonts=args.test_soundfonts, sample_rate=args.sample_rate,
-                             instrument_stems=args.instrument_stems)
-    except GenerationError as e:
-        print(f"bsrnn-tf make-dataset: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.tracks_train} train + {args.tracks_test} test sampled tracks of "
-          f"{args.seconds:g} s to {args.out} in {time.perf_counter() - start:.1f} s")
-    return 0

@@ -623,17 +623,22 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
 
 
 def _cli_make_dataset(args: argparse.Namespace) -> int:
-    if getattr(args, "kind", "synth") == "sampled":
-        from bsrnn_tf.datasets.sampled import cli_make_dataset
-        return cli_make_dataset(args)
+    sampled = getattr(args, "kind", "synth") == "sampled"
+    common = dict(tracks_train=args.tracks_train, tracks_test=args.tracks_test,
+                  seconds=args.seconds, seed=args.seed, sample_rate=args.sample_rate,
+                  workers=args.workers)
     start = time.perf_counter()
     try:
-        make_dataset(args.out, tracks_train=args.tracks_train, tracks_test=args.tracks_test,
-                     seconds=args.seconds, seed=args.seed, sample_rate=args.sample_rate,
-                     workers=args.workers)
+        if sampled:
+            from bsrnn_tf.datasets.sampled import make_sampled_dataset
+            make_sampled_dataset(args.out, train_soundfonts=args.train_soundfonts,
+                                 test_soundfonts=args.test_soundfonts,
+                                 instrument_stems=args.instrument_stems, **common)
+        else:
+            make_dataset(args.out, **common)
     except GenerationError as e:
         print(f"bsrnn-tf make-dataset: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.tracks_train} train + {args.tracks_test} test tracks of "
+    print(f"wrote {args.tracks_train} train + {args.tracks_test} test {args.kind} tracks of "
           f"{args.seconds:g} s to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
