@@ -101,6 +101,13 @@ def test_load_errors(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ModelLoadError, match="bad.keras"):
         load_separator(str(bad))
+    # A truncated model: Keras itself would say "File not found".
+    good = str(tmp_path / "good.keras")
+    save_separator(build_separator(preset("tiny"), targets=["bass"]), good)
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(open(good, "rb").read()[:20000])
+    with pytest.raises(ModelLoadError, match="cut.keras: not a readable .keras file"):
+        load_separator(str(cut))
 
 
 def test_add_head_and_freeze_backbone():

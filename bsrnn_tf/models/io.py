@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import keras
 
@@ -54,6 +55,9 @@ def load_separator(path: str):
         raise ModelLoadError(f"{path}: no such file or directory")
     if not path.endswith(".keras"):
         raise ModelLoadError(f"{path}: expected a .keras file or a run directory")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a truncated one
+        raise ModelLoadError(f"{path}: not a readable .keras file (truncated or corrupt: a "
+                             f".keras file is a zip archive)")
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # noqa: BLE001  (Keras raises many kinds)
