@@ -247,3 +247,22 @@ def test_output_scales_with_input():
     base = model(wave)["vocals"].numpy()
     loud = model(wave * 8.0)["vocals"].numpy()
     np.testing.assert_allclose(loud, base * 8.0, rtol=1e-3, atol=1e-4 * np.abs(base).max() * 8)
+
+
+def test_the_private_keras_apis_we_rely_on_still_exist():
+    """Two private Keras APIs are used, each in one function: the tracker
+    lock of a built model (Separator._unlocked, for adding heads after
+    building) and the object-sharing scope of the loader
+    (band_sequence._outside_object_sharing). If Keras changes either, this
+    fails before anything subtler does."""
+    from keras.src.backend.common import global_state
+
+    for key in ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map"):
+        global_state.set_global_attribute(key, None)
+        assert global_state.get_global_attribute(key) is None
+    model = build_separator(preset("tiny"), targets=["bass"])
+    tracker = model._tracker
+    assert isinstance(tracker.locked, bool) and tracker.locked
+    with model._unlocked():
+        assert not tracker.locked
+    assert tracker.locked
