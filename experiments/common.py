@@ -52,7 +52,7 @@ RESULT_VERSION = 1
 
 # Scales. ``test`` is hidden (tests only): one seed, one epoch, seconds per run.
 # ``cpu-small`` is sized so that the three experiments take about an hour on
-# a 2-core CPU machine with the built-in generated dataset (see README.md).
+# a 2-core CPU machine with the built-in dataset (see README.md).
 # ``paper`` is the refined paper's setting (about 4 M parameters, MUSDB18-HQ,
 # ~150 epochs) for a GPU; its runs are long.
 SCALES = ("cpu-small", "paper")
@@ -86,7 +86,7 @@ BAND_SPLITS = {  # name -> fit.py flags
 }
 
 _PARAMS_RE = re.compile(r"(\d+) bands \((.*?)\), (\d+) parameters \((\d+) trainable\)")
-_BUILTIN_RE = re.compile(r"using the built-in generated dataset at (\S+)")
+_BUILTIN_RE = re.compile(r"using the built-in (\w+) dataset \(.*\) at (\S+)")
 
 
 class ExperimentError(RuntimeError):
@@ -126,7 +126,7 @@ def build_parser(doc: str, experiment: str) -> argparse.ArgumentParser:
 def add_common_args(p: argparse.ArgumentParser, experiment: str) -> None:
     p.add_argument("--scale", default="cpu-small", choices=SCALES + HIDDEN_SCALES,
                    metavar="{" + ",".join(SCALES) + "}",
-                   help="cpu-small: a 2-core CPU, the built-in generated dataset, a tiny model "
+                   help="cpu-small: a 2-core CPU, the built-in dataset, a tiny model "
                         "(about an hour for all experiments); paper: the refined paper's "
                         "settings for a GPU and MUSDB18-HQ (--musdb-root or MUSDB_PATH)")
     p.add_argument("--seeds", type=int, nargs="+",
@@ -134,7 +134,7 @@ def add_common_args(p: argparse.ArgumentParser, experiment: str) -> None:
     p.add_argument("--out", default=os.path.join(RESULTS, experiment),
                    help=f"results folder (default experiments/results/{experiment})")
     p.add_argument("--musdb-root", help="MUSDB18-HQ root (default $MUSDB_PATH, else the built-in "
-                                        "generated dataset; required at --scale paper)")
+                                        "dataset; required at --scale paper)")
     p.add_argument("--only", nargs="+", metavar="SETTING",
                    help="run only these settings (and the runs they start from)")
     p.add_argument("--dry-run", action="store_true",
@@ -419,7 +419,7 @@ class Driver:
             "num_bands": int(match.group(1)) if match else None,
             "parameters": int(match.group(3)) if match else None,
             "trainable_parameters": int(match.group(4)) if match else None,
-            "dataset": (f"built-in generated dataset ({builtin.group(1)})" if builtin
+            "dataset": (f"built-in {builtin.group(1)} dataset ({builtin.group(2)})" if builtin
                         else self.musdb_root),
             "builtin_dataset": builtin is not None,
             "resumed": resumed,
