@@ -28,6 +28,8 @@ from bsrnn_tf.config import ExperimentConfig
 from bsrnn_tf.fileio import atomic_write_text
 from bsrnn_tf.distribute import is_chief, worker_index
 from bsrnn_tf.losses import multitask_loss, target_loss
+from bsrnn_tf.summaries import write_examples, write_hparams
+from bsrnn_tf.validation import db_ratio, reference_usdr
 from bsrnn_tf.models.io import save_separator
 
 
@@ -222,7 +224,7 @@ class Trainer:
         cfg = self.train_cfg
         writer = tf.summary.create_file_writer(self.logdir) if self.chief else None
         if writer is not None:
-            self._write_hparams(writer)
+            write_hparams(writer, self.config, self.targets, self.run_dir)
         while int(self.epoch.numpy()) < cfg.epochs:
             if int(self.bad_epochs.numpy()) >= cfg.patience > 0:
                 self.log(f"early stopping: no validation improvement for {cfg.patience} epochs")
@@ -314,7 +316,7 @@ class Trainer:
                 first = (mixture, sources, outputs)
         if first is None:
             return {}
-        result = {t: _db_ratio(signal[t], error[t]) for t in self.targets}
+        result = {t: db_ratio(signal[t], error[t]) for t in self.targets}
         if self.valid_references is None:
             self.valid_references = self.reference_usdr()
             self.log("validation references (uSDR, dB): " + "; ".join(
@@ -331,44 +333,12 @@ class Trainer:
                         if t in values:
                             tf.summary.scalar(f"valid_reference/{name}_{t}", values[t])
                 if (epoch + 1) % every == 0 or epoch == 0:
-                    self._write_examples(*first)
+                    write_examples(self.model, self.targets, *first)
         return result
 
     def reference_usdr(self) -> dict:
-        """uSDR (dB) per target of the validation set's references, energies
-        summed over chunks as in :meth:`validate`: ``scaled_mixture`` (each
-        chunk's mixture times its least-squares gain for the target: no
-        separation) and, when the targets are all the sources of the mixture,
-        ``oracle_irm`` (the ideal ratio mask on the model's STFT: the ceiling)."""
-        from bsrnn_tf.data.musdb import SOURCES
-        with_irm = set(SOURCES) <= set(self.targets)
-        names = ["scaled_mixture"] + (["oracle_irm"] if with_irm else [])
-        signal = {t: 0.0 for t in self.targets}
-        error = {n: {t: 0.0 for t in self.targets} for n in names}
-        for mixture, sources in self.valid_data:
-            estimates = {"scaled_mixture": {t: _scaled(mixture, sources[t])
-                                            for t in self.targets}}
-            if with_irm:
-                estimates["oracle_irm"] = self._ideal_ratio_mask(mixture, sources)
-            for t in self.targets:
-                signal[t] += float(tf.reduce_sum(tf.square(sources[t])))
-                for n in names:
-                    error[n][t] += float(tf.reduce_sum(tf.square(sources[t] - estimates[n][t])))
-        return {n: {t: _db_ratio(signal[t], error[n][t]) for t in self.targets} for n in names}
-
-    def _ideal_ratio_mask(self, mixture, sources) -> dict:
-        model = self.model
-        spectra = {t: model.spectrum(sources[t]) for t in self.targets}
-        magnitude = {t: tf.sqrt(tf.square(x[..., 0::2]) + tf.square(x[..., 1::2]))
-                     for t, x in spectra.items()}
-        total = tf.add_n(list(magnitude.values()))
-        mix_spec = model.spectrum(mixture)
-        out = {}
-        for t in self.targets:
-            mask = tf.math.divide_no_nan(magnitude[t], total)
-            mask = tf.reshape(tf.stack([mask, mask], axis=-1), tf.shape(mix_spec))
-            out[t] = model.waveform(mix_spec * mask, self.segment)
-        return out
+        """The validation set's references (:func:`bsrnn_tf.validation.reference_usdr`)."""
+        return reference_usdr(self.model, self.valid_data, self.targets, self.segment)
 
     def _end_epoch(self, result: EpochResult, writer) -> bool:
         score = float(np.mean(list(result.valid_usdr.values()))) if result.valid_usdr else (
@@ -416,29 +386,6 @@ class Trainer:
                 return json.load(f)
         return []
 
-    def _write_hparams(self, writer) -> None:
-        from tensorboard.plugins.hparams import api as hp
-        m, t = self.config.model, self.config.train
-        hparams = {"preset": self.config.preset, "bands": m.bands,
-                   "num_edges": m.num_edges or 0, "feature_dim": m.feature_dim,
-                   "num_layers": m.num_layers, "targets": ",".join(self.targets),
-                   "learning_rate": t.learning_rate, "batch_size": t.batch_size}
-        with writer.as_default():
-            hp.hparams(hparams, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
-
-    def _write_examples(self, mixture, sources, outputs) -> None:
-        rate = self.model.sample_rate
-        tf.summary.audio("audio/mixture", mixture[:1], rate, max_outputs=1)
-        for t in self.targets:
-            tf.summary.audio(f"audio/{t}_estimate", tf.clip_by_value(outputs[t][:1], -1, 1),
-                             rate, max_outputs=1)
-            tf.summary.audio(f"audio/{t}_reference", sources[t][:1], rate, max_outputs=1)
-            tf.summary.image(f"spectrogram/{t}_estimate", _spectrogram_image(
-                self.model.spectrum(outputs[t][:1])), max_outputs=1)
-            tf.summary.image(f"spectrogram/{t}_reference", _spectrogram_image(
-                self.model.spectrum(sources[t][:1])), max_outputs=1)
-
-
 def load_tracks_for(config: ExperimentConfig) -> tuple:
     """``(train_tracks, valid_tracks)`` of the configured dataset (MUSDB root,
     ``$MUSDB_PATH`` or the built-in one); raises ``DataError``."""
@@ -465,28 +412,6 @@ def make_trainer(model, config: ExperimentConfig, run_dir: str,
     valid = (valid_dataset(valid_tracks, targets, config.data, config.train.batch_size, rate)
              if valid_tracks else None)
     return Trainer(model, config, run_dir, strategy, train_fn, valid, **kwargs)
-
-
-def _spectrogram_image(spectrum: tf.Tensor) -> tf.Tensor:
-    """Log-magnitude of channel 0 as a ``(1, bins, frames, 1)`` image in [0, 1]."""
-    power = tf.square(spectrum[..., 0]) + tf.square(spectrum[..., 1])
-    db = 10.0 * tf.math.log(power + 1e-10) / math.log(10.0)
-    db = tf.maximum(db, tf.reduce_max(db) - 80.0)
-    img = (db - tf.reduce_min(db)) / (tf.reduce_max(db) - tf.reduce_min(db) + 1e-6)
-    return tf.reverse(tf.transpose(img, [0, 2, 1]), axis=[1])[..., None]
-
-
-def _db_ratio(signal: float, error: float, eps: float = 1e-7) -> float:
-    """``10 log10((signal + eps) / (error + eps))``: uSDR from summed energies."""
-    return 10.0 * math.log10((signal + eps) / (error + eps))
-
-
-def _scaled(mixture: tf.Tensor, reference: tf.Tensor) -> tf.Tensor:
-    """Each example's mixture times its least-squares gain for ``reference``,
-    ``(batch, samples, channels)``."""
-    gain = tf.math.divide_no_nan(tf.reduce_sum(reference * mixture, axis=[1, 2]),
-                                 tf.reduce_sum(mixture * mixture, axis=[1, 2]))
-    return gain[:, None, None] * mixture
 
 
 def cleanup_worker_dir(trainer: Trainer) -> None:

@@ -6,7 +6,6 @@ import contextlib
 from typing import Iterable, Optional
 
 import keras
-import tensorflow as tf
 
 from bsrnn_tf.config import ModelConfig, model_config_from_dict
 from bsrnn_tf.layers.mask_head import MaskHead, apply_mask
