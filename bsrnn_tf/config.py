@@ -16,6 +16,11 @@ from bsrnn_tf.bands import BandSchemaError, band_ranges
 from bsrnn_tf.fileio import atomic_write_text
 
 DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
+# model.norm: the BSRNN authors' normalisation over the chunk, or per frame
+# (bsrnn_tf.layers.norm); train.loss: the authors', or plus an SDR term
+# (bsrnn_tf.losses).
+NORMS = ("chunk", "frame")
+LOSSES = ("bsrnn", "bsrnn+sdr")
 
 
 class ConfigError(ValueError):
@@ -108,8 +113,8 @@ class ModelConfig:
             raise ConfigError(f"model.targets has duplicates: {self.targets}")
         if self.segment_seconds <= 0:
             raise ConfigError(f"model.segment_seconds must be positive, got {self.segment_seconds}")
-        if self.norm not in ("chunk", "frame"):
-            raise ConfigError(f"model.norm must be chunk or frame, got {self.norm!r}")
+        if self.norm not in NORMS:
+            raise ConfigError(f"model.norm must be one of {NORMS}, got {self.norm!r}")
         if self.num_edges is not None and self.num_edges < 1:
             raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
         if str(self.use_cudnn) not in ("auto", "True", "False", "true", "false"):
@@ -191,8 +196,8 @@ class TrainConfig:
         check_number("train.lr_decay", self.lr_decay, 0, 1, min_inclusive=False)
         check_number("train.lr_decay_epochs", self.lr_decay_epochs, 1, integer=True)
         check_number("train.clip_norm", self.clip_norm, 0)
-        if self.loss not in ("bsrnn", "bsrnn+sdr"):
-            raise ConfigError(f"train.loss must be bsrnn or bsrnn+sdr, got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"train.loss must be one of {LOSSES}, got {self.loss!r}")
         check_number("train.sdr_weight", self.sdr_weight, 0)
         check_number("train.patience", self.patience, 0, integer=True)
         check_number("train.checkpoint_every_steps", self.checkpoint_every_steps, 0, integer=True)

@@ -18,6 +18,8 @@ from typing import Mapping, Optional
 
 import tensorflow as tf
 
+from bsrnn_tf.config import LOSSES
+
 
 def bsrnn_loss(est_spec: tf.Tensor, ref_spec: tf.Tensor, est_wave: tf.Tensor,
                ref_wave: tf.Tensor) -> tf.Tensor:
@@ -38,7 +40,6 @@ def bsrnn_loss(est_spec: tf.Tensor, ref_spec: tf.Tensor, est_wave: tf.Tensor,
     return 2.0 * spec_l1 + wave_l1
 
 
-LOSSES = ("bsrnn", "bsrnn+sdr")
 SILENT_ENERGY = 1e-6  # a reference with less energy (sum of squares) is silent
 
 

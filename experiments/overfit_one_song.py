@@ -10,7 +10,9 @@ used to compare the normalisations:
 ``bsrnn-tf make-dataset --kind synth`` / ``~/.cache/bsrnn_tf/generated-v1``).
 Results: experiments/results/cpu_recipe/overfit-norms.txt.
 """
-import sys, time, json, argparse
+import argparse
+import time
+
 import numpy as np, soundfile as sf, tensorflow as tf, keras
 from bsrnn_tf.models import build_separator, preset
 from bsrnn_tf.losses import bsrnn_loss, multitask_loss

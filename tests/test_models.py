@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bsrnn_tf.layers.stft import istft, stft
 from bsrnn_tf.models import (build_separator, count_parameters, load_separator, preset,
                              save_separator)
 from bsrnn_tf.models.io import ModelLoadError

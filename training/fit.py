@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
-from bsrnn_tf.config import DEFAULT_TARGETS, ConfigError, ExperimentConfig  # noqa: E402
+from bsrnn_tf.config import (DEFAULT_TARGETS, LOSSES, ConfigError,  # noqa: E402
+                             ExperimentConfig)
 from bsrnn_tf.fileio import atomic_write_text  # noqa: E402
 
 CONFIG_FILE = "config.json"
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--musdb-root", help="MUSDB18 / MUSDB18-HQ root (default $MUSDB_PATH or the "
                                         "built-in generated dataset)")
-    p.add_argument("--loss", choices=("bsrnn", "bsrnn+sdr"),
+    p.add_argument("--loss", choices=LOSSES,
                    help="bsrnn: the authors' L1 loss (default, but the cpu preset's is "
                         "bsrnn+sdr: plus 0.1 x negative uSDR, learns faster in short runs)")
     p.add_argument("--dataset", choices=("sampled", "synth"),

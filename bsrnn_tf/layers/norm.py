@@ -25,7 +25,8 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-NORMS = ("chunk", "frame")
+from bsrnn_tf.config import NORMS
+
 LEGACY_NORM = "frame"  # what a model saved without the field used
 
 
