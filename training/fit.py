@@ -314,7 +314,7 @@ def _load_tracks(config: ExperimentConfig) -> tuple:
     try:
         return load_tracks_for(config)
     except DataError as e:
-        root, _ = resolve_root(config.data.musdb_root)
+        root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
         train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
         print(f"fit.py: warning: {e}; training without validation (early stopping and the "
               f"best model follow the training loss)", file=sys.stderr)
