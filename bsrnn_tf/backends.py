@@ -25,7 +25,6 @@ import dataclasses
 import json
 import os
 import struct
-import zipfile
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -243,24 +242,15 @@ def load_backend(path: str, max_batch: int = 4, num_threads: Optional[int] = 1,
         if path.endswith(".tflite"):
             return TFLiteBackend(path, num_threads)
         if path.endswith(".keras"):
-            _check_keras_file(path)
             return KerasBackend(path, segment_samples=segment_samples, max_batch=max_batch,
                                 jit_compile=jit_compile)
         raise BackendError(f"{path}: not a separator artifact (expected .keras, .tflite, a run "
                            f"directory or a SavedModel directory)")
     if os.path.exists(os.path.join(path, "model.keras")):
-        _check_keras_file(os.path.join(path, "model.keras"))
         return KerasBackend(path, segment_samples=segment_samples, max_batch=max_batch,
                             jit_compile=jit_compile)
     version_dir = resolve_savedmodel_dir(path)
     return SavedModelBackend(version_dir, read_export_info(version_dir), max_batch)
-
-
-def _check_keras_file(path: str) -> None:
-    """Keras reports a truncated ``.keras`` (a zip) as 'File not found'."""
-    if not zipfile.is_zipfile(path):
-        raise BackendError(f"{path}: truncated or corrupt .keras file (not a complete zip "
-                           f"archive, {os.path.getsize(path)} bytes)")
 
 
 def resolve_savedmodel_dir(path: str) -> str:

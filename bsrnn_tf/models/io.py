@@ -56,8 +56,8 @@ def load_separator(path: str):
     if not path.endswith(".keras"):
         raise ModelLoadError(f"{path}: expected a .keras file or a run directory")
     if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a truncated one
-        raise ModelLoadError(f"{path}: not a readable .keras file (truncated or corrupt: a "
-                             f".keras file is a zip archive)")
+        raise ModelLoadError(f"{path}: truncated or corrupt .keras file (not a complete zip "
+                             f"archive, {os.path.getsize(path)} bytes)")
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # noqa: BLE001  (Keras raises many kinds)
