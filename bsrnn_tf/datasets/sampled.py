@@ -28,14 +28,14 @@ plucked; see :mod:`bsrnn_tf.datasets.instruments`).
 Vocals: only the fonts' voice presets (GM 52 Choir Aahs, 53 Voice Oohs,
 54 Synth Voice, 85 Lead 6 voice), played as a monophonic lead plus an
 occasional backing voice a third above. The formant-synthesis lead of
-``generate.render_vocals`` is deliberately not mixed in: it sounds the same
+``synth.render_vocals`` is deliberately not mixed in: it sounds the same
 in train and test, so it would make the test vocals partly a seen timbre and
 blur what the soundfont split measures.
 
 Every part is rendered by its own FluidSynth process with its own reverb and
 chorus settings (room size, damping, level, width drawn per part), then cut to
 the song length, widened/narrowed and panned in numpy, and levelled per
-source (``generate._LEVELS_DB``-like targets with +-5 dB).
+source (``synth._LEVELS_DB``-like targets with +-5 dB).
 """
 
 from __future__ import annotations
