@@ -229,3 +229,19 @@ def test_finished_run_is_reported_and_flags_on_resume_are_applied_or_refused(dat
     assert "resuming with --patience 5 (the run had 10)" in out
     assert "epoch 2/2: mean loss" in out
     assert json.loads((run / "config.json").read_text())["train"]["patience"] == 5
+
+
+def test_norm_and_band_flags_reach_the_config():
+    parse = fit.build_parser().parse_args
+    config = fit.config_from_args(parse(["--mtl", "--preset", "cpu", "--norm", "frame"]))
+    assert (config.model.norm, config.model.bands, config.model.num_edges) == \
+        ("frame", "universal", 41)
+    # The cpu preset's edge count belongs to its universal split: another
+    # split given by flag drops it, an explicit --num-edges keeps it.
+    config = fit.config_from_args(parse(["--mtl", "--bands", "v7"]))
+    assert (config.model.norm, config.model.bands, config.model.num_edges) == \
+        ("chunk", "v7", None)
+    config = fit.config_from_args(parse(["--mtl", "--bands", "universal", "--num-edges", "60"]))
+    assert config.model.num_edges == 60
+    with pytest.raises(SystemExit):
+        parse(["--norm", "batch"])

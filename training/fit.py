@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
-from bsrnn_tf.config import (DEFAULT_TARGETS, LOSSES, ConfigError,  # noqa: E402
+from bsrnn_tf.config import (DEFAULT_TARGETS, LOSSES, NORMS, ConfigError,  # noqa: E402
                              ExperimentConfig)
 from bsrnn_tf.fileio import atomic_write_text  # noqa: E402
 
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-edges", type=int, help="universal: number of its edges to use")
     p.add_argument("--feature-dim", type=int, help="N, features per band")
     p.add_argument("--num-layers", type=int, help="L, band-sequence blocks")
+    p.add_argument("--norm", choices=NORMS,
+                   help="normalisation statistics: chunk (the authors', default) or frame "
+                        "(per-frame layer norm, models before 2026-12)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
@@ -126,7 +129,7 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
     if len(m.targets) > 1 and not args.mtl and not args.config:
         raise ConfigError(f"several targets {m.targets} need --mtl (one backbone, one head each)")
     for flag, obj, field in [("bands", m, "bands"), ("num_edges", m, "num_edges"),
-                             ("feature_dim", m, "feature_dim"), ("num_layers", m, "num_layers"),
+                             ("feature_dim", m, "feature_dim"), ("num_layers", m, "num_layers"), ("norm", m, "norm"),
                              ("epochs", t, "epochs"), ("batch_size", t, "batch_size"),
                              ("lr", t, "learning_rate"), ("lr_decay", t, "lr_decay"),
                              ("lr_decay_epochs", t, "lr_decay_epochs"),
@@ -140,6 +143,8 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
         value = getattr(args, flag)
         if value is not None:
             setattr(obj, field, value)
+    if args.bands and args.bands != "universal" and args.num_edges is None:
+        m.num_edges = None  # a preset's edge count belongs to its universal split
     if args.target_weights:
         t.target_weights = _parse_weights(args.target_weights)
     unknown = set(t.target_weights) - set(m.targets)
@@ -205,7 +210,8 @@ RESUME_SAFE = {"train.epochs": "--epochs", "train.patience": "--patience",
                "data.musdb_root": "--musdb-root"}
 FIELD_FLAGS = {"model.targets": "--targets/--mtl", "model.bands": "--bands",
                "model.num_edges": "--num-edges", "model.feature_dim": "--feature-dim",
-               "model.num_layers": "--num-layers", "train.batch_size": "--batch-size",
+               "model.num_layers": "--num-layers",
+               "model.norm": "--norm", "train.batch_size": "--batch-size",
                "train.learning_rate": "--lr", "train.lr_decay": "--lr-decay",
                "train.lr_decay_epochs": "--lr-decay-epochs", "train.clip_norm": "--clip-norm",
                "train.seed": "--seed", "train.mixed_precision": "--mixed-precision",
