@@ -43,13 +43,13 @@ def test_real_messages_pass_the_filter(capsys):
     (False, None, None), (True, None, "1"), (True, "0", "0"), (False, "1", "1")])
 def test_onednn_forced_only_with_avx512_and_never_over_the_user(monkeypatch, has_avx512, user,
                                                                 expected):
-    import bsrnn_tf
+    from bsrnn_tf import console
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
-    monkeypatch.setattr(bsrnn_tf, "_cpu_has", lambda flag: has_avx512 and flag == "avx512f")
-    monkeypatch.setattr(bsrnn_tf.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(console, "_cpu_has", lambda flag: has_avx512 and flag == "avx512f")
+    monkeypatch.setattr(console.platform, "machine", lambda: "x86_64")
     if user is None:
         monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
     else:
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", user)
-    bsrnn_tf._prefer_onednn()
+    console.prefer_onednn()
     assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == expected

@@ -60,6 +60,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.fileio import atomic_save, atomic_write_text  # noqa: E402
 
 EVAL_FILE = "evaluation.json"
@@ -299,6 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from bsrnn_tf.separate import SeparationError
 
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     try:
         return run(args)
     except (AudioError, DataError, SeparationError, ValueError) as e:

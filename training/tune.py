@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bsrnn_tf.config import ConfigError, ExperimentConfig  # noqa: E402
+from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.fileio import atomic_save, atomic_write_text  # noqa: E402
 
 DEFAULT_BANDS = ["v7", "universal", "universal:41", "bass", "drums"]
@@ -246,6 +247,7 @@ def _scatter(rows: list, path: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import fit
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     try:
         with fit.keeping_dtype_policy():
             return _run(args)
