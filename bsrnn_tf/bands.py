@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-
-BandRanges = list  # list of (start_bin, stop_bin) pairs, stop exclusive
+# A band split as STFT bins: one (start_bin, stop_bin) pair per band, stop
+# exclusive, contiguous from bin 0 to the last bin.
+BandRanges = List[Tuple[int, int]]
 
 
 class BandSchemaError(ValueError):

@@ -185,8 +185,10 @@ def _filter_active(ds: tf.data.Dataset, active_fn, what: str) -> tf.data.Dataset
     return _guard_rejections(ds, what).filter(is_active).map(drop_flag)
 
 
-def _key(element_seed: tf.Tensor, purpose: int) -> tf.Tensor:
-    return tf.stack([element_seed, tf.constant(purpose, tf.int64)])
+def _augmentation_key(element_seed: tf.Tensor) -> tf.Tensor:
+    """The stateless-random key of an element's augmentation: its seed and
+    the stream number 1 (drawing its track and position uses stream 0)."""
+    return tf.stack([element_seed, tf.constant(1, tf.int64)])
 
 
 def _source_stream(reader: ChunkReader, max_starts: tf.Tensor, source_index: int,
@@ -208,7 +210,7 @@ def _source_stream(reader: ChunkReader, max_starts: tf.Tensor, source_index: int
         ds = _filter_active(ds, _activity_fn(data_cfg), SOURCES[source_index])
     else:
         ds = ds.map(lambda c, r, s: (c, s))
-    return ds.map(lambda c, s: augment.augment(c, _key(s, 1), data_cfg, is_target),
+    return ds.map(lambda c, s: augment.augment(c, _augmentation_key(s), data_cfg, is_target),
                   num_parallel_calls=AUTOTUNE)
 
 
@@ -236,7 +238,7 @@ def _track_stream(reader: ChunkReader, max_starts: tf.Tensor, is_target: list,
         ds = _filter_active(ds, all_active, names)
     else:
         ds = ds.map(lambda c, r, s: (c, s))
-    return ds.map(lambda c, s: augment.augment(c, _key(s, 1), data_cfg, is_target),
+    return ds.map(lambda c, s: augment.augment(c, _augmentation_key(s), data_cfg, is_target),
                   num_parallel_calls=AUTOTUNE)
 
 
