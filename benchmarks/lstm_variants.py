@@ -10,7 +10,7 @@ per direction) three ways, on the shapes a 3 s stereo chunk gives it:
 - ``stacked_xla``: the same function compiled with XLA.
 
 It answers whether the hoisted, stacked recurrence is worth adding to
-:mod:`bsrnn_tf.layers.fused_lstm`: it was not (see ``benchmarks/README.md``),
+:mod:`bsrnn_tf.layers.blstm`: it was not (see ``benchmarks/README.md``),
 so it lives here only. Outputs are checked against ``fused`` (max abs error
 over max abs output).
 
@@ -97,7 +97,7 @@ def main() -> int:
     import numpy as np
     import tensorflow as tf
 
-    from bsrnn_tf.layers.fused_lstm import fused_bidirectional_time_major
+    from bsrnn_tf.layers.blstm import fused_bidirectional_time_major
 
     layer = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_sequences=True))
     layer.build((None, None, FEATURES))

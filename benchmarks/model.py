@@ -247,7 +247,7 @@ def profile_forward(model, x, repeats: int) -> dict:
     for every block (they are identical). Milliseconds per stage."""
     import tensorflow as tf
 
-    from bsrnn_tf.layers.fused_lstm import fused_bidirectional_time_major, use_fused
+    from bsrnn_tf.layers.blstm import fused_bidirectional_time_major, use_fused
     samples = x.shape[1]
     block = model.backbone.blocks[0]
     n = model.feature_dim

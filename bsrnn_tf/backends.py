@@ -15,8 +15,8 @@ embedded in a ``.tflite`` file (with ``export.json`` beside it as fallback).
 
 The spectrum variant of TFLite takes a packed spectrum and returns packed
 masks; its backend does the STFT, the complex product and the iSTFT in
-numpy (:func:`numpy_stft`, :func:`apply_packed_mask`, :func:`numpy_istft`),
-which is also the reference for an app that runs that variant.
+numpy (:mod:`bsrnn_tf.spectral`, the reference for an app that runs that
+variant).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-EXPORT_FILE = "export.json"
-CONFIG_FILE = "config.json"
+from bsrnn_tf.fileio import EXPORT_FILE, MODEL_FILE
+from bsrnn_tf.spectral import apply_packed_mask, numpy_istft, numpy_stft
+
 TFLITE_METADATA_NAME = "bsrnn_tf"
 
 
@@ -246,7 +247,7 @@ def load_backend(path: str, max_batch: int = 4, num_threads: Optional[int] = 1,
                                 jit_compile=jit_compile)
         raise BackendError(f"{path}: not a separator artifact (expected .keras, .tflite, a run "
                            f"directory or a SavedModel directory)")
-    if os.path.exists(os.path.join(path, "model.keras")):
+    if os.path.exists(os.path.join(path, MODEL_FILE)):
         return KerasBackend(path, segment_samples=segment_samples, max_batch=max_batch,
                             jit_compile=jit_compile)
     version_dir = resolve_savedmodel_dir(path)
@@ -326,68 +327,7 @@ def tflite_metadata_from_bytes(content: bytes, where: str = "<bytes>") -> Option
     return None
 
 
-# -- numpy STFT (the contract of the spectrum variant) ---------------------------------
-
-def hann_window(n_fft: int) -> np.ndarray:
-    """Periodic Hann window ``(n_fft,)`` float64."""
-    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-
-
-def numpy_stft(waveform: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """Centred STFT, zero padding ``n_fft // 2`` on both sides, periodic Hann.
-
-    Args:
-      waveform: ``(batch, samples, channels)``.
-    Returns:
-      packed spectrum ``(batch, 1 + samples // hop, n_fft // 2 + 1,
-      channels * 2)`` float32, last axis ``[ch0.re, ch0.im, ch1.re, ...]``.
-    """
-    x = np.asarray(waveform, np.float64).transpose(0, 2, 1)  # (batch, channels, samples)
-    pad = n_fft // 2
-    x = np.pad(x, [(0, 0), (0, 0), (pad, pad)])
-    frames = 1 + (x.shape[-1] - n_fft) // hop_length
-    index = np.arange(frames)[:, None] * hop_length + np.arange(n_fft)[None, :]
-    spec = np.fft.rfft(x[..., index] * hann_window(n_fft), axis=-1)  # (b, c, frames, bins)
-    packed = np.stack([spec.real, spec.imag], axis=-1).transpose(0, 2, 3, 1, 4)
-    return packed.reshape(*packed.shape[:3], -1).astype(np.float32)
-
-
-def apply_packed_mask(mask: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
-    """Complex product of two packed arrays ``(..., channels * 2)``."""
-    m = mask[..., 0::2] + 1j * mask[..., 1::2]
-    x = spectrum[..., 0::2] + 1j * spectrum[..., 1::2]
-    y = m * x
-    return np.stack([y.real, y.imag], axis=-1).reshape(spectrum.shape).astype(np.float32)
-
-
-def numpy_istft(spectrum: np.ndarray, n_fft: int, hop_length: int, length: int) -> np.ndarray:
-    """Inverse of :func:`numpy_stft`: windowed overlap-add divided by the
-    summed squared window.
-
-    Args:
-      spectrum: packed ``(batch, frames, bins, channels * 2)``.
-      length: output samples.
-    Returns:
-      ``(batch, length, channels)`` float32.
-    """
-    batch, frames, bins, packed = spectrum.shape
-    x = spectrum.reshape(batch, frames, bins, packed // 2, 2).astype(np.float64)
-    complex_spec = (x[..., 0] + 1j * x[..., 1]).transpose(0, 3, 1, 2)  # (b, c, frames, bins)
-    window = hann_window(n_fft)
-    signal = np.fft.irfft(complex_spec, n=n_fft, axis=-1) * window
-    total = (frames - 1) * hop_length + n_fft
-    audio = np.zeros(signal.shape[:2] + (total,))
-    envelope = np.zeros(total)
-    for t in range(frames):
-        audio[..., t * hop_length:t * hop_length + n_fft] += signal[:, :, t]
-        envelope[t * hop_length:t * hop_length + n_fft] += window ** 2
-    pad = n_fft // 2
-    audio = audio[..., pad:pad + length] / np.maximum(envelope[pad:pad + length], 1e-10)
-    return audio.transpose(0, 2, 1).astype(np.float32)
-
-
 __all__: Sequence[str] = [
     "Backend", "BackendError", "KerasBackend", "ModelInfo", "SavedModelBackend",
-    "TFLiteBackend", "apply_packed_mask", "load_backend", "numpy_istft", "numpy_stft",
-    "read_export_info", "read_tflite_metadata", "resolve_savedmodel_dir",
+    "TFLiteBackend", "load_backend", "read_export_info", "read_tflite_metadata", "resolve_savedmodel_dir",
 ]

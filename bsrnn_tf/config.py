@@ -23,6 +23,18 @@ NORMS = ("chunk", "frame")
 LOSSES = ("bsrnn", "bsrnn+sdr")
 
 
+def parse_use_cudnn(value):
+    """``"auto"``, ``True`` or ``False`` (Keras' ``LSTM(use_cudnn=...)``)
+    from those or from the strings ``"true"`` / ``"false"`` that configs
+    saved before 0.2 hold; ``ValueError`` otherwise."""
+    if value is True or value is False or value == "auto":
+        return value
+    parsed = {"auto": "auto", "true": True, "false": False}.get(str(value).strip().lower())
+    if parsed is None:
+        raise ValueError(f"use_cudnn must be auto, true or false, got {value!r}")
+    return parsed
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field."""
 
@@ -94,7 +106,7 @@ class ModelConfig:
     segment_seconds: float = 3.0
     standardize: bool = True
     norm: str = "chunk"
-    use_cudnn: str = "auto"
+    use_cudnn: Any = "auto"  # "auto", True or False
     stft: StftConfig = dataclasses.field(default_factory=StftConfig)
 
     @property
@@ -117,8 +129,10 @@ class ModelConfig:
             raise ConfigError(f"model.norm must be one of {NORMS}, got {self.norm!r}")
         if self.num_edges is not None and self.num_edges < 1:
             raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
-        if str(self.use_cudnn) not in ("auto", "True", "False", "true", "false"):
-            raise ConfigError(f"model.use_cudnn must be auto, true or false, got {self.use_cudnn!r}")
+        try:
+            self.use_cudnn = parse_use_cudnn(self.use_cudnn)
+        except ValueError as e:
+            raise ConfigError(f"model.{e}") from None
         try:
             band_ranges(self.bands, self.stft.sample_rate, self.stft.n_fft, self.num_edges)
         except BandSchemaError as e:

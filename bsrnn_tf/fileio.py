@@ -12,6 +12,11 @@ import os
 import re
 from typing import Any, Callable
 
+# The file names of a run directory and of an export directory.
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+EXPORT_FILE = "export.json"
+
 
 def atomic_save(path: str, write: Callable[[str], Any]) -> str:
     """Calls ``write(tmp)`` with a temporary path in ``path``'s folder (same

@@ -47,7 +47,7 @@ def ideal_ratio_mask_estimates(sources: Mapping[str, np.ndarray], n_fft: int,
     Returns:
       ``{name: (samples, channels)}`` float32 estimates.
     """
-    from bsrnn_tf.backends import numpy_istft, numpy_stft
+    from bsrnn_tf.spectral import numpy_istft, numpy_stft
 
     names = list(sources)
     length = np.asarray(sources[names[0]]).shape[0]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+from bsrnn_tf.fileio import MODEL_FILE
+
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "saved_models", "bsrnn-cpu-mtl")
 
@@ -20,7 +22,7 @@ def default_model() -> str:
     """The model ``separate`` uses without ``-m``: ``$BSRNN_TF_MODEL`` or the
     shipped one. Raises ``FileNotFoundError`` with what to do when absent."""
     path = os.environ.get("BSRNN_TF_MODEL") or SHIPPED_DIR
-    if not os.path.exists(os.path.join(path, "model.keras")) and not os.path.isfile(path):
+    if not os.path.exists(os.path.join(path, MODEL_FILE)) and not os.path.isfile(path):
         raise FileNotFoundError(
             f"no -m given and no default model at {path} (the shipped model lives in the source "
             f"checkout's saved_models/bsrnn-cpu-mtl): pass -m MODEL or set BSRNN_TF_MODEL")

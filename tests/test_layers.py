@@ -4,11 +4,12 @@ import keras
 import numpy as np
 import pytest
 import scipy.signal
+import tensorflow as tf
 from helpers.reference import group_norm
 
 from bsrnn_tf import bands
 from bsrnn_tf.layers import BandSequence, BandSplit, MaskHead, apply_mask
-from bsrnn_tf.layers.stft import hann_window, istft, stft
+from bsrnn_tf.layers.stft import ISTFT_METHODS, hann_window, istft, stft
 
 NORMS = ["frame", "chunk"]
 # The axes a norm's statistics cover, for features (batch, frames, bands, N)
@@ -37,7 +38,7 @@ def _pack(spec):
 @pytest.mark.parametrize("length", [2048, 44100, 44101, 10000])
 def test_stft_matches_scipy(rng, length):
     """The model's STFT and the numpy one of the spectrum-variant backends."""
-    from bsrnn_tf.backends import numpy_stft
+    from bsrnn_tf.spectral import numpy_stft
     wave = rng.standard_normal((length, 2)).astype(np.float32)
     ref = _pack(_numpy_stft(wave.astype(np.float64), 2048, 512))
     for ours in (stft(wave[None], 2048, 512).numpy()[0], numpy_stft(wave[None], 2048, 512)[0]):
@@ -45,14 +46,29 @@ def test_stft_matches_scipy(rng, length):
         np.testing.assert_allclose(ours, ref, atol=2e-3 * np.abs(ref).max() / 100)
 
 
-@pytest.mark.parametrize("use_matmul", [False, True])
+@pytest.mark.parametrize("method", ISTFT_METHODS)
 @pytest.mark.parametrize("n_fft,hop,length", [(2048, 512, 132300), (2048, 512, 3001),
                                               (512, 128, 22050), (1024, 512, 5000)])
-def test_stft_istft_reconstructs(rng, use_matmul, n_fft, hop, length):
+def test_stft_istft_reconstructs(rng, method, n_fft, hop, length):
     wave = rng.standard_normal((2, length, 2)).astype(np.float32)
-    back = istft(stft(wave, n_fft, hop), n_fft, hop, length, use_matmul=use_matmul).numpy()
+    back = istft(stft(wave, n_fft, hop), n_fft, hop, length, method=method).numpy()
     rel = np.linalg.norm(back - wave) / np.linalg.norm(wave)
-    assert rel < 1e-5 if not use_matmul else rel < 3e-5
+    assert rel < (1e-5 if method == "irfft" else 3e-5)
+
+
+@pytest.mark.parametrize("n_fft,hop", [(512, 128), (2048, 512), (12, 3)])
+def test_istft_methods_agree_with_numpys_irfft_on_any_spectrum(n_fft, hop):
+    """Also for spectra that are not the STFT of any signal (12: ``rfft``
+    falls back to ``matmul``), against the numpy reference."""
+    from bsrnn_tf.spectral import numpy_istft
+    rng = np.random.default_rng(n_fft)
+    wave = rng.standard_normal((1, 6000, 2)).astype(np.float32)
+    spec = stft(wave, n_fft, hop).numpy()
+    spec += rng.standard_normal(spec.shape).astype(np.float32)
+    reference = numpy_istft(spec, n_fft, hop, 6000)
+    for method in ISTFT_METHODS:
+        np.testing.assert_allclose(istft(tf.constant(spec), n_fft, hop, 6000, method).numpy(),
+                                   reference, atol=2e-5, err_msg=method)
 
 
 def _randomise(layer, rng):
@@ -200,10 +216,10 @@ def test_band_split_parameter_count_is_unpadded():
 
 @pytest.mark.parametrize("n", [8, 512, 2048])
 def test_hann_windows_are_scipys_periodic_hann(n):
-    from bsrnn_tf import backends
+    from bsrnn_tf import spectral
     expected = scipy.signal.get_window("hann", n, fftbins=True)
     np.testing.assert_allclose(hann_window(n), expected, atol=1e-7)
-    np.testing.assert_allclose(backends.hann_window(n), expected, atol=1e-12)
+    np.testing.assert_allclose(spectral.hann_window(n), expected, atol=1e-12)
 
 
 def test_band_sequences_built_inside_a_loading_scope_get_their_own_lstms():
@@ -275,7 +291,7 @@ def _random_block(rng, n=8, bands=5, norm="frame"):
 
 
 @pytest.mark.parametrize("norm", NORMS)
-@pytest.mark.parametrize("impl", ["keras", "fused"])
+@pytest.mark.parametrize("impl", ["keras", "fused", "unrolled"])
 def test_band_sequence_matches_numpy_reference(rng, impl, norm):
     import tensorflow as tf
 
@@ -355,7 +371,7 @@ def test_lstm_implementation_names_are_checked(monkeypatch):
 
 
 def test_mixed_precision_blocks_keep_the_keras_lstm(rng):
-    from bsrnn_tf.layers.fused_lstm import unsupported_reason, use_fused
+    from bsrnn_tf.layers.blstm import unsupported_reason, use_fused
     block = BandSequence(8, use_cudnn=False, dtype="mixed_bfloat16")
     block.build((None, None, 5, 8))
     assert "bfloat16" in unsupported_reason(block.time_rnn)

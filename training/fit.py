@@ -29,9 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.config import (DEFAULT_TARGETS, LOSSES, NORMS, ConfigError,  # noqa: E402
                              ExperimentConfig)
-from bsrnn_tf.fileio import atomic_write_text  # noqa: E402
-
-CONFIG_FILE = "config.json"
+from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, atomic_write_text  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,7 +403,7 @@ def _train(trainer, run_dir: str) -> int:
         return 130
     finally:
         cleanup_worker_dir(trainer)
-    model_file = os.path.join(run_dir, "model.keras")
+    model_file = os.path.join(run_dir, MODEL_FILE)
     if not os.path.exists(model_file):
         print(f"no model was written to {model_file}")
         return 1

@@ -3,7 +3,7 @@ the STFT and iSTFT are functions in :mod:`bsrnn_tf.layers.stft`."""
 
 from bsrnn_tf.layers.band_sequence import BandSequence
 from bsrnn_tf.layers.band_split import BandSplit
-from bsrnn_tf.layers.fused_lstm import (get_lstm_implementation, lstm_implementation,
+from bsrnn_tf.layers.blstm import (get_lstm_implementation, lstm_implementation,
                                         set_lstm_implementation)
 from bsrnn_tf.layers.mask_head import MaskHead, apply_mask
 

@@ -7,12 +7,10 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from bsrnn_tf.layers.fused_lstm import fused_bidirectional_time_major, use_fused
+from bsrnn_tf.config import parse_use_cudnn
+from bsrnn_tf.layers.blstm import (fused_bidirectional_time_major, unrolled_bidirectional,
+                                   use_fused, use_unrolled)
 from bsrnn_tf.layers.norm import LEGACY_NORM, check_norm, normalize
-
-
-def _use_cudnn(value):
-    return {"auto": "auto", "true": True, "false": False}.get(str(value).lower(), value)
 
 
 @contextlib.contextmanager
@@ -45,8 +43,15 @@ def _outside_object_sharing():
 def _blstm(units, use_cudnn, policy, name):
     with _outside_object_sharing():
         return keras.layers.Bidirectional(
-            keras.layers.LSTM(units, return_sequences=True, use_cudnn=_use_cudnn(use_cudnn),
+            keras.layers.LSTM(units, return_sequences=True, use_cudnn=use_cudnn,
                               dtype=policy), name=name, dtype=policy)
+
+
+def _dims(x):
+    """``(batch, frames, bands)`` of ``x``: static where known (the unrolled
+    path needs static steps), else dynamic."""
+    dynamic = tf.shape(x)
+    return tuple(x.shape[i] if x.shape[i] is not None else dynamic[i] for i in range(3))
 
 
 @keras.saving.register_keras_serializable(package="bsrnn_tf")
@@ -66,9 +71,9 @@ class BandSequence(keras.layers.Layer):
     are the ``time_norm`` / ``band_norm`` layers' in both cases.
 
     On CPUs the BLSTMs run through TensorFlow's fused LSTM kernel on the same
-    weights (:mod:`bsrnn_tf.layers.fused_lstm`), with the sequences laid out
+    weights (:mod:`bsrnn_tf.layers.blstm`), with the sequences laid out
     step-major straight from the block's 4-D input, so each BLSTM costs two
-    transposes in all.
+    transposes in all; for TFLite they run unrolled over the static steps.
     """
 
     def __init__(self, feature_dim: int, hidden_ratio: int = 2, use_cudnn="auto",
@@ -77,7 +82,7 @@ class BandSequence(keras.layers.Layer):
         self.norm = check_norm(norm)
         self.feature_dim = feature_dim
         self.hidden_ratio = hidden_ratio
-        self.use_cudnn = use_cudnn
+        self.use_cudnn = use_cudnn = parse_use_cudnn(use_cudnn)
         self.epsilon = epsilon
         units = hidden_ratio * feature_dim
         policy = self.dtype_policy
@@ -115,18 +120,23 @@ class BandSequence(keras.layers.Layer):
     def call(self, x, training=None):
         if use_fused(self.time_rnn) and use_fused(self.band_rnn):
             return self._fused_call(x)
-        shape = tf.shape(x)
-        batch, frames, bands = shape[0], shape[1], shape[2]
+        batch, frames, bands = _dims(x)
         n = self.feature_dim
         # Time axis: one sequence of `frames` steps per (example, band).
         y = tf.transpose(self.normalize_time(x), [0, 2, 1, 3])
         y = tf.reshape(y, [batch * bands, frames, n])
-        y = self.time_fc(self.time_rnn(y, training=training))
+        y = self.time_fc(self._bidirectional(self.time_rnn, y, training))
         x = x + tf.transpose(tf.reshape(y, [batch, bands, frames, n]), [0, 2, 1, 3])
         # Band axis: one sequence of `bands` steps per (example, frame).
         y = tf.reshape(self.normalize_band(x), [batch * frames, bands, n])
-        y = self.band_fc(self.band_rnn(y, training=training))
+        y = self.band_fc(self._bidirectional(self.band_rnn, y, training))
         return x + tf.reshape(y, [batch, frames, bands, n])
+
+    @staticmethod
+    def _bidirectional(rnn, y, training):
+        """The Keras BLSTM, or unrolled (the TFLite export's path, see
+        :mod:`bsrnn_tf.layers.blstm`)."""
+        return unrolled_bidirectional(rnn, y) if use_unrolled(rnn) else rnn(y, training=training)
 
     def _fused_call(self, x):
         """``call`` through the fused kernel, which wants step-major

@@ -1,15 +1,18 @@
 """STFT and inverse STFT (TensorFlow functions), with the complex spectrum
 carried as real tensors.
 
-Packed spectrum layout: ``(batch, frames, bins, channels * 2)`` float32, the
-last axis ``[ch0.real, ch0.imag, ch1.real, ch1.imag, ...]``. Waveforms are
-``(batch, samples, channels)``.
+Packed layout, window and centring as in the numpy reference
+:mod:`bsrnn_tf.spectral` (which the tests hold these against): spectrum
+``(batch, frames, bins, channels * 2)`` float32, last axis ``[ch0.real,
+ch0.imag, ch1.real, ...]``; waveforms ``(batch, samples, channels)``. A
+signal of ``S`` samples gives ``1 + S // hop`` frames, and the inverse
+divides by the overlap-added squared window, which reconstructs every sample
+(to float rounding) for a Hann window with ``hop <= n_fft / 2``.
 
-The transform is centred: the waveform is zero-padded by ``n_fft // 2`` on
-both sides, so a signal of ``S`` samples gives ``1 + S // hop`` frames, and
-the inverse divides by the overlap-added squared window, which reconstructs
-every sample exactly (to float rounding) for a Hann window with
-``hop <= n_fft / 2``.
+The inverse has three ways to compute the inverse real DFT
+(:data:`ISTFT_METHODS`), one for each place it runs: ``irfft`` (training and
+TF Serving), ``rfft`` (TFLite builtin RFFT2D, power-of-two ``n_fft``) and
+``matmul`` (a DFT matrix product, builtin in TFLite for any ``n_fft``).
 """
 
 from __future__ import annotations
@@ -17,17 +20,21 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from bsrnn_tf.spectral import hann_window as _hann64
+from bsrnn_tf.spectral import window_envelope
+
+ISTFT_METHODS = ("irfft", "rfft", "matmul")
+
 
 def hann_window(n_fft: int) -> np.ndarray:
     """Periodic Hann window, ``(n_fft,)`` float32."""
-    n = np.arange(n_fft)
-    return (0.5 - 0.5 * np.cos(2 * np.pi * n / n_fft)).astype(np.float32)
+    return _hann64(n_fft).astype(np.float32)
 
 
 def inverse_rdft_matrix(n_fft: int) -> np.ndarray:
     """Matrix ``(2 * bins, n_fft)`` mapping ``[real parts, imag parts]`` of a
     one-sided spectrum to the real signal (the inverse real DFT as a matrix
-    product: builtin-only in TFLite, unlike ``irfft``)."""
+    product)."""
     bins = n_fft // 2 + 1
     k = np.arange(bins)[:, None]
     n = np.arange(n_fft)[None, :]
@@ -62,37 +69,36 @@ def stft(waveform: tf.Tensor, n_fft: int, hop_length: int) -> tf.Tensor:
     return tf.reshape(packed, [shape[0], shape[1], shape[2], channels * 2])
 
 
-def window_envelope(frames: int, n_fft: int, hop_length: int) -> np.ndarray:
-    """Overlap-added squared window, ``((frames - 1) * hop + n_fft,)``."""
-    window_sq = hann_window(n_fft).astype(np.float64) ** 2
-    envelope = np.zeros((frames - 1) * hop_length + n_fft)
-    for t in range(frames):
-        envelope[t * hop_length:t * hop_length + n_fft] += window_sq
-    return envelope
-
-
 def istft(spectrum: tf.Tensor, n_fft: int, hop_length: int, length: int,
-          use_matmul: bool = False) -> tf.Tensor:
+          method: str = "irfft") -> tf.Tensor:
     """Inverse of :func:`stft`.
 
     Args:
       spectrum: packed ``(batch, frames, bins, channels * 2)``; ``frames`` static.
       length: samples of the output (``<= (frames - 1) * hop``).
-      use_matmul: inverse DFT as a matrix product (TFLite builtin ops only).
+      method: one of :data:`ISTFT_METHODS` (``rfft`` falls back to
+        ``matmul`` when ``n_fft`` is not a power of two).
     Returns:
       ``(batch, length, channels)`` float32.
     """
+    if method not in ISTFT_METHODS:
+        raise ValueError(f"iSTFT method must be one of {ISTFT_METHODS}, got {method!r}")
+    if method == "rfft" and n_fft & (n_fft - 1):
+        method = "matmul"
     frames, bins, packed_channels = spectrum.shape[1], spectrum.shape[2], spectrum.shape[3]
     channels = packed_channels // 2
-    batch = tf.shape(spectrum)[0]
+    batch = spectrum.shape[0] or tf.shape(spectrum)[0]  # static where known (TFLite)
     x = tf.reshape(tf.cast(spectrum, tf.float32), [batch, frames, bins, channels, 2])
     x = tf.transpose(x, [0, 3, 1, 4, 2])  # (batch, channels, frames, 2, bins)
-    if use_matmul:
+    real, imag = x[..., 0, :], x[..., 1, :]
+    if method == "matmul":
         flat = tf.reshape(x, [batch * channels * frames, 2 * bins])
         signal = tf.matmul(flat, tf.constant(inverse_rdft_matrix(n_fft)))
         signal = tf.reshape(signal, [batch, channels, frames, n_fft])
+    elif method == "rfft":
+        signal = _irfft_by_rfft(real, imag, n_fft)
     else:
-        signal = tf.signal.irfft(tf.complex(x[..., 0, :], x[..., 1, :]), fft_length=[n_fft])
+        signal = tf.signal.irfft(tf.complex(real, imag), fft_length=[n_fft])
     signal = signal * tf.constant(hann_window(n_fft))
     audio = tf.signal.overlap_and_add(signal, hop_length)  # (batch, channels, total)
     pad = n_fft // 2
@@ -101,3 +107,21 @@ def istft(spectrum: tf.Tensor, n_fft: int, hop_length: int, length: int,
         raise ValueError(f"iSTFT: window envelope vanishes (n_fft {n_fft}, hop {hop_length})")
     audio = audio[:, :, pad:pad + length] * tf.constant((1.0 / envelope).astype(np.float32))
     return tf.transpose(audio, [0, 2, 1])
+
+
+def _irfft_by_rfft(real, imag, n_fft: int):
+    """The inverse real DFT of one-sided spectra ``(..., bins)`` through a
+    forward real FFT (the Hartley identity), for TFLite, whose builtin RFFT2D
+    has no inverse: with ``C = Re X - Im X`` over the Hermitian extension of
+    ``X``, ``x[n] = (Re F[n] - Im F[n]) / N`` where ``F = FFT(C)``. Unlike the
+    DFT matrix of ``matmul`` (16.8 MB at n_fft 2048) it adds no weights, so
+    weight quantization cannot degrade it. As with ``irfft``, the imaginary
+    parts of the DC and Nyquist bins are ignored."""
+    half = n_fft // 2
+    inner = real[..., 1:half] - imag[..., 1:half]
+    mirrored = tf.reverse(real[..., 1:half] + imag[..., 1:half], axis=[-1])
+    c = tf.concat([real[..., :1], inner, real[..., half:], mirrored], axis=-1)  # (..., n_fft)
+    f = tf.signal.rfft(c)  # (..., half + 1)
+    re, im = tf.math.real(f), tf.math.imag(f)
+    signal = tf.concat([re - im, tf.reverse((re + im)[..., 1:half], axis=[-1])], axis=-1)
+    return signal / float(n_fft)

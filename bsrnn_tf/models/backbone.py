@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from bsrnn_tf.config import parse_use_cudnn
 from bsrnn_tf.layers.band_sequence import BandSequence
 from bsrnn_tf.layers.band_split import BandSplit
 
@@ -37,7 +38,7 @@ class Backbone(keras.Model):
         self.num_layers = num_layers
         self.audio_channels = audio_channels
         self.standardize = standardize
-        self.use_cudnn = use_cudnn
+        self.use_cudnn = use_cudnn = parse_use_cudnn(use_cudnn)
         self.norm = norm  # "frame" when absent: models saved before the field
         self.band_split = BandSplit(self.band_ranges, feature_dim, standardize=standardize,
                                     norm=norm, name="band_split", dtype=self.dtype_policy)

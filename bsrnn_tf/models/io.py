@@ -8,10 +8,8 @@ import zipfile
 
 import keras
 
-from bsrnn_tf.fileio import atomic_save, atomic_write_text
+from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, atomic_save, atomic_write_text
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
 
 
 class ModelLoadError(ValueError):

@@ -7,7 +7,7 @@ from typing import Iterable, Optional
 
 import keras
 
-from bsrnn_tf.config import ModelConfig, model_config_from_dict
+from bsrnn_tf.config import ModelConfig, model_config_from_dict, parse_use_cudnn
 from bsrnn_tf.layers.mask_head import MaskHead, apply_mask
 from bsrnn_tf.layers.stft import istft, stft
 from bsrnn_tf.models.backbone import Backbone
@@ -43,7 +43,7 @@ class Separator(keras.Model):
         self.hop_length = hop_length
         self.segment_samples = segment_samples
         self.standardize = standardize
-        self.use_cudnn = use_cudnn
+        self.use_cudnn = use_cudnn = parse_use_cudnn(use_cudnn)
         self.norm = norm  # "frame" when absent: models saved before the field
         self.model_config = dict(model_config or {})
         if self.band_ranges[-1][1] != n_fft // 2 + 1:
@@ -118,9 +118,10 @@ class Separator(keras.Model):
         """``(batch, samples, channels)`` -> packed ``(batch, frames, bins, C*2)``."""
         return stft(waveform, self.n_fft, self.hop_length)
 
-    def waveform(self, spectrum, length: int, use_matmul: bool = False):
-        """Packed spectrum -> ``(batch, length, channels)``."""
-        return istft(spectrum, self.n_fft, self.hop_length, length, use_matmul)
+    def waveform(self, spectrum, length: int, method: str = "irfft"):
+        """Packed spectrum -> ``(batch, length, channels)``; ``method``: see
+        :func:`bsrnn_tf.layers.stft.istft`."""
+        return istft(spectrum, self.n_fft, self.hop_length, length, method)
 
     def masks(self, spectrum, training=None, targets=None) -> dict:
         """``{target: packed complex mask}``, each like ``spectrum``."""
@@ -133,12 +134,17 @@ class Separator(keras.Model):
         return {t: apply_mask(m, spectrum) for t, m in masks.items()}
 
     def call(self, waveform, training=None):
+        return self.separate(waveform, training=training)
+
+    def separate(self, waveform, training=None, istft_method: str = "irfft") -> dict:
+        """``(batch, samples, channels)`` -> ``{target: estimate}`` of the same
+        shape (``call``; the TFLite export picks another iSTFT method)."""
         length = waveform.shape[1]
         if length is None:
             raise ValueError("Separator: the number of samples must be static (the iSTFT "
                              "window envelope depends on it); use fixed-length segments")
         estimates = self.estimate_spectra(self.spectrum(waveform), training=training)
-        return {t: self.waveform(s, length) for t, s in estimates.items()}
+        return {t: self.waveform(s, length, istft_method) for t, s in estimates.items()}
 
     # -- serialisation -------------------------------------------------------------
     def get_config(self):

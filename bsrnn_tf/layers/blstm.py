@@ -1,18 +1,23 @@
-"""A faster CPU path for the band-sequence BLSTMs: TensorFlow's fused LSTM
-kernel (``BlockLSTM``) over the Keras layers' own weights.
+"""How the band-sequence BLSTMs run: Keras' ``Bidirectional(LSTM)``,
+TensorFlow's fused LSTM kernel, or unrolled over static steps, all on the
+Keras layers' own weights (so checkpoints, saved models and every path stay
+interchangeable and only speed changes; ``benchmarks/model.py`` measures
+them).
 
-Keras 3 runs an LSTM on the CPU as a ``tf.while_loop`` whose body is about ten
-small ops per step (two matmuls, bias, split, gates), each dispatched by the
-graph executor. ``BlockLSTM`` runs the whole sequence inside one C++ kernel
-(one ``[x, h] @ [W; U]`` product and fused gates per step) and has a
-registered gradient, so it serves training as well. Its gate layout is
-(input, cell, forget, output) where Keras' is (input, forget, cell, output):
-the Keras weights are permuted on the fly (a split and concat of the weights per
-call, differentiable), so checkpoints, saved models and the Keras path stay
-interchangeable and only speed changes (``benchmarks/model.py`` measures
-both). ``BlockLSTMV2`` has Keras' layout, but TensorFlow (2.21) registers the
-V1 gradient for it, which assumes the other layout: its gradients are wrong,
-so it is not used.
+*Fused* (CPU training and serving). Keras 3 runs an LSTM on the CPU as a
+``tf.while_loop`` whose body is about ten small ops per step, each dispatched
+by the graph executor. ``BlockLSTM`` runs the whole sequence inside one C++
+kernel and has a registered gradient, so it serves training as well. Its gate
+layout is (input, cell, forget, output) where Keras' is (input, forget, cell,
+output): the weights are permuted on the fly (differentiable).
+``BlockLSTMV2`` has Keras' layout, but TensorFlow (2.21) registers the V1
+gradient for it, which assumes the other layout: its gradients are wrong, so
+it is not used.
+
+*Unrolled* (TFLite export). TFLite runs a Keras 3 LSTM as a WHILE loop,
+several times slower than TF; unrolled over the static steps, each step is a
+few builtin ops that XNNPACK runs inside one delegated graph. Needs static
+shapes.
 
 Which path a layer takes is decided when a function is traced:
 
@@ -21,6 +26,8 @@ Which path a layer takes is decided when a function is traced:
   (XLA has no kernel for ``BlockLSTM``); otherwise Keras (cuDNN on GPUs).
 * ``"keras"``: always ``keras.layers.Bidirectional(LSTM)``.
 * ``"fused"``: always the fused kernel (an error where it cannot run).
+* ``"unrolled"``: always unrolled (an error where it cannot run); the
+  TFLite export traces with it.
 
 Set it with :func:`set_lstm_implementation`, the ``lstm_implementation``
 context manager, or the ``BSRNN_TF_LSTM`` environment variable.
@@ -33,7 +40,7 @@ import os
 
 import tensorflow as tf
 
-IMPLEMENTATIONS = ("auto", "keras", "fused")
+IMPLEMENTATIONS = ("auto", "keras", "fused", "unrolled")
 _ENV = "BSRNN_TF_LSTM"
 
 
@@ -93,14 +100,14 @@ def _gpu_present() -> bool:
         return False
 
 
-def unsupported_reason(layer) -> str:
-    """Why ``layer`` (a ``Bidirectional(LSTM)``) cannot take the fused path,
-    or ``""`` when it can."""
+def unsupported_reason(layer, any_dtype: bool = False) -> str:
+    """Why ``layer`` (a ``Bidirectional(LSTM)``) cannot take the fused path
+    (with ``any_dtype``: the unrolled path), or ``""`` when it can."""
     if getattr(layer, "merge_mode", None) != "concat":
         return f"merge_mode {getattr(layer, 'merge_mode', None)!r}"
     for lstm in (layer.forward_layer, layer.backward_layer):
         cell = lstm.cell
-        if lstm.compute_dtype != "float32":
+        if lstm.compute_dtype != "float32" and not any_dtype:
             return f"compute dtype {lstm.compute_dtype}"
         gates = (getattr(cell.activation, "__name__", ""),
                  getattr(cell.recurrent_activation, "__name__", ""))
@@ -118,7 +125,7 @@ def unsupported_reason(layer) -> str:
 def use_fused(layer) -> bool:
     """Whether ``layer`` runs fused in the function being traced now."""
     impl = get_lstm_implementation()
-    if impl == "keras":
+    if impl in ("keras", "unrolled"):
         return False
     reason = unsupported_reason(layer)
     if impl == "fused":
@@ -131,7 +138,17 @@ def use_fused(layer) -> bool:
     return not reason and not _in_xla_context() and not _gpu_present()
 
 
-def _icfo(gates):
+def use_unrolled(layer) -> bool:
+    """Whether ``layer`` runs unrolled in the function being traced now."""
+    if get_lstm_implementation() != "unrolled":
+        return False
+    reason = unsupported_reason(layer, any_dtype=True)
+    if reason:
+        raise ValueError(f"{layer.name}: the unrolled LSTM cannot run this layer ({reason})")
+    return True
+
+
+def _keras_to_block_gates(gates):
     """Keras' (i, f, c, o) gate blocks on the last axis -> BlockLSTM's (i, c, f, o)."""
     i, f, c, o = tf.split(gates, 4, axis=-1)
     return tf.concat([i, c, f, o], axis=-1)
@@ -143,14 +160,14 @@ def _fused_lstm(cell, x, reverse: bool):
     steps, batch = tf.shape(x)[0], tf.shape(x)[1]
     if reverse:
         x = tf.reverse(x, [0])
-    weights = _icfo(tf.concat([tf.convert_to_tensor(cell.kernel),
+    weights = _keras_to_block_gates(tf.concat([tf.convert_to_tensor(cell.kernel),
                                tf.convert_to_tensor(cell.recurrent_kernel)], axis=0))
     zeros = tf.zeros([batch, cell.units], x.dtype)
     no_peephole = tf.zeros([cell.units], x.dtype)
     h = tf.raw_ops.BlockLSTM(
         seq_len_max=tf.cast(steps, tf.int64), x=x, cs_prev=zeros, h_prev=zeros, w=weights,
         wci=no_peephole, wcf=no_peephole, wco=no_peephole,
-        b=_icfo(tf.convert_to_tensor(cell.bias)), forget_bias=0.0, cell_clip=-1.0,
+        b=_keras_to_block_gates(tf.convert_to_tensor(cell.bias)), forget_bias=0.0, cell_clip=-1.0,
         use_peephole=False)[6]
     return tf.reverse(h, [0]) if reverse else h
 
@@ -167,7 +184,32 @@ def fused_bidirectional_time_major(layer, x):
     return tf.concat([forward, backward], axis=-1)
 
 
-def fused_bidirectional(layer, x):
-    """``layer(x)`` on batch-major ``x (batch, steps, features)``."""
-    y = fused_bidirectional_time_major(layer, tf.transpose(x, [1, 0, 2]))
-    return tf.transpose(y, [1, 0, 2])
+def unrolled_bidirectional(layer, x):
+    """``Bidirectional(LSTM(return_sequences=True))`` on batch-major ``x
+    (batch, steps, features)`` with static ``steps``, one group of ops per
+    step; output ``(batch, steps, 2 * units)``, forward units first."""
+    forward = _unrolled_lstm(layer.forward_layer.cell, x, reverse=False)
+    backward = _unrolled_lstm(layer.backward_layer.cell, x, reverse=True)
+    return tf.concat([forward, backward], axis=-1)
+
+
+def _unrolled_lstm(cell, x, reverse: bool):
+    """One direction (zero initial state); outputs in input order."""
+    steps, features, units = x.shape[1], x.shape[2], cell.units
+    if steps is None:
+        raise ValueError("the unrolled LSTM needs a static number of steps")
+    batch = x.shape[0] or tf.shape(x)[0]
+    kernel, recurrent, bias = (tf.cast(v, x.dtype) for v in
+                               (cell.kernel, cell.recurrent_kernel, cell.bias))
+    # The input part of every step in one matmul, then one UNPACK: per-step
+    # strided slices of a batch-major tensor cost more than the step itself.
+    z = tf.matmul(tf.reshape(x, [-1, features]), kernel) + bias
+    z = tf.unstack(tf.transpose(tf.reshape(z, [batch, steps, 4 * units]), [1, 0, 2]))
+    h = c = tf.zeros([batch, units], x.dtype)
+    outputs = [None] * steps
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        i, f, g, o = tf.split(z[t] + tf.matmul(h, recurrent), 4, axis=-1)
+        c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+        h = tf.sigmoid(o) * tf.tanh(c)
+        outputs[t] = h
+    return tf.transpose(tf.stack(outputs), [1, 0, 2])

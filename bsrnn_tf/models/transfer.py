@@ -1,0 +1,83 @@
+"""Building separators from trained parts: weight copies between two builds
+of one architecture, and a new separator on an exported (frozen) backbone
+for training heads of new instruments (the refined paper's transfer
+learning; ``training/fit.py --init-backbone`` reuses a whole run instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from bsrnn_tf.fileio import CONFIG_FILE, EXPORT_FILE
+from bsrnn_tf.models.io import ModelLoadError
+
+BACKBONE_FILE = "backbone.keras"
+
+
+def copy_weights(source, target) -> None:
+    """Copies weights in creation order (variable paths carry auto-numbered
+    LSTM names, so they differ between two builds) as float32; shapes must
+    match."""
+    pairs = list(zip(source.weights, target.weights))
+    if len(source.weights) != len(target.weights) or any(
+            tuple(a.shape) != tuple(b.shape) for a, b in pairs):
+        raise ValueError(f"cannot copy weights: {type(source).__name__} structures differ")
+    for a, b in pairs:
+        b.assign(np.asarray(a.numpy(), np.float32))
+
+
+def separator_from_backbone(path: str, targets: Sequence[str], freeze: bool = True):
+    """A new :class:`Separator` on an exported backbone, for training heads.
+
+    Args:
+      path: a backbone export directory (``export/export.py --format
+        backbone``) or its ``backbone.keras``.
+      targets: the new heads (untrained).
+      freeze: make the backbone non-trainable.
+    Raises:
+      ModelLoadError: ``path`` is not a backbone export.
+    """
+    import keras
+
+    import bsrnn_tf.layers  # noqa: F401  (registers the custom objects)
+    from bsrnn_tf.models.backbone import Backbone
+    from bsrnn_tf.models.separator import Separator
+
+    directory = os.path.dirname(os.path.abspath(path)) if path.endswith(".keras") else path
+    keras_file = os.path.join(directory, BACKBONE_FILE)
+    export_file = os.path.join(directory, EXPORT_FILE)
+    if not (os.path.exists(keras_file) and os.path.exists(export_file)):
+        raise ModelLoadError(f"{path}: not a backbone export (needs {BACKBONE_FILE} and "
+                             f"{EXPORT_FILE})")
+    backbone = keras.saving.load_model(keras_file, safe_mode=True)
+    if not isinstance(backbone, Backbone):
+        raise ModelLoadError(f"{keras_file}: holds a {type(backbone).__name__}, not a Backbone")
+    with open(export_file) as f:
+        info = json.load(f)["model"]
+    model_config = dict(_read_optional_json(os.path.join(directory, CONFIG_FILE))
+                        .get("model") or {})
+    if model_config:
+        model_config["targets"] = list(targets)
+    model = Separator(backbone.band_ranges, targets, feature_dim=backbone.feature_dim,
+                      num_layers=backbone.num_layers, mlp_ratio=info["mlp_ratio"],
+                      audio_channels=backbone.audio_channels, sample_rate=info["sample_rate"],
+                      n_fft=info["n_fft"], hop_length=info["hop_length"],
+                      segment_samples=info["model_segment_samples"],
+                      standardize=backbone.standardize, use_cudnn=backbone.use_cudnn,
+                      norm=backbone.norm, model_config=model_config)
+    model.build()
+    copy_weights(backbone, model.backbone)
+    model.freeze_backbone(freeze)
+    return model
+
+
+def _read_optional_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return {}
