@@ -5,6 +5,8 @@
   blocks in :mod:`~bsrnn_tf.datasets.synth_dsp`);
 - :mod:`bsrnn_tf.datasets.sampled`: songs rendered from recorded instrument
   samples (General MIDI soundfonts through FluidSynth; composition in
-  :mod:`~bsrnn_tf.datasets.compose`, instrument choice in
+  :mod:`~bsrnn_tf.datasets.compose`, with the song's plan in
+  :mod:`~bsrnn_tf.datasets.score` and each source's notes in
+  :mod:`~bsrnn_tf.datasets.compose_parts`; instrument choice in
   :mod:`~bsrnn_tf.datasets.instruments`).
 """
