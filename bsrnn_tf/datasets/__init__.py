@@ -4,7 +4,9 @@
   the music in :mod:`~bsrnn_tf.datasets.synth_parts`, its signal building
   blocks in :mod:`~bsrnn_tf.datasets.synth_dsp`);
 - :mod:`bsrnn_tf.datasets.sampled`: songs rendered from recorded instrument
-  samples (General MIDI soundfonts through FluidSynth; composition in
+  samples (General MIDI soundfonts through FluidSynth; one song in
+  :mod:`~bsrnn_tf.datasets.sampled_song`, FluidSynth and the soundfont files
+  in :mod:`~bsrnn_tf.datasets.fluidsynth`; composition in
   :mod:`~bsrnn_tf.datasets.compose`, with the song's plan in
   :mod:`~bsrnn_tf.datasets.score` and each source's notes in
   :mod:`~bsrnn_tf.datasets.compose_parts`; instrument choice in
