@@ -113,7 +113,8 @@ def _register_optional(sub) -> None:
     """Subcommands that live beside their modules."""
     from bsrnn_tf.datasets import synth as generate
     generate.register_cli(sub)
-    __import__("bsrnn_tf.separate", fromlist=["register_cli"]).register_cli(sub)
+    from bsrnn_tf.separate_cli import register_cli
+    register_cli(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,4 +1,4 @@
-"""Separating songs: the :func:`separate` API and ``bsrnn-tf separate``.
+"""Separating songs: the :func:`separate` API.
 
 The pipeline for one waveform ``(samples, channels)`` at any rate::
 
@@ -11,35 +11,23 @@ The pipeline for one waveform ``(samples, channels)`` at any rate::
 ``model`` is anything :func:`bsrnn_tf.backends.load_backend` opens (a
 ``.keras`` file, a run directory, a SavedModel, a ``.tflite`` file), an
 opened :class:`~bsrnn_tf.backends.Backend`, or a
-:class:`~bsrnn_tf.models.Separator`. The command line follows Demucs and
-Spleeter::
-
-    bsrnn-tf separate song.mp3 album/ -m saved_models/small-mtl-v7 -o separated
-    bsrnn-tf separate song.wav -m model.keras --two-stems vocals --format flac
+:class:`~bsrnn_tf.models.Separator`. The command line ``bsrnn-tf separate``
+(after Demucs and Spleeter) is :mod:`bsrnn_tf.separate_cli`; its names
+(``register_cli``, ``SeparateJob``, ...) can still be reached from here.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import string
 import sys
 import types
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, ensure_output_folder,
-                            list_audio_files, load_audio, resample,
-                            save_audio, to_stereo)
-from bsrnn_tf.config import check_number
+from bsrnn_tf.audio import load_audio, resample, to_stereo
 
-DEFAULT_FILENAME = "{track}/{target}.{ext}"
-FILENAME_FIELDS = ("track", "trackext", "target", "stem", "ext")
-OUTPUT_FORMATS = ("wav", "flac", "ogg", "mp3")
-SUBTYPES = ("int16", "int24", "float32")
-CLIP_MODES = ("rescale", "clamp", "none")
 COMPLEMENT_PREFIX = "no_"
 
 Progress = Callable[[float, float], None]
@@ -263,271 +251,6 @@ def _complement(mixture: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     return (mixture[:, :estimate.shape[1]] - estimate).astype(np.float32)
 
 
-# ---------------------------------------------------------------- CLI
-
-def register_cli(subparsers) -> argparse.ArgumentParser:
-    """Adds ``separate FILE_OR_DIR... -m MODEL -o OUT`` to argparse subparsers."""
-    p = subparsers.add_parser(
-        "separate", help="separate audio files into stems",
-        description="Separate audio files (or every audio file under folders) into stems. "
-                    "Any sample rate and channel count; outputs have the input's rate and "
-                    "length, and its channels up to two (mono stays mono; with more than two "
-                    "channels the model hears the first two and the stems are stereo).")
-    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR",
-                   help="audio files, or folders searched recursively for "
-                        f"{', '.join(AUDIO_EXTENSIONS)} files")
-    p.add_argument("-m", "--model",
-                   help=".keras file, run directory, SavedModel directory or .tflite file "
-                        "(default: $BSRNN_TF_MODEL or the pretrained model shipped in "
-                        "saved_models/bsrnn-cpu-mtl: trained on soundfont renders, not MUSDB18)")
-    p.add_argument("-o", "--out", default="separated", help="output folder (default separated)")
-    p.add_argument("--targets", nargs="+", metavar="TARGET",
-                   help="stems to write (default: all of the model's)")
-    p.add_argument("--two-stems", metavar="TARGET",
-                   help="write TARGET and no_TARGET (the input minus TARGET)")
-    p.add_argument("--segment", type=float, metavar="SECONDS",
-                   help="chunk length (default: the model's)")
-    p.add_argument("--overlap", type=float, default=0.25,
-                   help="fraction of a chunk shared with the next (default 0.25)")
-    p.add_argument("--offset", type=float, default=0.0, metavar="SECONDS",
-                   help="start this far into every input")
-    p.add_argument("--duration", type=float, metavar="SECONDS",
-                   help="separate at most this much of every input")
-    p.add_argument("--filename", default=DEFAULT_FILENAME,
-                   help="output path under OUT; fields {track} (input name without extension, "
-                        "relative to a folder given; a file named mixture.* is named after "
-                        "its folder, as in MUSDB), {trackext}, {target} (alias {stem}), "
-                        "{ext} (default %(default)s)")
-    p.add_argument("--format", default="wav", choices=OUTPUT_FORMATS,
-                   help="output format (mp3 where libsndfile has it; default wav)")
-    p.add_argument("--wav-subtype", default="int16", choices=SUBTYPES,
-                   help="sample format of wav (and flac: int16/int24) outputs (default int16)")
-    p.add_argument("--clip-mode", default="rescale", choices=CLIP_MODES,
-                   help="stems above full scale: rescale (divide by the peak), clamp, or none "
-                        "(float32 wav only keeps them) (default rescale)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--batch-size", type=int, default=4, help="chunks per model call")
-    p.add_argument("--xla", action="store_true",
-                   help="compile a Keras model with XLA: faster on long songs, after a "
-                        "one-off compilation (seconds to a minute)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="TFLite interpreter threads (default 1; which is faster depends on "
-                        "the CPU: see benchmarks/README.md)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cli_separate)
-    return p
-
-
-def _cli_separate(args: argparse.Namespace) -> int:
-    job = SeparateJob(args)
-    try:
-        job.check_options()
-        job.open_model()
-    except (SeparationError, AudioError) as e:
-        job.error(str(e))
-        return 2
-    except ValueError as e:  # BackendError and ModelLoadError are ValueErrors
-        job.error(str(e))
-        return 2
-    inputs = job.expand_inputs()
-    try:
-        for path, track in inputs:
-            job.run_one(path, track)
-    except KeyboardInterrupt:
-        job.error(f"interrupted: {job.done} of {len(inputs)} inputs separated into "
-                  f"{job.args.out}{f' (last: {job.last_done})' if job.last_done else ''}; "
-                  f"the one in progress was not written (rerun to do the rest: finished "
-                  f"outputs are skipped)")
-        return 130
-    return job.finish()
-
-
-class SeparateJob:
-    """``bsrnn-tf separate``: one model, many inputs; one stderr line per
-    problem, the other inputs still processed."""
-
-    name = "bsrnn-tf separate"
-
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.backend = None
-        self.targets: List[str] = []
-        self.failed = 0
-        self.skipped = 0
-        self.done = 0
-        self.last_done: Optional[str] = None
-        self.written: Dict[str, str] = {}  # output path -> input that produced it
-
-    # -- set-up --------------------------------------------------------------------
-    def error(self, message: str) -> None:
-        print(f"{self.name}: error: {message}", file=sys.stderr)
-
-    def check_options(self) -> None:
-        a = self.args
-        check_filename_template(a.filename)
-        if a.format == "mp3":
-            import soundfile as sf
-            if "MP3" not in sf.available_formats():
-                raise SeparationError(f"this libsndfile ({sf.__libsndfile_version__}) cannot "
-                                      f"write mp3; use --format wav, flac or ogg")
-        if a.format == "flac" and a.wav_subtype == "float32":
-            raise SeparationError("flac cannot hold float32 samples; use --wav-subtype int16 "
-                                  "or int24")
-        if not 0.0 <= a.overlap < 1.0:
-            raise SeparationError(f"--overlap must be in [0, 1), got {a.overlap}")
-        for flag, value, minimum, inclusive in [("--segment", a.segment, 0, False),
-                                                ("--offset", a.offset, 0, True),
-                                                ("--duration", a.duration, 0, False)]:
-            if value is not None:
-                check_number(flag, value, minimum, min_inclusive=inclusive)
-        if a.batch_size < 1:
-            raise SeparationError(f"--batch-size must be positive, got {a.batch_size}")
-        if a.threads < 1:
-            raise SeparationError(f"--threads must be positive, got {a.threads}")
-        if a.targets and a.two_stems:
-            raise SeparationError("give either --targets or --two-stems, not both")
-
-    def open_model(self) -> None:
-        if self.args.model is None:
-            from bsrnn_tf.pretrained import default_model
-            try:
-                self.args.model = default_model()
-            except FileNotFoundError as e:
-                raise SeparationError(str(e)) from None
-        self.backend = open_model(self.args.model, self.args.segment, self.args.batch_size,
-                                  self.args.xla, self.args.threads)
-        self.targets = select_targets(self.backend.targets, self.args.targets,
-                                      self.args.two_stems)
-
-    def output_names(self) -> List[str]:
-        two = self.args.two_stems
-        return [two, COMPLEMENT_PREFIX + two] if two else list(self.targets)
-
-    def expand_inputs(self) -> List[Tuple[str, str]]:
-        """``[(path, track name)]``: files as given (named by their base name),
-        folders walked (named by their path relative to the folder)."""
-        found = []
-        for given in self.args.inputs:
-            if not os.path.isdir(given):
-                found.append((given, _track_name(given, _strip_ext(os.path.basename(given)))))
-                continue
-            files = list_audio_files(given)
-            if not files:
-                self.error(f"{given}: folder holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-                self.failed += 1
-            found.extend((f, _track_name(f, _strip_ext(os.path.relpath(f, given))))
-                         for f in files)
-        return found
-
-    # -- one input -----------------------------------------------------------------
-    def run_one(self, path: str, track: str) -> None:
-        outputs = self.plan_outputs(path, track)
-        if outputs is None:
-            return
-        try:
-            audio, rate = load_audio(path, self.args.offset, self.args.duration)
-            if audio.shape[1] > 2:
-                print(f"{self.name}: warning: {path} has {audio.shape[1]} channels; the model "
-                      f"separates the first two and its stems are stereo", file=sys.stderr)
-            for out_path in outputs.values():  # fail before separating, not after
-                ensure_output_folder(os.path.dirname(os.path.abspath(out_path)), out_path)
-            stems = self.separate(audio, rate, track)
-            for target, out_path in outputs.items():
-                save_audio(out_path, stems[target], rate, format=self.args.format,
-                           subtype=self.subtype(), clip_mode=self.args.clip_mode,
-                           overwrite=self.args.overwrite)
-        except (AudioError, SeparationError) as e:
-            self.error(str(e))
-            self.failed += 1
-            return
-        self.written.update({p: path for p in outputs.values()})
-        self.done += 1
-        self.last_done = path
-
-    def plan_outputs(self, path: str, track: str) -> Optional[Dict[str, str]]:
-        """``{output name: path}`` still to write for one input; None when
-        there is nothing to do (all exist, or a clash reported)."""
-        ext = os.path.splitext(path)[1].lstrip(".")
-        planned = {name: os.path.join(self.args.out, self.args.filename.format(
-            track=track, trackext=ext, target=name, stem=name, ext=self.args.format))
-            for name in self.output_names()}
-        for out_path in planned.values():
-            if out_path in self.written:
-                self.error(f"{path}: output {out_path} was already written for "
-                           f"{self.written[out_path]}; use a --filename with {{track}} that "
-                           f"tells them apart")
-                self.failed += 1
-                return None
-        if self.args.overwrite:
-            return planned
-        todo = {}
-        for name, out_path in planned.items():
-            if os.path.exists(out_path):
-                print(f"{self.name}: skipped {out_path}: already exists (use --overwrite to "
-                      f"replace it)", file=sys.stderr)
-            else:
-                todo[name] = out_path
-        if not todo:
-            self.skipped += 1
-            return None
-        return todo
-
-    def separate(self, audio: np.ndarray, rate: int, track: str) -> Dict[str, np.ndarray]:
-        from tqdm import tqdm
-
-        total = audio.shape[0] / rate
-        with tqdm(total=round(total, 2), desc=track, unit="s", disable=True if
-                  self.args.quiet else None, leave=False,
-                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s "
-                             "[{elapsed}<{remaining}]") as bar:
-            def progress(done: float, _total: float) -> None:
-                bar.update(round(min(done * total / _total, total), 2) - bar.n)
-
-            stems = separate_waveform(audio, rate, self.backend, self.targets,
-                                      self.args.overlap, progress=progress)
-        if self.args.two_stems:
-            stems[COMPLEMENT_PREFIX + self.args.two_stems] = _complement(
-                audio, stems[self.args.two_stems])
-        return stems
-
-    def subtype(self) -> Optional[str]:
-        return self.args.wav_subtype if self.args.format in ("wav", "flac") else None
-
-    def finish(self) -> int:
-        print(f"{self.done} separated into {self.args.out}, {self.skipped} skipped (outputs "
-              f"exist), {self.failed} failed")
-        return 1 if self.failed else 0
-
-
-def check_filename_template(template: str) -> None:
-    """Raises :class:`SeparationError` for unknown fields or a template that
-    does not name every target apart."""
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-        template.format(**{f: "x" for f in FILENAME_FIELDS})
-    except (ValueError, KeyError, IndexError) as e:
-        raise SeparationError(f"--filename {template!r}: bad template ({e}); fields are "
-                              f"{', '.join('{' + f + '}' for f in FILENAME_FIELDS)}") from None
-    if not fields & {"target", "stem"}:
-        raise SeparationError(f"--filename {template!r} must contain {{target}} (or {{stem}}), "
-                              f"else every stem goes to the same file")
-    if not template.strip() or template.endswith(("/", os.sep)):
-        raise SeparationError(f"--filename {template!r} must name a file")
-
-
-def _strip_ext(name: str) -> str:
-    return os.path.splitext(name)[0]
-
-
-def _track_name(path: str, track: str) -> str:
-    """``track``, except that a file named ``mixture.*`` (the MUSDB layout,
-    one folder per song) is named after its folder."""
-    if os.path.basename(track) != "mixture":
-        return track
-    parent = os.path.dirname(track)
-    return parent or os.path.basename(os.path.dirname(os.path.abspath(path))) or track
-
-
 class _CallableModule(types.ModuleType):
     """``bsrnn_tf.separate`` is both this module and, called, :func:`separate`:
     the package exposes ``bsrnn_tf.separate(path, model)`` without a function
@@ -535,6 +258,20 @@ class _CallableModule(types.ModuleType):
 
     def __call__(self, *args, **kwargs) -> Dict[str, np.ndarray]:
         return separate(*args, **kwargs)
+
+
+# The command line's names, once imported here, now live in separate_cli;
+# they are looked up there on first use, since separate_cli imports this
+# module (the library does not depend on its command line).
+_CLI_NAMES = ("register_cli", "SeparateJob", "check_filename_template", "DEFAULT_FILENAME",
+              "FILENAME_FIELDS", "OUTPUT_FORMATS", "SUBTYPES", "CLIP_MODES")
+
+
+def __getattr__(name: str):
+    if name in _CLI_NAMES:
+        from bsrnn_tf import separate_cli
+        return getattr(separate_cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 sys.modules[__name__].__class__ = _CallableModule

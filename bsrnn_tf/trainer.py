@@ -6,6 +6,9 @@ and ``MultiWorkerMirroredStrategy`` all run the same :meth:`Trainer._replica_ste
 
 Gradients are summed over replicas, clipped by their global norm, then
 applied: exactly what one device with the global batch would do.
+
+Building a trainer for a configuration (tracks, tf.data pipelines) is
+:mod:`bsrnn_tf.trainer_setup`; its functions are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from typing import Callable, Optional
@@ -31,6 +33,7 @@ from bsrnn_tf.losses import multitask_loss, target_loss
 from bsrnn_tf.summaries import write_examples, write_hparams
 from bsrnn_tf.validation import db_ratio, reference_usdr
 from bsrnn_tf.models.io import save_separator
+from bsrnn_tf.trainer_setup import cleanup_worker_dir, load_tracks_for, make_trainer
 
 
 class TrainingError(RuntimeError):
@@ -385,39 +388,6 @@ class Trainer:
             with open(path) as f:
                 return json.load(f)
         return []
-
-def load_tracks_for(config: ExperimentConfig) -> tuple:
-    """``(train_tracks, valid_tracks)`` of the configured dataset (MUSDB root,
-    ``$MUSDB_PATH`` or the built-in one); raises ``DataError``."""
-    from bsrnn_tf.data.musdb import load_tracks, resolve_root
-    root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
-    train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
-    valid = load_tracks(root, subset="train", split="valid", is_wav=config.data.is_wav)
-    return train, valid
-
-
-def make_trainer(model, config: ExperimentConfig, run_dir: str,
-                 strategy: tf.distribute.Strategy, train_tracks, valid_tracks,
-                 **kwargs) -> Trainer:
-    """A :class:`Trainer` fed by the tf.data pipeline over the given tracks:
-    each input pipeline draws its own random stream (seed + pipeline id)."""
-    from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
-    targets, rate = model.targets, model.sample_rate
-
-    def train_fn(context: tf.distribute.InputContext):
-        batch = context.get_per_replica_batch_size(config.train.batch_size)
-        return train_dataset(train_tracks, targets, config.data, batch, rate,
-                             seed=config.train.seed + 1000 * context.input_pipeline_id)
-
-    valid = (valid_dataset(valid_tracks, targets, config.data, config.train.batch_size, rate)
-             if valid_tracks else None)
-    return Trainer(model, config, run_dir, strategy, train_fn, valid, **kwargs)
-
-
-def cleanup_worker_dir(trainer: Trainer) -> None:
-    """Removes a non-chief worker's scratch checkpoints."""
-    if not trainer.chief:
-        shutil.rmtree(trainer.manager.directory, ignore_errors=True)
 
 
 __all__ = ["EpochResult", "Trainer", "TrainingError", "cleanup_worker_dir", "load_tracks_for",

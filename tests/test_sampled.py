@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from bsrnn_tf.datasets.synth import GenerationError, register_cli
-from bsrnn_tf.datasets import compose, sampled
+from bsrnn_tf.datasets import compose, fluidsynth, sampled
 
 mido = pytest.importorskip("mido", reason="mido is not installed (pip install mido)")
 
@@ -167,7 +167,7 @@ def test_midi_never_cuts_a_repeated_pitch():
 
 
 def test_missing_fluidsynth_is_one_clear_error(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(sampled, "FLUIDSYNTH", "fluidsynth-not-installed-here")
+    monkeypatch.setattr(fluidsynth, "FLUIDSYNTH", "fluidsynth-not-installed-here")
     with pytest.raises(GenerationError, match="install the Debian package `fluidsynth`"):
         _make(tmp_path / "a")
     parser = argparse.ArgumentParser()
@@ -179,7 +179,7 @@ def test_missing_fluidsynth_is_one_clear_error(monkeypatch, tmp_path, capsys):
 
 
 def test_missing_soundfont_names_the_package(monkeypatch, tmp_path):
-    monkeypatch.setattr(sampled, "SOUNDFONT_DIR", str(tmp_path))
+    monkeypatch.setattr(fluidsynth, "SOUNDFONT_DIR", str(tmp_path))
     with pytest.raises(GenerationError, match="fluid-soundfont-gm"):
         sampled.resolve_soundfont("FluidR3_GM.sf2")
     with pytest.raises(GenerationError, match="timgm6mb-soundfont"):

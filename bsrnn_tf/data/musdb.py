@@ -1,8 +1,8 @@
-"""Reading MUSDB18 (``.stem.mp4``) and MUSDB18-HQ (WAV folders) tracks.
+"""Finding MUSDB18 (``.stem.mp4``) and MUSDB18-HQ (WAV folders) tracks.
 
-Tracks are indexed through ``musdb.DB``; their audio is read lazily, with
-``soundfile`` for WAV (whole files or windows of them) and with ``stempeg``
-(ffmpeg) for stems. Layouts::
+Tracks are indexed through ``musdb.DB``; their audio is read lazily by
+:class:`~bsrnn_tf.data.track.Track` (:mod:`bsrnn_tf.data.track`, whose names
+this module re-exports). Layouts::
 
     ROOT/{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav   MUSDB18-HQ
     ROOT/{train,test}/<track>.stem.mp4                                MUSDB18
@@ -29,191 +29,20 @@ import hashlib
 import os
 import shutil
 import tempfile
-import threading
 import warnings
 from typing import Iterable, Optional, Sequence
 
-import numpy as np
-import soundfile as sf
+from bsrnn_tf.data.track import (SOURCES, STEM_IDS, DataError, DataWarning, Track,
+                                 check_stem_track, check_wav_track)
 
-from bsrnn_tf.audio import riff_truncated
+__all__ = ["SOURCES", "STEM_IDS", "SUBSETS", "VALID_FRACTION", "BUILTIN_DATASETS", "DataError",
+           "DataWarning", "Track", "builtin_root", "check_root", "check_stem_track",
+           "check_wav_track", "detect_is_wav", "load_tracks", "resolve_root", "split_names"]
 
-SOURCES = ("drums", "bass", "other", "vocals")
-STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 SUBSETS = ("train", "test")
 VALID_FRACTION = 0.14  # musdb: 14 of 100 tracks
 _LAYOUT_HELP = ("expected ROOT/train|test/<track>/{mixture,drums,bass,other,vocals}.wav "
                 "(MUSDB18-HQ) or ROOT/train|test/<track>.stem.mp4 (MUSDB18)")
-
-
-class DataError(ValueError):
-    """Unusable audio data; the message names the track or folder and the problem."""
-
-
-class DataWarning(UserWarning):
-    """Tracks were skipped or repaired (e.g. mono duplicated to stereo)."""
-
-
-class Track:
-    """One multitrack song.
-
-    Waveforms are float32 ``(samples, 2)`` in [-1, 1] at ``sample_rate`` Hz.
-    ``sources`` and ``mixture`` are read on first access and kept; ``unload``
-    frees them. ``read`` gives a window without loading the whole track.
-    """
-
-    def __init__(self, name: str, subset: str, sample_rate: int, num_samples: int,
-                 source_names: Sequence[str], paths: Optional[dict] = None,
-                 stem_path: Optional[str] = None, mono: Iterable[str] = ()):
-        self.name = name
-        self.subset = subset
-        self.sample_rate = int(sample_rate)
-        self.num_samples = int(num_samples)
-        self.source_names = tuple(source_names)
-        self.paths = dict(paths or {})      # WAV: {source or 'mixture': path}
-        self.stem_path = stem_path          # MUSDB18: the .stem.mp4 file
-        self.mono = frozenset(mono)
-        self._sources: Optional[dict] = None
-        self._mixture: Optional[np.ndarray] = None
-        self._rms_db: dict = {}
-        self._lock = threading.Lock()  # tf.data reads tracks from several threads
-
-    def __repr__(self) -> str:
-        return (f"Track({self.name!r}, {self.subset}, {self.num_samples / self.sample_rate:.1f} s, "
-                f"{'wav' if self.is_wav else 'stem.mp4'})")
-
-    @property
-    def is_wav(self) -> bool:
-        return self.stem_path is None
-
-    @property
-    def is_loaded(self) -> bool:
-        return self._sources is not None
-
-    @property
-    def decoded_bytes(self) -> int:
-        """Memory that ``sources`` takes once loaded (float32 stereo)."""
-        return self.num_samples * 2 * 4 * len(self.source_names)
-
-    @property
-    def sources(self) -> dict:
-        """``{source: (samples, 2) float32}``, read on first access."""
-        if self._sources is None:
-            with self._lock:
-                if self._sources is None:
-                    self._sources = self._read_sources()
-        return self._sources
-
-    @property
-    def mixture(self) -> np.ndarray:
-        """``(samples, 2)`` float32: mixture.wav / stem 0, or the sum of the
-        sources when the WAV folder has no mixture."""
-        if self._mixture is None:
-            if not self.is_wav:
-                self._mixture = _fit_length(self._read_stems([STEM_IDS["mixture"]])[0],
-                                            self.num_samples)
-            elif "mixture" in self.paths:
-                self._mixture = self._read_wav(self.paths["mixture"])
-            elif set(SOURCES) <= set(self.source_names):
-                self._mixture = np.sum([self.sources[s] for s in SOURCES], axis=0)
-            else:
-                raise DataError(f"track {self.name!r}: no mixture.wav, and the sum of the "
-                                f"sources needs all of {list(SOURCES)} (loaded: "
-                                f"{list(self.source_names)})")
-        return self._mixture
-
-    def load(self) -> "Track":
-        """Reads all sources into memory now; returns ``self``."""
-        _ = self.sources
-        return self
-
-    def unload(self) -> None:
-        """Frees the decoded audio (it is read again on the next access)."""
-        self._sources = None
-        self._mixture = None
-
-    def read(self, source: str, start: int, length: int) -> np.ndarray:
-        """Window ``[start, start + length)`` of ``source`` (samples), zero
-        padded past the end, ``(length, 2)`` float32. From memory when loaded,
-        else from disk."""
-        loaded = self._sources  # unload() may run in another thread
-        if loaded is not None:
-            audio = loaded[source][start:start + length]
-        elif self.is_wav:
-            audio = self._read_wav(self.paths[source], start, start + length)
-        else:
-            audio = self._read_stems([STEM_IDS[source]], start, length)[0]
-        if audio.shape[0] < length:
-            audio = np.pad(audio, ((0, length - audio.shape[0]), (0, 0)))
-        return np.ascontiguousarray(audio, dtype=np.float32)
-
-    def rms_db(self, source: str) -> float:
-        """RMS of the whole source over both channels, dB re full scale
-        (-inf for digital silence). Computed once, blockwise when not loaded."""
-        if source not in self._rms_db:
-            if self._sources is not None:
-                x = self._sources[source].astype(np.float64)
-                power = float(np.mean(x * x))
-            else:
-                power = self._streamed_power(source)
-            with np.errstate(divide="ignore"):
-                self._rms_db[source] = float(10.0 * np.log10(power))
-        return self._rms_db[source]
-
-    # -------------------------------------------------------------- reading
-
-    def _streamed_power(self, source: str, block: int = 1 << 20) -> float:
-        total, count = 0.0, 0
-        for start in range(0, self.num_samples, block):
-            x = self.read(source, start, min(block, self.num_samples - start)).astype(np.float64)
-            total += float(np.sum(x * x))
-            count += x.size
-        return total / max(count, 1)
-
-    def _read_sources(self) -> dict:
-        if self.is_wav:
-            audio = {s: self._read_wav(self.paths[s]) for s in self.source_names}
-        else:
-            stems = self._read_stems([STEM_IDS[s] for s in self.source_names])
-            audio = dict(zip(self.source_names, stems))
-        return {s: _fit_length(a, self.num_samples) for s, a in audio.items()}
-
-    def _read_wav(self, path: str, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
-        try:
-            audio, _ = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as e:
-            raise DataError(f"track {self.name!r}: cannot read {path}: {e}") from None
-        return _to_stereo(audio)
-
-    def _read_stems(self, stem_ids: list, start: int = 0,
-                    length: Optional[int] = None) -> list:
-        import stempeg  # imported here: it needs ffmpeg on PATH
-        kwargs = {}
-        if start or length is not None:
-            kwargs = {"start": start / self.sample_rate,
-                      "duration": None if length is None else length / self.sample_rate}
-        if len(stem_ids) == 1:  # decode one stream only
-            kwargs["stem_id"] = stem_ids[0]
-        try:
-            stems, _ = stempeg.read_stems(self.stem_path, dtype=np.float32, always_3d=True,
-                                          ffmpeg_format="s16le", **kwargs)
-        except Exception as e:  # ffmpeg errors come in several types
-            raise DataError(f"track {self.name!r}: cannot decode {self.stem_path}: {e}") from None
-        if len(stem_ids) == 1:
-            return [_to_stereo(stems[0])]
-        return [_to_stereo(stems[i]) for i in stem_ids]
-
-
-def _to_stereo(audio: np.ndarray) -> np.ndarray:
-    if audio.shape[1] == 1:
-        return np.repeat(audio, 2, axis=1)
-    return audio
-
-
-def _fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
-    if audio.shape[0] >= num_samples:
-        return audio[:num_samples]
-    return np.pad(audio, ((0, num_samples - audio.shape[0]), (0, 0)))
 
 
 # ------------------------------------------------------------------- roots
@@ -313,81 +142,6 @@ def split_names(names: Sequence[str], split: Optional[str],
     return [n for n in names if (n in valid) == (split == "valid")]
 
 
-# ----------------------------------------------------------- track checks
-
-
-def _check_wav_file(track: str, label: str, path: str) -> sf._SoundFileInfo:
-    if not os.path.isfile(path):
-        raise DataError(f"track {track!r}: missing stem {label!r} ({os.path.basename(path)})")
-    try:
-        if riff_truncated(path):
-            raise DataError(f"track {track!r}: {label} is truncated "
-                            f"({os.path.basename(path)} ends before its declared data)")
-        info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise DataError(f"track {track!r}: {label} cannot be read as audio "
-                        f"({os.path.basename(path)}: {e})") from None
-    if info.frames == 0:
-        raise DataError(f"track {track!r}: {label} has no samples ({os.path.basename(path)})")
-    if info.channels not in (1, 2):
-        raise DataError(f"track {track!r}: {label} has {info.channels} channels; "
-                        f"expected mono or stereo")
-    return info
-
-
-def _check_consistent(track: str, rates: dict, lengths: dict) -> None:
-    if len(set(rates.values())) > 1:
-        listing = ", ".join(f"{k} {v} Hz" for k, v in rates.items())
-        raise DataError(f"track {track!r}: stems have different sample rates ({listing})")
-    if len(set(lengths.values())) > 1:
-        listing = ", ".join(f"{k} {v}" for k, v in lengths.items())
-        raise DataError(f"track {track!r}: stems have different lengths in samples ({listing})")
-
-
-def check_wav_track(folder: str, name: str, subset: str,
-                    source_names: Sequence[str] = SOURCES) -> Track:
-    """Checks a MUSDB18-HQ track folder without decoding it; returns its
-    :class:`Track` or raises :class:`DataError`."""
-    paths = {s: os.path.join(folder, f"{s}.wav") for s in source_names}
-    mixture = os.path.join(folder, "mixture.wav")
-    if os.path.exists(mixture):
-        paths["mixture"] = mixture
-    infos = {label: _check_wav_file(name, label, path) for label, path in paths.items()}
-    _check_consistent(name, {k: i.samplerate for k, i in infos.items()},
-                      {k: i.frames for k, i in infos.items()})
-    first = next(iter(infos.values()))
-    mono = [k for k, i in infos.items() if i.channels == 1]
-    return Track(name, subset, first.samplerate, first.frames, source_names, paths=paths,
-                 mono=mono)
-
-
-def check_stem_track(path: str, name: str, subset: str, info=None,
-                     source_names: Sequence[str] = SOURCES) -> Track:
-    """Checks a MUSDB18 ``.stem.mp4`` file from its ffprobe metadata;
-    returns its :class:`Track` or raises :class:`DataError`."""
-    if info is None:
-        import stempeg
-        try:
-            info = stempeg.Info(path)
-        except Exception as e:
-            raise DataError(f"track {name!r}: {os.path.basename(path)} cannot be read "
-                            f"as a stem file ({type(e).__name__})") from None
-    needed = [STEM_IDS[s] for s in source_names] + [0]
-    if info.nb_audio_streams <= max(needed):
-        raise DataError(f"track {name!r}: {info.nb_audio_streams} audio streams; a stem file "
-                        f"needs mixture, drums, bass, other, vocals (5)")
-    labels = {i: k for k, i in STEM_IDS.items()}
-    rates = {labels[i]: info.sample_rate(i) for i in needed}
-    channels = {labels[i]: info.channels(i) for i in needed}
-    _check_consistent(name, rates, {})
-    bad = [k for k, c in channels.items() if c not in (1, 2)]
-    if bad:
-        raise DataError(f"track {name!r}: stream {bad[0]} has {channels[bad[0]]} channels")
-    mono = [k for k, c in channels.items() if c == 1]
-    return Track(name, subset, rates["mixture"], info.samples(0), source_names,
-                 stem_path=path, mono=mono)
-
-
 # ------------------------------------------------------------- load_tracks
 
 
@@ -425,6 +179,26 @@ def load_tracks(root: str, subset: str = "train", split: Optional[str] = None,
     names, infos, bad = _index_with_musdb(root, subset, is_wav)
     valid_list = _musdb_validation_names()
     names = split_names(names, split, valid_list)
+    tracks, mono = _check_tracks(root, subset, names, is_wav, infos, bad, targets, strict)
+    skipped = [f"  {e}" for n, e in bad.items() if n in names]
+    where = f"{root} [{subset}{'' if split is None else ', split ' + split}]"
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} of {len(names)} tracks with bad data in {where}:\n"
+                      + "\n".join(skipped), DataWarning, stacklevel=2)
+    if mono:
+        warnings.warn(f"{len(mono)} track(s) have mono stems, duplicated to stereo: "
+                      + "; ".join(mono), DataWarning, stacklevel=2)
+    if not tracks and (names or split != "valid"):
+        raise DataError(f"no usable tracks in {where}"
+                        + (f" ({len(skipped)} skipped, see the warning)" if skipped else ""))
+    return tracks
+
+
+def _check_tracks(root: str, subset: str, names: Sequence[str], is_wav: bool, infos: dict,
+                  bad: dict, targets: Sequence[str], strict: bool) -> tuple:
+    """``(tracks, mono)``: the :class:`Track` of each good name and a note per
+    track with mono stems; a bad track's :class:`DataError` goes into ``bad``
+    (raised instead when ``strict``)."""
     tracks, mono = [], []
     for name in names:
         try:
@@ -439,18 +213,7 @@ def load_tracks(root: str, subset: str = "train", split: Optional[str] = None,
         tracks.append(track)
         if track.mono:
             mono.append(f"{name} ({', '.join(sorted(track.mono))})")
-    skipped = [f"  {e}" for n, e in bad.items() if n in names]
-    where = f"{root} [{subset}{'' if split is None else ', split ' + split}]"
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} of {len(names)} tracks with bad data in {where}:\n"
-                      + "\n".join(skipped), DataWarning, stacklevel=2)
-    if mono:
-        warnings.warn(f"{len(mono)} track(s) have mono stems, duplicated to stereo: "
-                      + "; ".join(mono), DataWarning, stacklevel=2)
-    if not tracks and (names or split != "valid"):
-        raise DataError(f"no usable tracks in {where}"
-                        + (f" ({len(skipped)} skipped, see the warning)" if skipped else ""))
-    return tracks
+    return tracks, mono
 
 
 def _check_track(root: str, subset: str, name: str, is_wav: bool, info,

@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from bsrnn_tf.data import augment
-from bsrnn_tf.data.musdb import SOURCES, DataError, Track
+from bsrnn_tf.data.track import SOURCES, DataError, Track
 from bsrnn_tf.preprocess import normalize_example
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -1,8 +1,14 @@
 """The built-in datasets, in the MUSDB18-HQ layout.
 
-- :mod:`bsrnn_tf.datasets.synth`: synthesized songs (tones, formant vocals);
+- :mod:`bsrnn_tf.datasets.synth`: synthesized songs (tones, formant vocals;
+  the music in :mod:`~bsrnn_tf.datasets.synth_parts`, its signal building
+  blocks in :mod:`~bsrnn_tf.datasets.synth_dsp`);
 - :mod:`bsrnn_tf.datasets.sampled`: songs rendered from recorded instrument
-  samples (General MIDI soundfonts through FluidSynth; composition in
-  :mod:`~bsrnn_tf.datasets.compose`, instrument choice in
+  samples (General MIDI soundfonts through FluidSynth; one song in
+  :mod:`~bsrnn_tf.datasets.sampled_song`, FluidSynth and the soundfont files
+  in :mod:`~bsrnn_tf.datasets.fluidsynth`; composition in
+  :mod:`~bsrnn_tf.datasets.compose`, with the song's plan in
+  :mod:`~bsrnn_tf.datasets.score` and each source's notes in
+  :mod:`~bsrnn_tf.datasets.compose_parts`; instrument choice in
   :mod:`~bsrnn_tf.datasets.instruments`).
 """
