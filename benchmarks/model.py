@@ -252,7 +252,7 @@ def profile_forward(model, x, repeats: int) -> dict:
     block = model.backbone.blocks[0]
     n = model.feature_dim
     width = 2 * block.hidden_ratio  # the FC layers see both LSTM directions
-    spectrum = model.spectrum(x)
+    spectrum = model.stft(x)
     features = model.backbone.band_split(spectrum)
     _, frames, bands, _ = features.shape
 
@@ -279,13 +279,13 @@ def profile_forward(model, x, repeats: int) -> dict:
     if fused:  # the fused kernel's step-major layouts
         seq_t, seq_b = tf.transpose(seq_t, [1, 0, 2]), tf.transpose(seq_b, [1, 0, 2])
     stages = {
-        "stft": (model.spectrum, x),
+        "stft": (model.stft, x),
         "band_split": (model.backbone.band_split, spectrum),
         "time_blstm (per block)": (time_seq, seq_t),
         "band_blstm (per block)": (band_seq, seq_b),
         "norms+fc+residual (per block)": (rest, features),
         "mask_head": (model.heads["vocals"], features),
-        "mask_product+istft": (lambda m: model.waveform(m * 1.0, samples), mask),
+        "mask_product+istft": (lambda m: model.istft(m * 1.0, samples), mask),
     }
     out = {}
     for name, (fn, arg) in stages.items():
@@ -312,11 +312,11 @@ def train_step_seconds(model, mixture, repeats: int) -> float:
     @tf.function(reduce_retracing=True)
     def step(mix, ref):
         with tf.GradientTape() as tape:
-            spec = model.spectrum(mix)
-            ref_spec = model.spectrum(ref)
+            spec = model.stft(mix)
+            ref_spec = model.stft(ref)
             loss = 0.0
             for est in model.estimate_spectra(spec, training=True).values():
-                wave = model.waveform(est, samples)
+                wave = model.istft(est, samples)
                 loss += tf.reduce_mean(bsrnn_loss(est, ref_spec, wave, ref))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -469,7 +469,8 @@ def main() -> int:
     parser.add_argument("--recompute", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        import bsrnn_tf  # noqa: F401  (first: its oneDNN default applies before TensorFlow loads)
+        from bsrnn_tf.console import prefer_onednn
+        prefer_onednn()  # our commands' oneDNN default, before TensorFlow loads
         if args.precision:
             print(json.dumps(run_precision(args.worker)))
         elif args.recompute is not None:

@@ -53,7 +53,7 @@ class NaiveSeparator:
 
     def __call__(self, waveform):
         m = self.model
-        spec = m.spectrum(waveform)
+        spec = m.stft(waveform)
         x = spec
         if m.standardize:
             mean, var = tf.nn.moments(x, axes=[1, 2, 3], keepdims=True)
@@ -73,7 +73,7 @@ class NaiveSeparator:
                 value, gate = tf.split(o, 2, axis=-1)
                 parts.append(value * tf.sigmoid(gate))
             mask = tf.concat(parts, axis=2)
-            outputs[target] = m.waveform(apply_mask(mask, spec), waveform.shape[1])
+            outputs[target] = m.istft(apply_mask(mask, spec), waveform.shape[1])
         return outputs
 
 

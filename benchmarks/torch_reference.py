@@ -45,7 +45,8 @@ SECONDS = 3.0
 def tf_worker(name: str, repeats: int, exchange: str, write: bool) -> dict:
     """Times bsrnn_tf; with ``write``, also stores the inputs, the weights
     in PyTorch's layout and the reference output in ``exchange``."""
-    import bsrnn_tf  # noqa: F401  (before TensorFlow: its CPU defaults apply)
+    from bsrnn_tf.console import prefer_onednn
+    prefer_onednn()  # our commands' CPU default, before TensorFlow loads
     import keras
     import numpy as np
     import tensorflow as tf

@@ -12,8 +12,7 @@ The pipeline for one waveform ``(samples, channels)`` at any rate::
 ``.keras`` file, a run directory, a SavedModel, a ``.tflite`` file), an
 opened :class:`~bsrnn_tf.backends.Backend`, or a
 :class:`~bsrnn_tf.models.Separator`. The command line ``bsrnn-tf separate``
-(after Demucs and Spleeter) is :mod:`bsrnn_tf.separate_cli`; its names
-(``register_cli``, ``SeparateJob``, ...) can still be reached from here.
+(after Demucs and Spleeter) is :mod:`bsrnn_tf.separate_cli`.
 """
 
 from __future__ import annotations
@@ -258,20 +257,6 @@ class _CallableModule(types.ModuleType):
 
     def __call__(self, *args, **kwargs) -> Dict[str, np.ndarray]:
         return separate(*args, **kwargs)
-
-
-# The command line's names, once imported here, now live in separate_cli;
-# they are looked up there on first use, since separate_cli imports this
-# module (the library does not depend on its command line).
-_CLI_NAMES = ("register_cli", "SeparateJob", "check_filename_template", "DEFAULT_FILENAME",
-              "FILENAME_FIELDS", "OUTPUT_FORMATS", "SUBTYPES", "CLIP_MODES")
-
-
-def __getattr__(name: str):
-    if name in _CLI_NAMES:
-        from bsrnn_tf import separate_cli
-        return getattr(separate_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -33,9 +33,9 @@ def write_examples(model, targets: Sequence[str], mixture, sources, outputs) -> 
                          rate, max_outputs=1)
         tf.summary.audio(f"audio/{t}_reference", sources[t][:1], rate, max_outputs=1)
         tf.summary.image(f"spectrogram/{t}_estimate",
-                         spectrogram_image(model.spectrum(outputs[t][:1])), max_outputs=1)
+                         spectrogram_image(model.stft(outputs[t][:1])), max_outputs=1)
         tf.summary.image(f"spectrogram/{t}_reference",
-                         spectrogram_image(model.spectrum(sources[t][:1])), max_outputs=1)
+                         spectrogram_image(model.stft(sources[t][:1])), max_outputs=1)
 
 
 def spectrogram_image(spectrum: tf.Tensor) -> tf.Tensor:

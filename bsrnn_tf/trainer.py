@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from bsrnn_tf.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
 from bsrnn_tf.config import ExperimentConfig
-from bsrnn_tf.fileio import atomic_write_text
+from bsrnn_tf.fileio import MODEL_FILE, atomic_write_text
 from bsrnn_tf.distribute import is_chief, worker_index
 from bsrnn_tf.losses import multitask_loss, target_loss
 from bsrnn_tf.summaries import write_examples, write_hparams
@@ -125,14 +125,14 @@ class Trainer:
     def _losses(self, mixture, sources, training: bool):
         """Per-example loss per target, each ``(batch,)``, and the estimates."""
         model = self.model
-        spectrum = model.spectrum(mixture)
+        spectrum = model.stft(mixture)
         estimates = model.estimate_spectra(spectrum, training=training)
         losses, waves = {}, {}
         for target in self.targets:
             reference = sources[target]
-            waves[target] = model.waveform(estimates[target], self.segment)
+            waves[target] = model.istft(estimates[target], self.segment)
             losses[target] = target_loss(self.train_cfg.loss, estimates[target],
-                                         model.spectrum(reference), waves[target], reference,
+                                         model.stft(reference), waves[target], reference,
                                          self.train_cfg.sdr_weight)
         return losses, waves
 
@@ -205,7 +205,7 @@ class Trainer:
         except CheckpointError as e:
             raise TrainingError(str(e)) from None
         if latest is None:
-            model_file = os.path.join(self.run_dir, "model.keras")
+            model_file = os.path.join(self.run_dir, MODEL_FILE)
             if self.chief and os.path.exists(model_file):
                 raise TrainingError(
                     f"{self.run_dir} holds a trained {os.path.basename(model_file)} but no "

@@ -28,16 +28,16 @@ def ideal_ratio_mask(model, mixture: tf.Tensor, sources: dict, targets: Sequence
     """``{target: waveform}``: the oracle ideal ratio mask ``|S_t| / sum |S_k|``
     on ``model``'s STFT, applied to the mixture (``sources`` must be all of
     its sources)."""
-    spectra = {t: model.spectrum(sources[t]) for t in targets}
+    spectra = {t: model.stft(sources[t]) for t in targets}
     magnitude = {t: tf.sqrt(tf.square(x[..., 0::2]) + tf.square(x[..., 1::2]))
                  for t, x in spectra.items()}
     total = tf.add_n(list(magnitude.values()))
-    mix_spec = model.spectrum(mixture)
+    mix_spec = model.stft(mixture)
     out = {}
     for t in targets:
         mask = tf.math.divide_no_nan(magnitude[t], total)
         mask = tf.reshape(tf.stack([mask, mask], axis=-1), tf.shape(mix_spec))
-        out[t] = model.waveform(mix_spec * mask, length)
+        out[t] = model.istft(mix_spec * mask, length)
     return out
 
 

@@ -40,9 +40,9 @@ opt = keras.optimizers.Adam(a.lr)
 @tf.function
 def step(mix, srcs):
     with tf.GradientTape() as tape:
-        spec = model.spectrum(mix); est = model.estimate_spectra(spec, training=True)
-        per = {t: target_loss(a.loss, est[t], model.spectrum(srcs[t]),
-                              model.waveform(est[t], seg), srcs[t], a.sdr_weight) for t in T}
+        spec = model.stft(mix); est = model.estimate_spectra(spec, training=True)
+        per = {t: target_loss(a.loss, est[t], model.stft(srcs[t]),
+                              model.istft(est[t], seg), srcs[t], a.sdr_weight) for t in T}
         l = tf.reduce_mean(multitask_loss(per))
     g = tape.gradient(l, model.trainable_variables)
     g, _ = tf.clip_by_global_norm([tf.convert_to_tensor(x) for x in g], 5.0)

@@ -48,9 +48,9 @@ S = {t: np.stack([src[t][s:s+seg] for s in starts]) * a.scale for t in T}
 M = sum(S.values())
 opt = keras.optimizers.Adam(a.lr)
 def loss_fn(mix, srcs):
-    spec = model.spectrum(mix)
+    spec = model.stft(mix)
     est = model.estimate_spectra(spec, training=True)
-    per = {t: bsrnn_loss(est[t], model.spectrum(srcs[t]), model.waveform(est[t], seg), srcs[t]) for t in T}
+    per = {t: bsrnn_loss(est[t], model.stft(srcs[t]), model.istft(est[t], seg), srcs[t]) for t in T}
     return tf.reduce_mean(multitask_loss(per))
 @tf.function(reduce_retracing=True)
 def step(mix, srcs):

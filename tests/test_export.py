@@ -342,7 +342,7 @@ def test_backbone_export_feeds_a_new_head(exported):
     assert info["parity_vs_keras"]["backbone_savedmodel"]["max_abs_error"] < 1e-5
     assert info["parity_vs_keras"]["heads_savedmodel"]["max_abs_error"] < 1e-5
     model = exported["model"]
-    spectrum = model.spectrum(_chunks(1, seed=8))
+    spectrum = model.stft(_chunks(1, seed=8))
     features = model.backbone(spectrum).numpy()
     backbone = keras.saving.load_model(os.path.join(directory, "backbone.keras"))
     np.testing.assert_allclose(backbone(spectrum).numpy(), features, atol=1e-5)

@@ -39,7 +39,7 @@ def test_output_shapes(name, length):
     assert sorted(out) == sorted(TARGETS)
     for value in out.values():
         assert value.shape == (2, length, 2)
-    spec = model.spectrum(wave)
+    spec = model.stft(wave)
     cfg = preset(name).stft
     assert spec.shape == (2, 1 + length // cfg.hop_length, cfg.n_fft // 2 + 1, 4)
     assert model.backbone(spec).shape == (2, spec.shape[1], model.backbone.num_bands,
@@ -63,7 +63,7 @@ def test_known_mask_goes_through_whole_path(tiny):
     _set_constant_mask(tiny.heads["drums"], real, imag)
     _set_constant_mask(tiny.heads["vocals"], np.ones(bins), np.zeros(bins))
     wave = rng.standard_normal((1, 8192, 2)).astype(np.float32)
-    spec = tiny.spectrum(wave).numpy()
+    spec = tiny.stft(wave).numpy()
     est = tiny.estimate_spectra(spec)
     mix = spec[..., 0::2] + 1j * spec[..., 1::2]
     expected = mix * (real + 1j * imag)[None, None, :, None]
@@ -265,3 +265,22 @@ def test_the_private_keras_apis_we_rely_on_still_exist():
     with model._unlocked():
         assert not tracker.locked
     assert tracker.locked
+
+
+@pytest.mark.parametrize("given, stored", [("auto", "auto"), (True, True), ("False", False),
+                                           ("true", True), (False, False)])
+def test_use_cudnn_is_auto_or_a_boolean_whatever_an_old_config_held(given, stored):
+    from bsrnn_tf.config import ModelConfig
+    from bsrnn_tf.layers import BandSequence
+    config = ModelConfig(use_cudnn=given)
+    config.validate()
+    assert config.use_cudnn is stored or config.use_cudnn == stored == "auto"
+    block = BandSequence(4, use_cudnn=given)
+    assert block.get_config()["use_cudnn"] == stored
+    assert block.time_rnn.forward_layer.use_cudnn == stored
+
+
+def test_use_cudnn_other_values_are_config_errors():
+    from bsrnn_tf.config import ConfigError, ModelConfig
+    with pytest.raises(ConfigError, match="model.use_cudnn must be auto, true or false"):
+        ModelConfig(use_cudnn="maybe").validate()

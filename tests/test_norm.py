@@ -235,7 +235,7 @@ def test_backbone_in_float16_matches_float32_on_a_loud_song(loud_song):
     half = build_separator(config, targets=["drums"], dtype="mixed_float16")
     half.set_weights(full.get_weights())
     assert half.backbone.compute_dtype == "float16" and config.norm == "chunk"
-    spectrum = full.spectrum(loud_song)
+    spectrum = full.stft(loud_song)
     expected = full.backbone(spectrum).numpy()
     got = half.backbone(spectrum).numpy().astype(np.float32)
     assert np.all(np.isfinite(got))

@@ -432,7 +432,7 @@ def test_corrupt_tflite_and_truncated_keras_one_line(model_dir, tmp_path, capsys
 
 
 def test_ctrl_c_names_what_was_finished(model_dir, tmp_path, capsys, monkeypatch):
-    from bsrnn_tf import separate as module
+    from bsrnn_tf import separate_cli as module
     songs = [_write(tmp_path / f"s{i}.wav", 0.5, 44100, 2) for i in range(3)]
     real = module.SeparateJob.run_one
 

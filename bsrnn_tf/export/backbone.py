@@ -95,7 +95,7 @@ def _parity(model, out_dir: str, probe: ParityProbe) -> dict:
     the probe's random chunks."""
     import tensorflow as tf
 
-    spectrum = model.spectrum(probe.random)
+    spectrum = model.stft(probe.random)
     features = model.backbone(spectrum, training=False)
     masks = model.masks(spectrum, training=False)
     loaded = tf.saved_model.load(os.path.join(out_dir, "backbone_savedmodel"))

@@ -114,11 +114,11 @@ class Separator(keras.Model):
         self.built = True
 
     # -- computation ---------------------------------------------------------------
-    def spectrum(self, waveform):
+    def stft(self, waveform):
         """``(batch, samples, channels)`` -> packed ``(batch, frames, bins, C*2)``."""
         return stft(waveform, self.n_fft, self.hop_length)
 
-    def waveform(self, spectrum, length: int, method: str = "irfft"):
+    def istft(self, spectrum, length: int, method: str = "irfft"):
         """Packed spectrum -> ``(batch, length, channels)``; ``method``: see
         :func:`bsrnn_tf.layers.stft.istft`."""
         return istft(spectrum, self.n_fft, self.hop_length, length, method)
@@ -143,8 +143,8 @@ class Separator(keras.Model):
         if length is None:
             raise ValueError("Separator: the number of samples must be static (the iSTFT "
                              "window envelope depends on it); use fixed-length segments")
-        estimates = self.estimate_spectra(self.spectrum(waveform), training=training)
-        return {t: self.waveform(s, length, istft_method) for t, s in estimates.items()}
+        estimates = self.estimate_spectra(self.stft(waveform), training=training)
+        return {t: self.istft(s, length, istft_method) for t, s in estimates.items()}
 
     # -- serialisation -------------------------------------------------------------
     def get_config(self):
