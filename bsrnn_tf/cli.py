@@ -111,16 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub) -> None:
     """Subcommands that live beside their modules."""
-    from bsrnn_tf.datasets import synth as generate
-    generate.register_cli(sub)
-    from bsrnn_tf.separate_cli import register_cli
-    register_cli(sub)
+    from bsrnn_tf.datasets import cli as datasets_cli
+    datasets_cli.register_cli(sub)
+    from bsrnn_tf import separate_cli
+    separate_cli.register_cli(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from bsrnn_tf.bands import BandSchemaError
     from bsrnn_tf.config import ConfigError
-    from bsrnn_tf.datasets.synth import GenerationError
+    from bsrnn_tf.datasets.cache import GenerationError
     from bsrnn_tf.data.musdb import DataError
 
     parser = build_parser()

@@ -8,7 +8,7 @@ Gradients are summed over replicas, clipped by their global norm, then
 applied: exactly what one device with the global batch would do.
 
 Building a trainer for a configuration (tracks, tf.data pipelines) is
-:mod:`bsrnn_tf.trainer_setup`; its functions are re-exported here.
+:mod:`bsrnn_tf.trainer_setup`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from bsrnn_tf.losses import multitask_loss, target_loss
 from bsrnn_tf.summaries import write_examples, write_hparams
 from bsrnn_tf.validation import db_ratio, reference_usdr
 from bsrnn_tf.models.io import save_separator
-from bsrnn_tf.trainer_setup import cleanup_worker_dir, load_tracks_for, make_trainer
 
 
 class TrainingError(RuntimeError):
@@ -390,5 +389,4 @@ class Trainer:
         return []
 
 
-__all__ = ["EpochResult", "Trainer", "TrainingError", "cleanup_worker_dir", "load_tracks_for",
-           "make_trainer"]
+__all__ = ["EpochResult", "Trainer", "TrainingError"]

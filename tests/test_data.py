@@ -107,7 +107,8 @@ def test_generated_stems_have_stereo_placement_and_rests(generated_dataset):
 def test_make_dataset_cli(tmp_path):
     import argparse
     parser = argparse.ArgumentParser()
-    generate.register_cli(parser.add_subparsers())
+    from bsrnn_tf.datasets.cli import register_cli
+    register_cli(parser.add_subparsers())
     args = parser.parse_args(["make-dataset", str(tmp_path / "out"), "--tracks-train", "1",
                               "--tracks-test", "1", "--seconds", "1", "--seed", "2",
                               "--workers", "1"])

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bsrnn_tf.datasets.synth import GenerationError, register_cli
+from bsrnn_tf.datasets.cache import GenerationError
+from bsrnn_tf.datasets.cli import register_cli
 from bsrnn_tf.datasets import compose, fluidsynth, sampled
 
 mido = pytest.importorskip("mido", reason="mido is not installed (pip install mido)")

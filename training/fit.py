@@ -314,7 +314,7 @@ def _load_tracks(config: ExperimentConfig) -> tuple:
     """``(train, valid)`` tracks; a validation split without usable tracks
     (a bad track that was the only one) means training without validation."""
     from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root
-    from bsrnn_tf.trainer import load_tracks_for
+    from bsrnn_tf.trainer_setup import load_tracks_for
     try:
         return load_tracks_for(config)
     except DataError as e:
@@ -334,7 +334,8 @@ def _run(args) -> int:
     import tensorflow as tf
 
     from bsrnn_tf.models import build_separator, count_parameters
-    from bsrnn_tf.trainer import TrainingError, make_trainer
+    from bsrnn_tf.trainer import TrainingError
+    from bsrnn_tf.trainer_setup import make_trainer
 
     config = config_from_args(args)
     run_dir = args.run_dir or os.path.join("saved_models", config.name)
@@ -385,7 +386,8 @@ def _train(trainer, run_dir: str) -> int:
     """Runs the epochs; one line for a stop, a Ctrl-C or the end."""
     import tensorflow as tf
 
-    from bsrnn_tf.trainer import TrainingError, cleanup_worker_dir
+    from bsrnn_tf.trainer import TrainingError
+    from bsrnn_tf.trainer_setup import cleanup_worker_dir
     try:
         trainer.fit()
     except TrainingError as e:

@@ -125,7 +125,7 @@ def make_tuner(args, base: ExperimentConfig, strategy, tracks, project: str):
     import keras_tuner as kt
 
     from bsrnn_tf.models import build_separator, count_parameters
-    from bsrnn_tf.trainer import make_trainer
+    from bsrnn_tf.trainer_setup import make_trainer
 
     kinds = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
              "random": kt.RandomSearch}
@@ -265,7 +265,7 @@ def _run(args) -> int:
 
     from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
-    from bsrnn_tf.trainer import load_tracks_for
+    from bsrnn_tf.trainer_setup import load_tracks_for
 
     fit_args = fit.build_parser().parse_args([])
     for key, value in vars(args).items():

@@ -8,6 +8,10 @@ import tempfile
 from typing import Callable
 
 
+class GenerationError(RuntimeError):
+    """A built-in dataset could not be created, or a folder is not one."""
+
+
 def cached_dataset(env_var: str, default: str, marker: str, make: Callable[[str], object],
                    what: str, error: Callable[[str], Exception]) -> str:
     """The root of a dataset made on first use.

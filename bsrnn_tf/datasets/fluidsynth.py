@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import soundfile as sf
 
-from bsrnn_tf.datasets.synth import GenerationError
+from bsrnn_tf.datasets.cache import GenerationError
 
 FLUIDSYNTH = "fluidsynth"
 SOUNDFONT_DIR = "/usr/share/sounds/sf2"

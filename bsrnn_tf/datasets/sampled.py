@@ -53,7 +53,8 @@ from bsrnn_tf.datasets.fluidsynth import (FLUIDSYNTH, SOUNDFONT_DIR, SOUNDFONT_P
                                           find_fluidsynth, render_midi, resolve_soundfont)
 from bsrnn_tf.datasets.sampled_song import (LEVELS_DB, SOURCES, active_rms, place_stereo,
                                             render_song, song_name)
-from bsrnn_tf.datasets.synth import GenerationError, mix_stems
+from bsrnn_tf.datasets.cache import GenerationError, cached_dataset
+from bsrnn_tf.datasets.synth import mix_stems
 
 __all__ = ["SOURCES", "DATASET_VERSION", "MARKER_FILE", "SOUNDFONT_DIR", "TRAIN_SOUNDFONTS",
            "TEST_SOUNDFONTS", "SOUNDFONT_PACKAGES", "DEFAULT_TRACKS_TRAIN", "DEFAULT_TRACKS_TEST",
@@ -168,7 +169,6 @@ def sampled_dataset_root() -> str:
     """Directory of the built-in sampled dataset, rendered on first use:
     ``$BSRNN_TF_SAMPLED_DATA`` if set, else ``~/.cache/bsrnn_tf/sampled-v1``
     (see :func:`bsrnn_tf.datasets.cache.cached_dataset`)."""
-    from bsrnn_tf.datasets.cache import cached_dataset
 
     def make(out_dir: str) -> None:
         make_sampled_dataset(out_dir, workers=min(4, os.cpu_count() or 1))

@@ -19,7 +19,8 @@ import tempfile
 import numpy as np
 
 from bsrnn_tf.datasets.fluidsynth import render_midi
-from bsrnn_tf.datasets.synth import GenerationError, quantise_stems
+from bsrnn_tf.datasets.cache import GenerationError
+from bsrnn_tf.datasets.synth import quantise_stems
 from bsrnn_tf.datasets import compose, instruments
 
 SOURCES = compose.SOURCES

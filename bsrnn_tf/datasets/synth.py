@@ -32,11 +32,8 @@ applies its own deterministic split to them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
-import time
 from typing import Callable, Optional
 from concurrent.futures import ProcessPoolExecutor
 
@@ -45,6 +42,7 @@ import soundfile as sf
 
 from bsrnn_tf.datasets.synth_parts import (SongPlan, plan_song, render_bass, render_drums,
                                            render_other, render_vocals)
+from bsrnn_tf.datasets.cache import GenerationError, cached_dataset
 from bsrnn_tf.datasets.synth_dsp import midi_to_hz
 
 SOURCES = ("drums", "bass", "other", "vocals")
@@ -60,12 +58,8 @@ _SUBSET_IDS = {"train": 1, "test": 2}
 __all__ = ["SOURCES", "DATASET_VERSION", "MARKER_FILE", "DEFAULT_TRACKS_TRAIN",
            "DEFAULT_TRACKS_TEST", "DEFAULT_SECONDS", "DEFAULT_SEED", "GenerationError",
            "SongPlan", "builtin_dataset_root", "make_dataset", "midi_to_hz", "mix_stems",
-           "plan_song", "quantise_stems", "register_cli", "render_bass", "render_drums",
+           "plan_song", "quantise_stems", "render_bass", "render_drums",
            "render_other", "render_song", "render_vocals"]
-
-
-class GenerationError(RuntimeError):
-    """The generated dataset could not be created or is not a generated dataset."""
 
 
 # ----------------------------------------------------------------- mixing
@@ -180,7 +174,6 @@ def builtin_dataset_root() -> str:
     """Directory of the built-in synth dataset, generated on first use:
     ``$BSRNN_TF_DATA`` if set, else ``~/.cache/bsrnn_tf/generated-v1`` (see
     :func:`bsrnn_tf.datasets.cache.cached_dataset`)."""
-    from bsrnn_tf.datasets.cache import cached_dataset
 
     def make(out_dir: str) -> None:
         make_dataset(out_dir, tracks_train=DEFAULT_TRACKS_TRAIN, tracks_test=DEFAULT_TRACKS_TEST,
@@ -189,48 +182,3 @@ def builtin_dataset_root() -> str:
 
     return cached_dataset("BSRNN_TF_DATA", "~/.cache/bsrnn_tf/generated-v1", MARKER_FILE, make,
                           "built-in synth dataset", GenerationError)
-
-
-# --------------------------------------------------------------------- CLI
-
-
-def register_cli(subparsers) -> argparse.ArgumentParser:
-    """Adds ``make-dataset OUT --tracks-train N --tracks-test M --seconds S
-    --seed K`` to an argparse subparsers object."""
-    parser = subparsers.add_parser(
-        "make-dataset", help="write the built-in generated multitrack dataset (MUSDB18-HQ layout)")
-    parser.add_argument("out", metavar="OUT", help="output folder")
-    parser.add_argument("--tracks-train", type=int, default=DEFAULT_TRACKS_TRAIN)
-    parser.add_argument("--tracks-test", type=int, default=DEFAULT_TRACKS_TEST)
-    parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
-                        help="length of every track (s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--sample-rate", type=int, default=44100)
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="processes rendering songs (the output does not depend on it)")
-    from bsrnn_tf.datasets.sampled import add_cli_arguments
-    add_cli_arguments(parser)  # --kind {synth,sampled} and the sampled options
-    parser.set_defaults(func=_cli_make_dataset)
-    return parser
-
-
-def _cli_make_dataset(args: argparse.Namespace) -> int:
-    sampled = getattr(args, "kind", "synth") == "sampled"
-    common = dict(tracks_train=args.tracks_train, tracks_test=args.tracks_test,
-                  seconds=args.seconds, seed=args.seed, sample_rate=args.sample_rate,
-                  workers=args.workers)
-    start = time.perf_counter()
-    try:
-        if sampled:
-            from bsrnn_tf.datasets.sampled import make_sampled_dataset
-            make_sampled_dataset(args.out, train_soundfonts=args.train_soundfonts,
-                                 test_soundfonts=args.test_soundfonts,
-                                 instrument_stems=args.instrument_stems, **common)
-        else:
-            make_dataset(args.out, **common)
-    except GenerationError as e:
-        print(f"bsrnn-tf make-dataset: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.tracks_train} train + {args.tracks_test} test {args.kind} tracks of "
-          f"{args.seconds:g} s to {args.out} in {time.perf_counter() - start:.1f} s")
-    return 0

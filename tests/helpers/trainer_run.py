@@ -61,7 +61,8 @@ def main():
 
     from bsrnn_tf.config import ExperimentConfig
     from bsrnn_tf.models import build_separator, preset
-    from bsrnn_tf.trainer import Trainer, cleanup_worker_dir
+    from bsrnn_tf.trainer import Trainer
+    from bsrnn_tf.trainer_setup import cleanup_worker_dir
 
     keras.utils.set_random_seed(0)
     config = ExperimentConfig(preset="tiny", model=preset("tiny"))
