@@ -84,6 +84,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ExportError as e:
         print(f"export.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("export.py: interrupted; every artifact finished before it is complete (each is "
+              "written under a temporary name, then renamed), none is half-written: run again "
+              "with --overwrite to redo them all", file=sys.stderr)
+        return 130
     print_summary(results)
     return 0
 

@@ -205,3 +205,27 @@ def test_bad_track_name_and_target_one_line(evaluated, generated_dataset, capsys
                           "--targets", "bass"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bass" in err
+
+
+def test_ctrl_c_keeps_finished_tracks_and_says_so(generated_dataset, tmp_path_factory,
+                                                  monkeypatch, capsys):
+    model = _model_dir(tmp_path_factory, ["vocals"])
+    out = str(tmp_path_factory.mktemp("eval") / "interrupted")
+    names = _track_names(generated_dataset)[:2]
+    real = evaluate.evaluate_track
+
+    def second_interrupted(track, *args, **kwargs):
+        if track.name == names[1]:
+            raise KeyboardInterrupt
+        return real(track, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "evaluate_track", second_interrupted)
+    args = ["-m", model, "--musdb-root", generated_dataset, "-o", out, "--tracks", *names]
+    assert evaluate.main(args) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if "evaluate.py" in line]
+    assert len(err) == 1 and "interrupted" in err[0] and "run the same command again" in err[0]
+    assert os.path.exists(evaluate.track_json_path(out, "test", names[0]))
+    assert not os.path.exists(evaluate.track_json_path(out, "test", names[1]))
+    monkeypatch.setattr(evaluate, "evaluate_track", real)
+    assert evaluate.main(args) == 0
+    assert "already evaluated" in capsys.readouterr().out

@@ -495,3 +495,33 @@ def test_truncated_tflite_file_is_one_clear_error(exported, tmp_path):
     cut.write_bytes(data[:len(data) // 2])
     with pytest.raises(BackendError, match="t.tflite: "):
         load_backend(str(cut))
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_tflite_conversion_leaves_only_whole_files(exported, tmp_path,
+                                                                 monkeypatch, capsys):
+    import importlib.util
+
+    from bsrnn_tf.export import tflite
+    spec = importlib.util.spec_from_file_location(
+        "export_script", os.path.join(os.path.dirname(HERE), "export", "export.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    real, calls = tflite.convert_tflite, []
+
+    def interrupted_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tflite, "convert_tflite", interrupted_second)
+    out = tmp_path / "out"
+    code = script.main(["-m", exported["run"], "-o", str(out), "--format", "tflite",
+                        "--variant", "spectrum", "--quantize", "none", "float16",
+                        "--segment", str(SEGMENT / SAMPLE_RATE), "--name", "b", "--no-parity"])
+    assert code == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "interrupted" in err[0] and "--overwrite" in err[0], err
+    assert sorted(os.listdir(out / "tflite")) == ["b-spectrum-float32.tflite"]
+    load_backend(str(out / "tflite" / "b-spectrum-float32.tflite"))

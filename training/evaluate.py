@@ -306,6 +306,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (AudioError, DataError, SeparationError, ValueError) as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("evaluate.py: interrupted; the scores of finished tracks are kept (one file each, "
+              "written whole): run the same command again to evaluate the rest",
+              file=sys.stderr)
+        return 130
 
 
 def run(args: argparse.Namespace) -> int:
