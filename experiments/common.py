@@ -55,7 +55,7 @@ RESULT_VERSION = 1
 # a 2-core CPU machine with the built-in dataset (see README.md).
 # ``paper`` is the refined paper's setting (about 4 M parameters, MUSDB18-HQ,
 # ~150 epochs) for a GPU; its runs are long.
-SCALES = ("cpu-small", "paper")
+SCALES = ("cpu-small", "cpu", "paper")
 HIDDEN_SCALES = ("test",)
 
 BASE = {
@@ -70,6 +70,13 @@ BASE = {
                   "model": ["--feature-dim", "8", "--num-layers", "1"],
                   "epochs": 6, "examples": 48, "transfer_epochs": 4, "transfer_examples": 48,
                   "sizes": [(4, 1), (8, 1)], "evaluate": False},
+    # The cpu preset's recipe (README, experiments/CPU_RECIPE.md): N = 32,
+    # L = 3, n_fft 2048, 2 s chunks, batch 4, loss bsrnn+sdr; 12 epochs x 400
+    # examples (about 25 min per multi-target run on a 2-core CPU).
+    "cpu": {"preset": "cpu", "batch_size": 4, "valid_examples": 32, "seeds": [0],
+            "flags": ["--segment-seconds", "2", "--patience", "0", "--loss", "bsrnn+sdr"],
+            "model": [], "epochs": 12, "examples": 400, "transfer_epochs": 6,
+            "transfer_examples": 400, "sizes": [(32, 3), (64, 3)], "evaluate": True},
     # The refined paper: about 4 M parameters (the small preset: N = 64, L = 3,
     # n_fft 2048), MUSDB18-HQ, ~150 epochs; early stopping off so that every
     # setting gets the same budget.
@@ -127,7 +134,8 @@ def add_common_args(p: argparse.ArgumentParser, experiment: str) -> None:
     p.add_argument("--scale", default="cpu-small", choices=SCALES + HIDDEN_SCALES,
                    metavar="{" + ",".join(SCALES) + "}",
                    help="cpu-small: a 2-core CPU, the built-in dataset, a tiny model "
-                        "(about an hour for all experiments); paper: the refined paper's "
+                        "(about an hour for all experiments); cpu: the cpu preset's recipe "
+                        "(about 25 min per run, held-out evaluation); paper: the refined paper's "
                         "settings for a GPU and MUSDB18-HQ (--musdb-root or MUSDB_PATH)")
     p.add_argument("--seeds", type=int, nargs="+",
                    help="training seeds (default: 0 1)")
@@ -416,7 +424,7 @@ class Driver:
             "run_dir": rel(run_dir),
             "config": config,
             "targets": targets,
-            "num_bands": int(match.group(1)) if match else None,
+            "num_bands": int(match.group(1)) if match else _num_bands(config),
             "parameters": int(match.group(3)) if match else None,
             "trainable_parameters": int(match.group(4)) if match else None,
             "dataset": (f"built-in {builtin.group(1)} dataset ({builtin.group(2)})" if builtin
@@ -503,7 +511,12 @@ def history_curves(history: List[dict], targets: Sequence[str]) -> dict:
     means = [float(sum(curves[t][i] for t in targets) / len(targets))
              for i in range(len(history))]
     best = max(range(len(history)), key=lambda i: (means[i], -i))
-    return {
+    gains = {}
+    if all("valid_gain" in h for h in history):  # runs since the gain was logged
+        gain = {t: [float(h["valid_gain"][t]) for h in history] for t in targets}
+        gains = {"valid_gain": gain, "final_valid_gain": {t: gain[t][-1] for t in targets},
+                 "best_valid_gain": {t: gain[t][best] for t in targets}}
+    return {**gains,
         "epochs": [int(h["epoch"]) for h in history],
         "valid_usdr": curves,
         "valid_usdr_mean": means,
@@ -517,15 +530,31 @@ def history_curves(history: List[dict], targets: Sequence[str]) -> dict:
     }
 
 
+def _num_bands(config: dict) -> Optional[int]:
+    """Bands of a run's saved config (for a run that fit.py found complete
+    and so did not describe)."""
+    from bsrnn_tf.config import model_config_from_dict
+    from bsrnn_tf.bands import band_ranges
+    try:
+        m = model_config_from_dict(config["model"])
+        return len(band_ranges(m.bands, m.stft.sample_rate, m.stft.n_fft, m.num_edges))
+    except Exception:  # noqa: BLE001  (a description only)
+        return None
+
+
 def read_evaluation(path: str) -> dict:
     with open(path) as f:
         data = json.load(f)
     table = data["targets"]
     targets = [t for t in table if t != "mean"]
+    optional = {f"test_{key}": {t: table[t][name] for t in targets}
+                for key, name in (("gain", "gain"), ("scaled_mixture_usdr", "scaled_mixture_usdr"),
+                                  ("oracle_irm_usdr", "oracle_irm_usdr"))
+                if all(name in table[t] for t in targets)}
     return {"test_usdr": {t: table[t]["usdr"] for t in targets},
             "test_csdr": {t: table[t]["csdr"] for t in targets},
             "test_mixture_usdr": {t: table[t]["mixture_usdr"] for t in targets},
-            "test_tracks": len(data.get("tracks", {}))}
+            **optional, "test_tracks": len(data.get("tracks", {}))}
 
 
 def read_result(path: str) -> Optional[dict]:
@@ -584,7 +613,8 @@ def metric_values(result: dict) -> Dict[str, float]:
     """Flat ``{metric name: value}`` of one result, the names used in
     summary.json and the report (e.g. ``best_valid_usdr.drums``)."""
     out = {}
-    for key in ("best_valid_usdr", "final_valid_usdr", "test_usdr", "test_csdr"):
+    for key in ("best_valid_usdr", "final_valid_usdr", "test_usdr", "test_csdr",
+                "best_valid_gain", "final_valid_gain", "test_gain"):
         for target, value in (result.get(key) or {}).items():
             out[f"{key}.{target}"] = value
     for key in ("best_valid_usdr_mean", "final_valid_usdr_mean", "wall_seconds",

@@ -8,8 +8,9 @@ Examples::
 Every number in the report is computed here from the per-run JSON files
 (``experiments/results/<experiment>/<setting>-seed<k>.json``) written by the
 drivers; ``summary.json`` is only read for the figures' names. Statistics
-over seeds: mean, sample standard deviation and min-max. A hand-written
-discussion, if ``<results>/discussion.md`` exists, is included verbatim.
+over seeds: mean, sample standard deviation and min-max. Hand-written notes
+and discussion, if ``<results>/notes.md`` and ``<results>/discussion.md``
+exist, are included verbatim (notes after the title, discussion at the end).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import band_split, common, model_size, multitask  # noqa: E402
+from experiments import band_split, common, model_size, multitask, normalisation  # noqa: E402
 from experiments.common import by_setting, stats  # noqa: E402
 
-EXPERIMENTS = ("band_split", "multitask", "model_size")
+EXPERIMENTS = ("band_split", "multitask", "model_size", "normalisation")
 
 
 # ------------------------------------------------------------------ helpers
@@ -375,6 +376,47 @@ def model_size_section(results: List[dict], folder: str, report_dir: str,
     return lines
 
 
+def normalisation_section(results: List[dict], folder: str, report_dir: str,
+                          claims: List[str]) -> List[str]:
+    groups = by_setting(results)
+    targets = list(normalisation.TARGETS)
+    first = results[0]
+    lines = ["## 4. Normalisation: statistics over the chunk vs per frame", "",
+             "Multi-target models (`--mtl`), each band split with `--norm chunk` (the BSRNN "
+             "authors': statistics per example over the features and the chunk's frames) and "
+             "`--norm frame` (a layer norm per frame), same seeds and budget, preset "
+             f"`{first['config'].get('preset')}` (scale `{first['scale']}`). Gain over the "
+             "best-scaled mixture in dB (the model's uSDR minus that of the mixture times its "
+             "least-squares gain; 0 dB = no separation): validation at the best epoch / "
+             "held-out test songs (`evaluate.py`; for the built-in dataset a soundfont "
+             "training never sees).", "",
+             "| norm | band split | bands | epochs x examples | "
+             + " | ".join(f"{t} valid / test" for t in targets) + " | mean test |",
+             "|---|---|---:|---:|" + "---|" * len(targets) + "---|"]
+    for split in normalisation.SPLITS:
+        for norm in normalisation.NORMS:
+            runs = groups.get(normalisation.setting(norm, split), [])
+            if not runs:
+                continue
+            gains = [f"{cell(values(runs, 'best_valid_gain', t))} / "
+                     f"{cell(values(runs, 'test_gain', t))}" for t in targets]
+            lines.append(f"| {norm} | {split} | {runs[0].get('num_bands')} | {budget(runs)} | "
+                         + " | ".join(gains) + f" | {cell(_mean_test_gain(runs, targets))} |")
+    lines += ["", *figures(folder, report_dir), ""]
+    for split in normalisation.SPLITS:
+        chunk = groups.get(normalisation.setting("chunk", split), [])
+        frame = groups.get(normalisation.setting("frame", split), [])
+        claims.append(compare(_mean_test_gain(chunk, targets), _mean_test_gain(frame, targets),
+                              "chunk", "frame", f"Mean test gain over the four targets, {split}"))
+    return lines
+
+
+def _mean_test_gain(runs: Sequence[dict], targets: Sequence[str]) -> List[float]:
+    """Per run, the test gain averaged over ``targets``."""
+    return [sum(r["test_gain"][t] for t in targets) / len(targets)
+            for r in runs if all(t in (r.get("test_gain") or {}) for t in targets)]
+
+
 # --------------------------------------------------------------------- main
 
 def build_report(results_dir: str, out: str) -> str:
@@ -387,9 +429,13 @@ def build_report(results_dir: str, out: str) -> str:
              f"from {sum(len(v) for v in all_results.values())} run result files under "
              f"`{link(results_dir, report_dir)}/`. Reproduce with "
              "`python experiments/run_all.py` (see experiments/README.md).", ""]
+    notes = os.path.join(results_dir, "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            lines += [f.read().strip(), ""]
     lines += setup_section(all_results)
     sections = {"band_split": band_split_section, "multitask": multitask_section,
-                "model_size": model_size_section}
+                "model_size": model_size_section, "normalisation": normalisation_section}
     for name in EXPERIMENTS:
         if all_results[name]:
             lines += sections[name](all_results[name], os.path.join(results_dir, name),
@@ -401,7 +447,8 @@ def build_report(results_dir: str, out: str) -> str:
               "every seed\" is the most that can be said; it is not a significance test. "
               "Overlapping seed ranges mean the difference is not evidence.", ""]
     titles = {"band_split": "Band split (experiment 1)", "multitask": "Multi-task (experiment 2)",
-              "model_size": "Model size (experiment 3)"}
+              "model_size": "Model size (experiment 3)",
+              "normalisation": "Normalisation (experiment 4)"}
     for name in EXPERIMENTS:
         if claims[name]:
             lines += [f"**{titles[name]}**", "", *claims[name], ""]

@@ -1,4 +1,4 @@
-"""Runs the three experiments at one scale, then builds experiments/REPORT.md.
+"""Runs the four experiments at one scale, then builds experiments/REPORT.md.
 
 Examples::
 
@@ -23,7 +23,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-EXPERIMENTS = ("band_split", "multitask", "model_size")
+EXPERIMENTS = ("band_split", "multitask", "model_size", "normalisation")
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from experiments import band_split, common, model_size, multitask, report  # noqa: E402
+from experiments import (band_split, common, model_size, multitask,  # noqa: E402
+                         normalisation, report)
 
 RESULT_FIELDS = {"experiment", "setting", "seed", "scale", "command", "config", "wall_seconds",
                  "parameters", "trainable_parameters", "num_bands", "targets", "epochs",
@@ -144,6 +145,36 @@ def test_paper_scale_commands(tmp_path, capsys):
     assert any("--feature-dim 128 --num-layers 12" in c for c in fits)
 
 
+@pytest.mark.slow
+def test_normalisation_runs_record_the_gain_over_the_scaled_mixture(generated_dataset, tmp_path):
+    out = tmp_path / "normalisation"
+    argv = ["--scale", "test", "--musdb-root", generated_dataset, "--out", str(out),
+            "--in-process", "--only", "frame_v7", "--evaluate"]
+    assert normalisation.main(argv) == 0
+    result = json.loads((out / "frame_v7-seed0.json").read_text())
+    assert result["config"]["model"]["norm"] == "frame" and result["config"]["model"]["bands"] == "v7"
+    history = json.loads((out / "runs" / "frame_v7-seed0" / "history.json").read_text())
+    assert result["valid_gain"]["drums"] == [h["valid_gain"]["drums"] for h in history]
+    evaluation = json.loads((out / "runs" / "frame_v7-seed0" / "evaluation" / "results.json")
+                            .read_text())["targets"]
+    for target in result["targets"]:
+        assert result["test_gain"][target] == evaluation[target]["gain"]
+        assert result["test_gain"][target] == pytest.approx(
+            evaluation[target]["usdr"] - evaluation[target]["scaled_mixture_usdr"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert "test_gain.vocals" in summary["settings"]["frame_v7"]["metrics"]
+
+
+def test_normalisation_cpu_scale_commands(tmp_path, capsys):
+    text = _dry_run(normalisation, ["--scale", "cpu", "--out", str(tmp_path / "x")], capsys)
+    fits = [line.strip() for line in text.splitlines() if "training/fit.py" in line]
+    assert len(fits) == 4 and text.count("training/evaluate.py") == 4
+    assert all("--preset cpu" in c and "--mtl" in c and "--seed 0" in c and "--epochs 12" in c
+               for c in fits)
+    assert sorted((c.split("--norm ")[1].split()[0], "--num-edges 41" in c) for c in fits) == [
+        ("chunk", False), ("chunk", True), ("frame", False), ("frame", True)]
+
+
 def test_paper_scale_needs_a_dataset(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MUSDB_PATH", raising=False)
     code = band_split.main(["--scale", "paper", "--out", str(tmp_path / "x")])
@@ -162,15 +193,18 @@ def test_only_rejects_unknown_settings(tmp_path, capsys):
 
 def _fake_result(run: common.Run, experiment: str, rng, shift: float = 0.0) -> dict:
     """A result JSON as a driver writes it, with random uSDR values."""
-    targets = (list(multitask.TARGETS) if "--mtl" in run.flags and "drums bass other vocals"
-               in " ".join(run.flags) else
+    targets = (list(multitask.TARGETS) if "--mtl" in run.flags and (
+        "drums bass other vocals" in " ".join(run.flags) or "--targets" not in run.flags) else
                run.flags[run.flags.index("--targets") + 1:run.flags.index("--targets") + 4]
                if "--mtl" in run.flags else [run.flags[run.flags.index("--targets") + 1]])
     epochs = 3
     curves = {t: list(rng.normal(2.0 + shift, 1.0, epochs)) for t in targets}
+    gains = {t: list(rng.normal(shift, 1.0, epochs)) for t in targets}
     result = common.history_curves(
         [{"epoch": i + 1, "train_loss": 1.0 - 0.1 * i, "seconds": 1.0,
-          "valid_usdr": {t: curves[t][i] for t in targets}} for i in range(epochs)], targets)
+          "valid_usdr": {t: curves[t][i] for t in targets},
+          "valid_gain": {t: gains[t][i] for t in targets}} for i in range(epochs)], targets)
+    result["test_gain"] = {t: float(rng.normal(shift, 1.0)) for t in targets}
     result.update({
         "experiment": experiment, "setting": run.setting, "group": run.group,
         "stage": run.stage, "seed": run.seed, "scale": "cpu-small", "command": "python x",
@@ -223,7 +257,7 @@ def fake_results(tmp_path):
     base = dict(common.BASE["cpu-small"], seeds=[0, 1, 2])
     results = tmp_path / "results"
     for name, module in (("band_split", band_split), ("multitask", multitask),
-                         ("model_size", model_size)):
+                         ("model_size", model_size), ("normalisation", normalisation)):
         folder = results / name
         folder.mkdir(parents=True)
         for run in module.plan(base):
@@ -286,16 +320,27 @@ def test_report_tables_equal_means_of_the_json_files(fake_results, tmp_path):
         runs = load("model_size", f"drums_{row['band split']}_N{row['N']}_L{row['L']}")
         assert _cell_stats(row["drums best"]) == _expect(
             [r["best_valid_usdr"]["drums"] for r in runs])
+    # 4. normalisation: validation (best epoch) / test gain per target, mean test gain
+    table = [t for t in tables if t and "mean test" in t[0]][0]
+    assert [(r["norm"], r["band split"]) for r in table] == [
+        ("chunk", "universal41"), ("frame", "universal41"), ("chunk", "v7"), ("frame", "v7")]
+    for row in table:
+        runs = load("normalisation", f"{row['norm']}_{row['band split']}")
+        valid, test = row["bass valid / test"].split(" / ")
+        assert _cell_stats(valid) == _expect([r["best_valid_gain"]["bass"] for r in runs])
+        assert _cell_stats(test) == _expect([r["test_gain"]["bass"] for r in runs])
+        assert _cell_stats(row["mean test"]) == _expect(
+            [np.mean(list(r["test_gain"].values())) for r in runs])
     # wall time: the sum over the JSON files, per experiment and in total
     wall = [t for t in tables if t and "wall time" in t[0]][0]
     total = 0.0
-    for row in wall[:3]:
+    for row in wall[:4]:
         seconds = sum(json.loads((fake_results / row["experiment"] / n).read_text())[
             "wall_seconds"] for n in os.listdir(fake_results / row["experiment"])
             if n.endswith(".json") and n != "summary.json")
         total += seconds
         assert f"({seconds:.0f} s)" in row["wall time"]
-    assert f"({total:.0f} s)" in wall[3]["wall time"]
+    assert f"({total:.0f} s)" in wall[4]["wall time"]
     # figures are linked relative to the report
     assert "![fig.png](results/band_split/fig.png)" in text
     # claims: a separated difference and the honest default
