@@ -108,6 +108,25 @@ def own_seconds(results: List[dict]) -> float:
 def elapsed(results: List[dict]) -> Optional[float]:
     """Wall clock from the first run's start to the last run's end (runs
     that ran here, not reused ones), from ``finished_at`` and wall times."""
+    span = elapsed_span(results)
+    return None if span is None else span[1] - span[0]
+
+
+def union_elapsed(spans: Sequence[Optional[tuple]]) -> Optional[float]:
+    """Seconds covered by the experiments' ``(start, end)`` spans together:
+    experiments run in parallel count once, days between them not at all."""
+    total, end = 0.0, None
+    for start, stop in sorted(s for s in spans if s is not None):
+        if end is not None and start < end:
+            total += max(0.0, stop - end)
+        else:
+            total += stop - start
+        end = stop if end is None else max(end, stop)
+    return total if end is not None else None
+
+
+def elapsed_span(results: List[dict]) -> Optional[tuple]:
+    """``(first start, last end)`` of the runs that ran here, or None."""
     spans = []
     for r in results:
         if r.get("reused_from") or not r.get("finished_at"):
@@ -119,7 +138,7 @@ def elapsed(results: List[dict]) -> Optional[float]:
         spans.append((end - r.get("wall_seconds", 0.0), end))
     if not spans:
         return None
-    return max(e for _, e in spans) - min(s for s, _ in spans)
+    return min(s for s, _ in spans), max(e for _, e in spans)
 
 
 # ----------------------------------------------------------------- sections
@@ -141,7 +160,7 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         "",
         f"- Scale: **{', '.join(scales)}**; seeds {', '.join(map(str, seeds))}.",
         f"- Data: {'; '.join(datasets)}"
-        + (" — synthetic songs (MUSDB18-HQ layout), NOT MUSDB18: the numbers are not "
+        + (" — generated songs (MUSDB18-HQ layout), NOT MUSDB18: the numbers are not "
            "comparable to published ones." if any(r.get("builtin_dataset") for r in flat)
            else "."),
         f"- Machine: {'; '.join(machines)}; no GPU. Another process shared the 2 cores for "
@@ -165,7 +184,8 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         "Measured wall time: \"wall time\" is the sum of the runs' wall times (each "
         "including TensorFlow start-up and tracing; runs reused from another experiment are "
         "counted once, where they ran); \"elapsed\" is the wall clock from the first run's "
-        "start to the last run's end (less than the sum where experiments ran in parallel).",
+        "start to the last run's end (less than the sum where experiments ran in parallel); "
+        "its total counts the time in which any experiment ran (not the days between them).",
         "",
         "| experiment | runs | reused | wall time | elapsed |",
         "|---|---:|---:|---:|---:|",
@@ -178,7 +198,7 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         span = elapsed(rs)
         lines.append(f"| {name} | {len(rs)} | {sum(1 for r in rs if r.get('reused_from'))} "
                      f"| {minutes(secs)} | {'–' if span is None else minutes(span)} |")
-    span = elapsed(flat)
+    span = union_elapsed([elapsed_span(rs) for rs in all_results.values()])
     lines += [f"| **total** | {sum(len(v) for v in all_results.values())} | | "
               f"**{minutes(total)}** | {'–' if span is None else minutes(span)} |", ""]
     tested = [r for r in flat if r.get("test_usdr")]

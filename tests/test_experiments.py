@@ -349,6 +349,12 @@ def test_report_tables_equal_means_of_the_json_files(fake_results, tmp_path):
     assert "every seed of universal is above every seed of v7" in line
 
 
+def test_total_elapsed_counts_overlaps_once_and_gaps_not_at_all():
+    assert report.union_elapsed([(0.0, 10.0), (5.0, 20.0), None, (100.0, 110.0)]) == 30.0
+    assert report.union_elapsed([(0.0, 50.0), (10.0, 20.0)]) == 50.0
+    assert report.union_elapsed([None]) is None
+
+
 def test_compare_wording_follows_the_seed_ranges():
     assert "overlap" in report.compare([1.0, 2.0], [1.5, 2.5], "a", "b", "x")
     assert "every seed of a is above" in report.compare([3.0, 4.0], [1.0, 2.0], "a", "b", "x")
