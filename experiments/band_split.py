@@ -22,7 +22,7 @@ from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import common  # noqa: E402
+from experiments import common, driver, records  # noqa: E402
 from experiments.common import BAND_SPLITS, Run  # noqa: E402
 
 EXPERIMENT = "band_split"
@@ -64,7 +64,7 @@ def plan(base: dict) -> List[Run]:
 def plot(results: dict, out: str) -> List[str]:
     """Figure 8: validation uSDR per epoch, drums training and bass transfer."""
     plt = common.pyplot()
-    by_setting = common.by_setting(results.values())
+    by_setting = records.by_setting(results.values())
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colors = {"v7": "tab:blue", "universal": "tab:orange", "universal41": "tab:green"}
     for ax, setting_of, target, title in (
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    return common.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
+    return driver.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
                                  lambda base: {"splits": list(SPLITS)})
 
 

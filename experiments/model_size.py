@@ -20,7 +20,7 @@ from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import common  # noqa: E402
+from experiments import common, driver, records  # noqa: E402
 from experiments.common import BAND_SPLITS, Run  # noqa: E402
 
 EXPERIMENT = "model_size"
@@ -60,7 +60,7 @@ def plot(results: dict, out: str) -> List[str]:
         sizes = groups.get(split, {})
         points = []
         for (n, layers), runs in sizes.items():
-            s = common.stats(r["best_valid_usdr"][TARGET] for r in runs)
+            s = records.stats(r["best_valid_usdr"][TARGET] for r in runs)
             points.append((runs[0]["parameters"], s, n, layers, runs))
         points.sort(key=lambda p: p[0])
         if not points:
@@ -103,7 +103,7 @@ def _sizes(base: dict, args) -> None:
 
 
 def main(argv=None) -> int:
-    return common.run_experiment(
+    return driver.run_experiment(
         EXPERIMENT, build_parser().parse_args(argv), plan, plot,
         lambda base: {"splits": list(SPLITS), "sizes": [list(s) for s in base["sizes"]]},
         adjust_base=_sizes)

@@ -30,7 +30,7 @@ from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import common  # noqa: E402
+from experiments import common, driver, records  # noqa: E402
 from experiments.common import BAND_SPLITS, Run  # noqa: E402
 
 EXPERIMENT = "multitask"
@@ -88,7 +88,7 @@ def plan(base: dict) -> List[Run]:
 
 def plot(results: dict, out: str) -> List[str]:
     plt = common.pyplot()
-    by_setting = common.by_setting(results.values())
+    by_setting = records.by_setting(results.values())
     paths = []
 
     # A: best validation uSDR per target, MTL vs single (same total budget).
@@ -104,7 +104,7 @@ def plot(results: dict, out: str) -> List[str]:
                       if target in r.get("best_valid_usdr", {})]
             if not values:
                 continue
-            s = common.stats(values)
+            s = records.stats(values)
             xs.append(i + offset)
             means.append(s["mean"])
             lows.append(s["mean"] - s["min"])
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    return common.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
+    return driver.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
                                  lambda base: {"band_split": SPLIT, "budget": BUDGET})
 
 

@@ -23,7 +23,7 @@ from typing import List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import common  # noqa: E402
+from experiments import common, driver  # noqa: E402
 from experiments.common import BAND_SPLITS, Run  # noqa: E402
 
 EXPERIMENT = "normalisation"
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    return common.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
+    return driver.run_experiment(EXPERIMENT, build_parser().parse_args(argv), plan, plot,
                                  lambda base: {"norms": list(NORMS), "splits": list(SPLITS)})
 
 

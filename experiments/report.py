@@ -25,8 +25,9 @@ from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import band_split, common, model_size, multitask, normalisation  # noqa: E402
-from experiments.common import by_setting, stats  # noqa: E402
+from experiments import (band_split, common, model_size, multitask,  # noqa: E402
+                         normalisation, records)
+from experiments.records import by_setting, stats  # noqa: E402
 
 EXPERIMENTS = ("band_split", "multitask", "model_size", "normalisation")
 
@@ -92,7 +93,7 @@ def link(path: str, report_dir: str) -> str:
 
 def figures(folder: str, report_dir: str) -> List[str]:
     try:
-        with open(os.path.join(folder, common.SUMMARY_FILE)) as f:
+        with open(os.path.join(folder, records.SUMMARY_FILE)) as f:
             names = json.load(f).get("figures", [])
     except (OSError, ValueError):
         names = []
@@ -441,7 +442,7 @@ def _mean_test_gain(runs: Sequence[dict], targets: Sequence[str]) -> List[float]
 
 def build_report(results_dir: str, out: str) -> str:
     report_dir = os.path.dirname(os.path.abspath(out))
-    all_results = {name: common.load_results(os.path.join(results_dir, name))
+    all_results = {name: records.load_results(os.path.join(results_dir, name))
                    for name in EXPERIMENTS}
     claims: Dict[str, List[str]] = {name: [] for name in EXPERIMENTS}
     lines = ["# Refined BSRNN experiments at small scale", "",

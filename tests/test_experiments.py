@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from experiments import (band_split, common, model_size, multitask,  # noqa: E402
-                         normalisation, report)
+                         normalisation, records, report)
 
 RESULT_FIELDS = {"experiment", "setting", "seed", "scale", "command", "config", "wall_seconds",
                  "parameters", "trainable_parameters", "num_bands", "targets", "epochs",
@@ -200,7 +200,7 @@ def _fake_result(run: common.Run, experiment: str, rng, shift: float = 0.0) -> d
     epochs = 3
     curves = {t: list(rng.normal(2.0 + shift, 1.0, epochs)) for t in targets}
     gains = {t: list(rng.normal(shift, 1.0, epochs)) for t in targets}
-    result = common.history_curves(
+    result = records.history_curves(
         [{"epoch": i + 1, "train_loss": 1.0 - 0.1 * i, "seconds": 1.0,
           "valid_usdr": {t: curves[t][i] for t in targets},
           "valid_gain": {t: gains[t][i] for t in targets}} for i in range(epochs)], targets)
@@ -263,10 +263,10 @@ def fake_results(tmp_path):
         for run in module.plan(base):
             # universal transfers clearly better than v7 ones: a separated claim.
             shift = 10.0 if run.setting == "bass_from_drums_universal" else 0.0
-            common.write_json(str(folder / f"{run.key}.json"),
+            records.write_json(str(folder / f"{run.key}.json"),
                               _fake_result(run, name, rng, shift))
         (folder / "fig.png").write_bytes(b"\x89PNG fake")
-        common.write_json(str(folder / "summary.json"), {"figures": ["fig.png"]})
+        records.write_json(str(folder / "summary.json"), {"figures": ["fig.png"]})
     return results
 
 
@@ -365,10 +365,10 @@ def test_compare_wording_follows_the_seed_ranges():
 
 def test_stats_match_numpy():
     values = [1.0, 2.5, -0.5, 4.0]
-    s = common.stats(values + [float("nan"), None])
+    s = records.stats(values + [float("nan"), None])
     assert s["n"] == 4
     assert s["mean"] == pytest.approx(np.mean(values))
     assert s["std"] == pytest.approx(np.std(values, ddof=1))
     assert (s["min"], s["max"]) == (-0.5, 4.0)
-    assert common.stats([3.0])["std"] == 0.0
-    assert common.stats([])["mean"] is None and not math.isnan(common.stats([1.0])["mean"])
+    assert records.stats([3.0])["std"] == 0.0
+    assert records.stats([])["mean"] is None and not math.isnan(records.stats([1.0])["mean"])

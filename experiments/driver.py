@@ -1,0 +1,401 @@
+"""Runs an experiment: :class:`Driver` takes the :class:`~experiments.common.Run`
+objects of a driver and, for every run in order:
+
+1. skips it when its result JSON exists (resumability: delete the JSON, or
+   the whole output folder, to redo a run);
+2. calls ``training/fit.py`` (a subprocess by default) with the run's flags
+   plus ``--seed``, ``--run-dir``, ``--quiet`` and the dataset root;
+3. optionally calls ``training/evaluate.py`` on the saved model (test subset);
+4. writes one result JSON (:mod:`experiments.records`).
+
+Nothing here trains or scores anything itself: numbers come from the files
+``fit.py`` and ``evaluate.py`` write (``history.json``, ``config.json``,
+``evaluation/results.json``). :func:`run_experiment` is every driver's
+``main``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+from experiments.common import (BASE, EVALUATE, FIT, ROOT, ExperimentError, Run, absolute,
+                                display_command, machine, rel, scale_base)
+from experiments.records import (RESULT_VERSION, SUMMARY_FILE, _num_bands, history_curves,
+                                 load_results, read_evaluation, read_result, summarize,
+                                 write_json)
+
+_PARAMS_RE = re.compile(r"(\d+) bands \((.*?)\), (\d+) parameters \((\d+) trainable\)")
+_BUILTIN_RE = re.compile(r"using the built-in (\w+) dataset \(.*\) at (\S+)")
+
+
+class Driver:
+    """Runs (or skips) :class:`Run` objects and collects their results."""
+
+    def __init__(self, experiment: str, args, log=print):
+        self.experiment = experiment
+        self.args = args
+        self.scale = args.scale
+        self.out = os.path.abspath(args.out)
+        self.log = log
+        self.musdb_root = args.musdb_root or os.environ.get("MUSDB_PATH")
+        if self.scale == "paper" and not self.musdb_root and not args.dry_run:
+            raise ExperimentError("--scale paper trains on MUSDB18-HQ: give --musdb-root or set "
+                                  "MUSDB_PATH (or use --dry-run to see the commands)")
+        base = BASE[self.scale]
+        self.evaluate = base["evaluate"] if args.evaluate is None else args.evaluate
+        self.reuse = not getattr(args, "no_reuse", False)
+        self.results: Dict[str, dict] = {}
+        self.run_dirs: Dict[str, str] = {}  # key -> run dir of a reused run
+        self.failures: List[dict] = []
+        self.started = time.time()
+
+    # -- paths --------------------------------------------------------------
+    def run_dir(self, key: str) -> str:
+        return self.run_dirs.get(key) or os.path.join(self.out, "runs", key)
+
+    def result_path(self, key: str) -> str:
+        return os.path.join(self.out, f"{key}.json")
+
+    def log_path(self, key: str) -> str:
+        return os.path.join(self.out, "runs", f"{key}.log")
+
+    def fit_argv(self, run: Run) -> List[str]:
+        argv = list(run.flags)
+        if run.backbone:
+            argv += ["--init-backbone", self.run_dir(run.backbone), "--freeze-backbone"]
+        argv += ["--seed", str(run.seed), "--run-dir", self.run_dir(run.key), "--quiet"]
+        if self.musdb_root:
+            argv += ["--musdb-root", self.musdb_root]
+        return argv
+
+    def evaluate_argv(self, run: Run) -> List[str]:
+        argv = ["-m", self.run_dir(run.key), "-o", os.path.join(self.run_dir(run.key),
+                                                               "evaluation")]
+        if self.musdb_root:
+            argv += ["--musdb-root", self.musdb_root]
+        return argv
+
+    # -- running ------------------------------------------------------------
+    def select(self, runs: List[Run]) -> List[Run]:
+        """``--only``: those settings plus the runs they depend on."""
+        only = getattr(self.args, "only", None)
+        if not only:
+            return runs
+        unknown = set(only) - {r.setting for r in runs}
+        if unknown:
+            raise ExperimentError(f"--only: unknown setting(s) {sorted(unknown)}; settings: "
+                                  f"{sorted({r.setting for r in runs})}")
+        by_key = {r.key: r for r in runs}
+        keep = {r.key for r in runs if r.setting in only}
+        frontier = list(keep)
+        while frontier:
+            dep = by_key[frontier.pop()].backbone
+            if dep and dep not in keep:
+                keep.add(dep)
+                frontier.append(dep)
+        return [r for r in runs if r.key in keep]
+
+    def execute(self, runs: List[Run]) -> Dict[str, dict]:
+        """Runs each run in order (dependencies first); returns {key: result}."""
+        runs = self.select(runs)
+        keys = [r.key for r in runs]
+        if len(set(keys)) != len(keys):
+            raise ExperimentError(f"duplicate runs in {keys}")
+        for i, run in enumerate(runs, 1):
+            prefix = f"[{self.experiment} {i}/{len(runs)}] {run.key}"
+            if self.args.dry_run:
+                found = self._reusable(run)
+                if found is not None:
+                    self.log(f"{prefix}: would reuse {rel(found[0])} (same fit.py flags)")
+                    self.run_dirs[run.key] = found[1]
+                    continue
+                self.log(f"{prefix}:\n  {display_command(FIT, self.fit_argv(run))}")
+                if self._evaluates(run):
+                    self.log(f"  {display_command(EVALUATE, self.evaluate_argv(run))}")
+                continue
+            existing = read_result(self.result_path(run.key))
+            if existing is not None:
+                self.log(f"{prefix}: finished earlier, skipped ({rel(self.result_path(run.key))})")
+                if self._changed(run, existing):
+                    self.log(f"  WARNING: {run.key} was run with other fit.py flags than this "
+                             f"scale's ({existing.get('command')}); delete its JSON and run "
+                             "folder to redo it")
+                self.results[run.key] = existing
+                if existing.get("reused_from"):
+                    self.run_dirs[run.key] = absolute(existing["run_dir"])
+                continue
+            reused = self._reuse(run)
+            if reused is not None:
+                self.log(f"{prefix}: same fit.py flags as {reused['reused_from']}: reused")
+                self.results[run.key] = reused
+                continue
+            if run.backbone and run.backbone not in self.results:
+                self._fail(run, f"its backbone run {run.backbone} did not finish")
+                self.log(f"{prefix}: SKIPPED, backbone run {run.backbone} did not finish")
+                continue
+            self.log(f"{prefix}: training ...")
+            result = self._run_one(run)
+            if result is not None:
+                self.results[run.key] = result
+                self.log(f"{prefix}: done in {result['wall_seconds']:.0f} s, best validation "
+                         f"uSDR " + ", ".join(f"{t} {v:.2f}" for t, v in
+                                               result["best_valid_usdr"].items()) + " dB")
+        return self.results
+
+    def _changed(self, run: Run, existing: dict) -> bool:
+        key = self.fit_args_key(run)
+        if key is not None and existing.get("fit_args_key"):
+            return key != existing["fit_args_key"]
+        if existing.get("reused_from"):
+            return False
+        return existing.get("argv") is not None and existing["argv"] != [
+            rel(a) for a in self.fit_argv(run)]
+
+    def fit_args_key(self, run: Run) -> Optional[str]:
+        """The run's fit.py arguments, parsed, without where it writes: two
+        runs with the same key train the same model on the same data. None
+        for transfer runs (their backbone is another run)."""
+        if run.backbone:
+            return None
+        fit = import_script(FIT)
+        try:
+            namespace = vars(fit.build_parser().parse_args(self.fit_argv(run)))
+        except SystemExit:
+            return None
+        for name in ("run_dir", "quiet", "logdir", "name"):
+            namespace.pop(name, None)
+        return json.dumps(namespace, sort_keys=True)
+
+    def _reusable(self, run: Run) -> Optional[tuple]:
+        """``(result path, run dir, result)`` of a finished run of another
+        experiment (a folder next to ``--out``) with the same fit.py flags."""
+        key = self.fit_args_key(run) if self.reuse else None
+        if key is None:
+            return None
+        parent = os.path.dirname(self.out)
+        for folder in sorted(os.listdir(parent)) if os.path.isdir(parent) else []:
+            path = os.path.join(parent, folder)
+            if path == self.out or not os.path.isdir(path):
+                continue
+            for other in load_results(path):
+                if (other.get("fit_args_key") != key or other.get("reused_from")
+                        or other.get("scale") != self.scale):
+                    continue
+                run_dir = absolute(other["run_dir"])
+                if os.path.exists(os.path.join(run_dir, "model.keras")):
+                    return (os.path.join(path, f"{other['setting']}-seed{other['seed']}.json"),
+                            run_dir, other)
+        return None
+
+    def _reuse(self, run: Run) -> Optional[dict]:
+        """The :meth:`_reusable` run copied as this run's result (its
+        ``reused_from`` names the source; its run dir is used as is)."""
+        found = self._reusable(run)
+        if found is None:
+            return None
+        source, run_dir, other = found
+        result = dict(other)
+        result.update({"experiment": self.experiment, "setting": run.setting,
+                       "group": run.group, "stage": run.stage, "seed": run.seed,
+                       "backbone_run": run.backbone, **dict(run.meta),
+                       "reused_from": rel(source)})
+        self.run_dirs[run.key] = run_dir
+        write_json(self.result_path(run.key), result)
+        return result
+
+    def _evaluates(self, run: Run) -> bool:
+        return self.evaluate if run.evaluate is None else run.evaluate
+
+    def _fail(self, run: Run, why: str) -> None:
+        self.failures.append({"run": run.key, "error": why})
+
+    def _run_one(self, run: Run) -> Optional[dict]:
+        os.makedirs(os.path.join(self.out, "runs"), exist_ok=True)
+        log_path = self.log_path(run.key)
+        resumed = os.path.isdir(os.path.join(self.run_dir(run.key), "checkpoints"))
+        argv = self.fit_argv(run)
+        start = time.time()
+        code, output = call_script(FIT, argv, log_path, self.args.in_process, append=False)
+        fit_seconds = time.time() - start
+        if code != 0:
+            tail = "\n    ".join(output.strip().splitlines()[-8:])
+            self.log(f"  FAILED (exit {code}); see {rel(log_path)}:\n    {tail}")
+            self._fail(run, f"fit.py exit status {code}; log {rel(log_path)}")
+            return None
+        try:
+            result = self._collect(run, argv, output, fit_seconds, resumed)
+        except (OSError, ValueError, KeyError) as e:
+            self._fail(run, f"cannot read the run's files: {e}")
+            self.log(f"  FAILED: cannot read the run's files: {e}")
+            return None
+        if self._evaluates(run):
+            eargv = self.evaluate_argv(run)
+            start = time.time()
+            code, _ = call_script(EVALUATE, eargv, log_path, self.args.in_process, append=True)
+            result["test_command"] = display_command(EVALUATE, eargv)
+            result["test_wall_seconds"] = time.time() - start
+            if code == 0:
+                result.update(read_evaluation(os.path.join(self.run_dir(run.key), "evaluation",
+                                                           "results.json")))
+            else:
+                self.log(f"  evaluate.py failed (exit {code}); see {rel(log_path)}")
+                result["test_error"] = f"evaluate.py exit status {code}"
+        result["wall_seconds"] = fit_seconds + result.get("test_wall_seconds", 0.0)
+        write_json(self.result_path(run.key), result)
+        return result
+
+    def _collect(self, run: Run, argv: List[str], output: str, seconds: float,
+                 resumed: bool) -> dict:
+        run_dir = self.run_dir(run.key)
+        with open(os.path.join(run_dir, "history.json")) as f:
+            history = json.load(f)
+        with open(os.path.join(run_dir, "config.json")) as f:
+            config = json.load(f)
+        if not history:
+            raise ValueError("empty history.json")
+        match = _PARAMS_RE.search(output)
+        builtin = _BUILTIN_RE.search(output)
+        targets = list(config["model"]["targets"])
+        curves = history_curves(history, targets)
+        return {
+            "version": RESULT_VERSION,
+            "experiment": self.experiment,
+            "setting": run.setting,
+            "group": run.group,
+            "stage": run.stage,
+            "seed": run.seed,
+            "scale": self.scale,
+            "backbone_run": run.backbone,
+            "command": display_command(FIT, argv),
+            "fit_args_key": self.fit_args_key(run),
+            "argv": [rel(a) for a in argv],
+            "run_dir": rel(run_dir),
+            "config": config,
+            "targets": targets,
+            "num_bands": int(match.group(1)) if match else _num_bands(config),
+            "parameters": int(match.group(3)) if match else None,
+            "trainable_parameters": int(match.group(4)) if match else None,
+            "dataset": (f"built-in {builtin.group(1)} dataset ({builtin.group(2)})" if builtin
+                        else self.musdb_root),
+            "builtin_dataset": builtin is not None,
+            "resumed": resumed,
+            "fit_wall_seconds": seconds,
+            "train_seconds": float(sum(h.get("seconds", 0.0) for h in history)),
+            **curves,
+            **dict(run.meta),
+            "machine": machine(),
+            "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+
+    # -- summary ------------------------------------------------------------
+    def write_summary(self, runs: List[Run], extra: Optional[dict] = None) -> dict:
+        runs = self.select(runs)
+        order = []
+        for r in runs:
+            if r.setting not in order:
+                order.append(r.setting)
+        results = [self.results[r.key] for r in runs if r.key in self.results]
+        summary = summarize(self.experiment, results, order)
+        summary["scale"] = self.scale
+        summary["failures"] = self.failures
+        summary["missing_runs"] = [r.key for r in runs if r.key not in self.results]
+        summary["driver_wall_seconds_last_invocation"] = time.time() - self.started
+        if extra:
+            summary.update(extra)
+        write_json(os.path.join(self.out, SUMMARY_FILE), summary)
+        return summary
+
+
+def call_script(script: str, argv: List[str], log_path: str, in_process: bool,
+                append: bool) -> tuple:
+    """Runs ``script`` (fit.py or evaluate.py) with ``argv``; returns
+    ``(exit code, its output)``; the output also goes to ``log_path``."""
+    mode = "a" if append else "w"
+    if not in_process:
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+                   PYTHONUNBUFFERED="1")
+        with open(log_path, mode) as log:
+            log.write(f"$ {display_command(script, argv)}\n")
+            log.flush()
+            start = log.tell()
+            code = subprocess.call([sys.executable, script, *argv], cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT, env=env)
+        with open(log_path) as log:
+            log.seek(start)
+            return code, log.read()
+    module = import_script(script)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+        try:
+            code = module.main(list(argv))
+        except SystemExit as e:  # argparse errors
+            code = e.code if isinstance(e.code, int) else 1
+        except Exception as e:  # noqa: BLE001  (recorded as a failed run)
+            print(f"{type(e).__name__}: {e}")
+            code = 1
+    text = buffer.getvalue()
+    with open(log_path, mode) as log:
+        log.write(f"$ {display_command(script, argv)}\n{text}")
+    return code or 0, text
+
+
+def import_script(script: str):
+    """training/fit.py or training/evaluate.py as a module (cheap: they import
+    TensorFlow only inside main)."""
+    import importlib
+    training = os.path.dirname(script)
+    if training not in sys.path:
+        sys.path.insert(0, training)
+    return importlib.import_module(os.path.splitext(os.path.basename(script))[0])
+
+
+def finish(driver: Driver, summary: dict) -> int:
+    """Prints the outcome; exit status 1 if any run failed."""
+    if driver.args.dry_run:
+        return 0
+    done = summary["runs"]
+    driver.log(f"{driver.experiment}: {done} run(s) finished, "
+               f"{summary['wall_seconds_runs_total']:.0f} s of run wall time in total; "
+               f"results in {rel(driver.out)}")
+    if driver.failures:
+        for f in driver.failures:
+            driver.log(f"  failed: {f['run']}: {f['error']}")
+        return 1
+    return 0
+
+
+def run_experiment(experiment: str, args, plan, plot, summary_extra,
+                   adjust_base=None) -> int:
+    """The ``main`` of every driver: plan the runs for the scale, run them
+    (skipping finished ones), plot, write ``summary.json``.
+
+    Args:
+      plan: ``base -> runs``; plot: ``(results, out folder) -> [png paths]``.
+      summary_extra: ``base -> dict`` merged into the summary.
+      adjust_base: optional ``(base, args) -> None`` for driver-specific flags;
+        may raise :class:`ExperimentError`.
+    """
+    try:
+        base = scale_base(args)
+        if adjust_base is not None:
+            adjust_base(base, args)
+        driver = Driver(experiment, args)
+        runs = plan(base)
+        results = driver.execute(runs)
+    except ExperimentError as e:
+        print(f"{experiment}: error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        return 0
+    figures = [] if args.no_plots or not results else plot(results, driver.out)
+    summary = driver.write_summary(runs, {"figures": [os.path.basename(f) for f in figures],
+                                          **summary_extra(base)})
+    return finish(driver, summary)
