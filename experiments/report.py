@@ -423,6 +423,28 @@ def normalisation_section(results: List[dict], folder: str, report_dir: str,
                      f"{cell(values(runs, 'test_gain', t))}" for t in targets]
             lines.append(f"| {norm} | {split} | {runs[0].get('num_bands')} | {budget(runs)} | "
                          + " | ".join(gains) + f" | {cell(_mean_test_gain(runs, targets))} |")
+    lines += ["", "The same runs' uSDR in dB (validation at the best epoch / test), and the "
+              "references of the test songs: the best-scaled mixture (what no separation "
+              "reaches) and the oracle ideal ratio mask (the ceiling of a mask model):", "",
+              "| norm | band split | " + " | ".join(f"{t} valid / test" for t in targets)
+              + " |", "|---|---|" + "---|" * len(targets)]
+    for split in normalisation.SPLITS:
+        for norm in normalisation.NORMS:
+            runs = groups.get(normalisation.setting(norm, split), [])
+            if runs:
+                lines.append(f"| {norm} | {split} | " + " | ".join(
+                    f"{cell(values(runs, 'best_valid_usdr', t))} / "
+                    f"{cell(values(runs, 'test_usdr', t))}" for t in targets) + " |")
+    tested = [r for r in results if r.get("test_scaled_mixture_usdr")]
+    if tested:
+        lines.append("| best-scaled mixture | | " + " | ".join(
+            f"– / {cell(values(tested[:1], 'test_scaled_mixture_usdr', t))}" for t in targets)
+            + " |")
+    tested = [r for r in results if r.get("test_oracle_irm_usdr")]
+    if tested:
+        lines.append("| oracle IRM | | " + " | ".join(
+            f"– / {cell(values(tested[:1], 'test_oracle_irm_usdr', t))}" for t in targets)
+            + " |")
     lines += ["", *figures(folder, report_dir), ""]
     for split in normalisation.SPLITS:
         chunk = groups.get(normalisation.setting("chunk", split), [])
