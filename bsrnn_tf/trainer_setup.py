@@ -4,20 +4,17 @@ The configured dataset's train and valid tracks (:func:`load_tracks_for`),
 a trainer fed by the tf.data pipelines over them, one input pipeline per
 ``tf.distribute`` input context (:func:`make_trainer`), and the removal of a
 non-chief worker's scratch checkpoints (:func:`cleanup_worker_dir`). The
-training loop itself is :mod:`bsrnn_tf.trainer`, which re-exports these.
+training loop itself is :mod:`bsrnn_tf.trainer`.
 """
 
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from bsrnn_tf.config import ExperimentConfig
-
-if TYPE_CHECKING:
-    from bsrnn_tf.trainer import Trainer
+from bsrnn_tf.trainer import Trainer
 
 
 def load_tracks_for(config: ExperimentConfig) -> tuple:
@@ -36,7 +33,6 @@ def make_trainer(model, config: ExperimentConfig, run_dir: str,
     """A :class:`Trainer` fed by the tf.data pipeline over the given tracks:
     each input pipeline draws its own random stream (seed + pipeline id)."""
     from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
-    from bsrnn_tf.trainer import Trainer  # here: bsrnn_tf.trainer imports this module
     targets, rate = model.targets, model.sample_rate
 
     def train_fn(context: tf.distribute.InputContext):
