@@ -182,7 +182,7 @@ def sampled_dataset_root() -> str:
 
 def add_cli_arguments(parser) -> None:
     """Adds ``--kind {synth,sampled}`` and the sampled-only options to the
-    ``make-dataset`` parser of :mod:`bsrnn_tf.datasets.synth`."""
+    ``make-dataset`` parser of :mod:`bsrnn_tf.datasets.cli`."""
     parser.add_argument("--kind", choices=("synth", "sampled"), default="synth",
                         help="synth: the synthesized dataset; sampled: songs rendered from "
                              "soundfonts by FluidSynth (train and test use different fonts)")

@@ -21,7 +21,7 @@ stereo placement. A song depends only on ``(seed, subset, index)``, so the
 dataset and its track names are deterministic for a seed.
 
 This module levels, quantises, mixes and writes the songs, and makes the
-built-in copy and the ``make-dataset`` command; the music (plan and the four
+built-in copy (the ``make-dataset`` command is :mod:`bsrnn_tf.datasets.cli`); the music (plan and the four
 renderers) is :mod:`bsrnn_tf.datasets.synth_parts`, its signal building
 blocks :mod:`bsrnn_tf.datasets.synth_dsp`. Both are re-exported here.
 
