@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-layers", type=int, help="L, band-sequence blocks")
     p.add_argument("--norm", choices=NORMS,
                    help="normalisation statistics: chunk (the authors', default) or frame "
-                        "(per-frame layer norm, models before 2026-12)")
+                        "(per-frame layer norm, bsrnn_tf before 0.2)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
@@ -127,7 +127,8 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
     if len(m.targets) > 1 and not args.mtl and not args.config:
         raise ConfigError(f"several targets {m.targets} need --mtl (one backbone, one head each)")
     for flag, obj, field in [("bands", m, "bands"), ("num_edges", m, "num_edges"),
-                             ("feature_dim", m, "feature_dim"), ("num_layers", m, "num_layers"), ("norm", m, "norm"),
+                             ("feature_dim", m, "feature_dim"), ("num_layers", m, "num_layers"),
+                             ("norm", m, "norm"),
                              ("epochs", t, "epochs"), ("batch_size", t, "batch_size"),
                              ("lr", t, "learning_rate"), ("lr_decay", t, "lr_decay"),
                              ("lr_decay_epochs", t, "lr_decay_epochs"),
