@@ -28,12 +28,24 @@ from typing import Dict, List, Optional
 
 from experiments.common import (BASE, EVALUATE, FIT, ROOT, ExperimentError, Run, absolute,
                                 display_command, machine, rel, scale_base)
-from experiments.records import (RESULT_VERSION, SUMMARY_FILE, _num_bands, history_curves,
+from experiments.records import (RESULT_VERSION, SUMMARY_FILE, history_curves,
                                  load_results, read_evaluation, read_result, summarize,
                                  write_json)
 
 _PARAMS_RE = re.compile(r"(\d+) bands \((.*?)\), (\d+) parameters \((\d+) trainable\)")
 _BUILTIN_RE = re.compile(r"using the built-in (\w+) dataset \(.*\) at (\S+)")
+
+
+def _num_bands(config: dict) -> Optional[int]:
+    """Bands of a run's saved config (for a run that fit.py found complete
+    and so did not describe)."""
+    from bsrnn_tf.config import model_config_from_dict
+    from bsrnn_tf.bands import band_ranges
+    try:
+        m = model_config_from_dict(config["model"])
+        return len(band_ranges(m.bands, m.stft.sample_rate, m.stft.n_fft, m.num_edges))
+    except Exception:  # noqa: BLE001  (a description only)
+        return None
 
 
 class Driver:

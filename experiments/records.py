@@ -17,6 +17,8 @@ import os
 import time
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from bsrnn_tf.fileio import atomic_write_text
+
 SUMMARY_FILE = "summary.json"
 RESULT_VERSION = 1
 
@@ -46,18 +48,6 @@ def history_curves(history: List[dict], targets: Sequence[str]) -> dict:
         "best_valid_usdr": {t: curves[t][best] for t in targets},
         "best_valid_usdr_mean": means[best],
     }
-
-
-def _num_bands(config: dict) -> Optional[int]:
-    """Bands of a run's saved config (for a run that fit.py found complete
-    and so did not describe)."""
-    from bsrnn_tf.config import model_config_from_dict
-    from bsrnn_tf.bands import band_ranges
-    try:
-        m = model_config_from_dict(config["model"])
-        return len(band_ranges(m.bands, m.stft.sample_rate, m.stft.n_fft, m.num_edges))
-    except Exception:  # noqa: BLE001  (a description only)
-        return None
 
 
 def read_evaluation(path: str) -> dict:
@@ -101,12 +91,7 @@ def load_results(folder: str) -> List[dict]:
 
 
 def write_json(path: str, data) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, allow_nan=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True) + "\n")
 
 
 # -------------------------------------------------------------- statistics

@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from experiments import (band_split, common, model_size, multitask,  # noqa: E402
                          normalisation, records)
 from experiments.records import by_setting, stats  # noqa: E402
+from bsrnn_tf.fileio import atomic_write_text  # noqa: E402
 
 EXPERIMENTS = ("band_split", "multitask", "model_size", "normalisation")
 
@@ -435,16 +436,12 @@ def normalisation_section(results: List[dict], folder: str, report_dir: str,
                 lines.append(f"| {norm} | {split} | " + " | ".join(
                     f"{cell(values(runs, 'best_valid_usdr', t))} / "
                     f"{cell(values(runs, 'test_usdr', t))}" for t in targets) + " |")
-    tested = [r for r in results if r.get("test_scaled_mixture_usdr")]
-    if tested:
-        lines.append("| best-scaled mixture | | " + " | ".join(
-            f"– / {cell(values(tested[:1], 'test_scaled_mixture_usdr', t))}" for t in targets)
-            + " |")
-    tested = [r for r in results if r.get("test_oracle_irm_usdr")]
-    if tested:
-        lines.append("| oracle IRM | | " + " | ".join(
-            f"– / {cell(values(tested[:1], 'test_oracle_irm_usdr', t))}" for t in targets)
-            + " |")
+    for label, key in (("best-scaled mixture", "test_scaled_mixture_usdr"),
+                       ("oracle IRM", "test_oracle_irm_usdr")):
+        tested = [r for r in results if r.get(key)][:1]  # the same songs for every run
+        if tested:
+            lines.append(f"| {label} | | " + " | ".join(
+                f"– / {cell(values(tested, key, t))}" for t in targets) + " |")
     lines += ["", *figures(folder, report_dir), ""]
     for split in normalisation.SPLITS:
         chunk = groups.get(normalisation.setting("chunk", split), [])
@@ -500,7 +497,7 @@ def build_report(results_dir: str, out: str) -> str:
         with open(discussion) as f:
             lines += ["### Discussion", "", f.read().strip(), ""]
     text = "\n".join(lines).rstrip() + "\n"
-    common.write_text(out, text)
+    atomic_write_text(out, text)
     return text
 
 
