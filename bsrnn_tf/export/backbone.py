@@ -10,9 +10,9 @@ import shutil
 from typing import Callable, Optional
 
 from bsrnn_tf.export.common import (ensure_writable, model_section, path_size, provenance,
-                                    shipped_config, write_json)
+                                    write_config, write_json)
 from bsrnn_tf.export.parity import ParityProbe, error_figures
-from bsrnn_tf.fileio import CONFIG_FILE, EXPORT_FILE, atomic_save
+from bsrnn_tf.fileio import EXPORT_FILE, atomic_save
 
 KERAS_FILES = ("backbone.keras", "heads.keras")
 SAVEDMODELS = ("backbone_savedmodel", "heads_savedmodel")
@@ -62,7 +62,7 @@ def export_backbone(model, out_dir: str, *, source: Optional[str] = None,
         spectrum, training=False)}, spectrum_spec, os.path.join(out_dir, "backbone_savedmodel"))
     _write_archive(heads, lambda features: heads(features), features_spec,
                    os.path.join(out_dir, "heads_savedmodel"))
-    write_json(os.path.join(out_dir, CONFIG_FILE), shipped_config(model, config))
+    write_config(out_dir, model, config)
     export = {**provenance("backbone", source),
               "model": model_section(model, model.segment_samples),
               "band_ranges": [list(r) for r in model.band_ranges],

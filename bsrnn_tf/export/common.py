@@ -47,10 +47,10 @@ def load_for_export(path: str):
         model = load_separator(path)
     except ModelLoadError as e:
         raise ExportError(str(e)) from e
-    return cpu_copy(model), _shipped_config(path, model)
+    return cpu_copy(model), _run_config(path, model)
 
 
-def _shipped_config(path: str, model) -> dict:
+def _run_config(path: str, model) -> dict:
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     file = os.path.join(directory, CONFIG_FILE)
     is_run = os.path.isdir(path) or os.path.basename(path) == MODEL_FILE
@@ -117,9 +117,10 @@ def model_section(model, segment_samples: int) -> dict:
             "model_segment_samples": model.segment_samples}
 
 
-def shipped_config(model, config: Optional[dict]) -> dict:
-    """The ``config.json`` that goes with an artifact."""
-    return config or {"model": model.model_config}
+def write_config(directory: str, model, config: Optional[dict]) -> None:
+    """The ``config.json`` that goes with an artifact: ``config``, else the
+    model's own section."""
+    write_json(os.path.join(directory, CONFIG_FILE), config or {"model": model.model_config})
 
 
 def provenance(what: str, source: Optional[str]) -> dict:

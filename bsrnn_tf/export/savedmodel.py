@@ -18,10 +18,10 @@ from typing import Dict, Optional
 
 from bsrnn_tf.backends import SavedModelBackend
 from bsrnn_tf.export.common import (ExportError, directory_size, ensure_writable, model_info,
-                                    model_section, path_size, provenance, shipped_config,
+                                    model_section, path_size, provenance, write_config,
                                     write_json)
 from bsrnn_tf.export.parity import ParityProbe
-from bsrnn_tf.fileio import CONFIG_FILE, EXPORT_FILE
+from bsrnn_tf.fileio import EXPORT_FILE
 
 
 def separator_archive(model, segment: int, endpoints: Dict[str, str],
@@ -99,7 +99,7 @@ def export_savedmodel(model, base_dir: str, segment_samples: Optional[int] = Non
         archive = separator_archive(model, segment,
                                     {"serving_default": "waveform", "masks": "spectrum"})
         archive.write_out(tmp, verbose=False)
-        write_json(os.path.join(tmp, CONFIG_FILE), shipped_config(model, config))
+        write_config(tmp, model, config)
         export = {**provenance("savedmodel", source), "quantization": "none",
                   "model": model_section(model, segment),
                   "signatures": _signatures(model, segment)}

@@ -24,10 +24,10 @@ import numpy as np
 from bsrnn_tf.backends import TFLITE_METADATA_NAME, ModelInfo, TFLiteBackend
 from bsrnn_tf.export.common import (QUANTIZATION_LABELS, QUANTIZATIONS, VARIANTS, ExportError,
                                     check_choices, ensure_writable, model_info, model_section,
-                                    provenance, shipped_config, write_json)
+                                    provenance, write_config, write_json)
 from bsrnn_tf.export.parity import ParityProbe
 from bsrnn_tf.export.savedmodel import separator_archive
-from bsrnn_tf.fileio import CONFIG_FILE, EXPORT_FILE, atomic_write_bytes
+from bsrnn_tf.fileio import EXPORT_FILE, atomic_write_bytes
 
 
 def tflite_file_name(name: str, variant: str, quantize: str) -> str:
@@ -67,7 +67,7 @@ def export_tflite(model, out_dir: str, name: str = "bsrnn",
                     entry["parity_vs_keras"] = probe.measure(TFLiteBackend(path, num_threads))
                 artifacts[os.path.basename(path)] = entry
                 paths.append(path)
-    write_json(os.path.join(out_dir, CONFIG_FILE), shipped_config(model, config))
+    write_config(out_dir, model, config)
     section = model_section(model, segment)
     export = {**provenance("tflite", source), "model": section,
               "artifacts": {**_kept_artifacts(out_dir, section), **artifacts}}
