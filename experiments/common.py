@@ -50,11 +50,16 @@ BASE = {
                   "sizes": [(4, 1), (8, 1)], "evaluate": False},
     # The cpu preset's recipe (README, experiments/CPU_RECIPE.md): N = 32,
     # L = 3, n_fft 2048, 2 s chunks, batch 4, loss bsrnn+sdr; 12 epochs x 400
-    # examples (about 25 min per multi-target run on a 2-core CPU).
-    "cpu": {"preset": "cpu", "batch_size": 4, "valid_examples": 32, "seeds": [0],
+    # examples per model trained from scratch (about 25 min for a
+    # multi-target run alone on 2 CPU cores), 6 x 400 per head on a frozen
+    # backbone; three seeds. Data: experiments/holdout_data.py (songs without
+    # piano and guitar for every backbone; the songs with them for the
+    # new-instrument heads), unless --musdb-root is given.
+    "cpu": {"preset": "cpu", "batch_size": 4, "valid_examples": 32, "seeds": [0, 1, 2],
             "flags": ["--segment-seconds", "2", "--patience", "0", "--loss", "bsrnn+sdr"],
             "model": [], "epochs": 12, "examples": 400, "transfer_epochs": 6,
-            "transfer_examples": 400, "sizes": [(32, 3), (64, 3)], "evaluate": True},
+            "transfer_examples": 400, "sizes": [(32, 3), (64, 3)], "evaluate": True,
+            "data": "holdout"},
     # The refined paper: about 4 M parameters (the small preset: N = 64, L = 3,
     # n_fft 2048), MUSDB18-HQ, ~150 epochs; early stopping off so that every
     # setting gets the same budget.
@@ -86,6 +91,8 @@ class Run:
     group: str = ""                # what a figure colours by (band split, model)
     stage: str = "train"           # "train" (from scratch) or "transfer"
     backbone: Optional[str] = None  # key of the run whose frozen backbone is used
+    data: str = "default"          # "default" or "instruments" (songs with the new
+                                   # instruments' stems; see Driver.roots)
     evaluate: Optional[bool] = None  # None: the driver's default
     meta: dict = dataclasses.field(default_factory=dict)  # copied into the result
 
@@ -118,7 +125,12 @@ def add_common_args(p: argparse.ArgumentParser, experiment: str) -> None:
     p.add_argument("--out", default=os.path.join(RESULTS, experiment),
                    help=f"results folder (default experiments/results/{experiment})")
     p.add_argument("--musdb-root", help="MUSDB18-HQ root (default $MUSDB_PATH, else the built-in "
-                                        "dataset; required at --scale paper)")
+                                        "dataset, at --scale cpu the experiments' songs without "
+                                        "piano and guitar; required at --scale paper)")
+    p.add_argument("--instrument-root",
+                   help="dataset with the new instruments' stems (piano.wav, guitar.wav per "
+                        "track) for the new-instrument runs (default: --musdb-root, at --scale "
+                        "cpu the experiments' songs with them: experiments/holdout_data.py)")
     p.add_argument("--only", nargs="+", metavar="SETTING",
                    help="run only these settings (and the runs they start from)")
     p.add_argument("--dry-run", action="store_true",
@@ -172,23 +184,64 @@ def save_figure(fig, path: str) -> str:
     return path
 
 
-def plot_mean_curve(ax, results: List[dict], target: str, label: str, color=None) -> None:
-    """Mean over seeds of the per-epoch validation uSDR, min-max shaded."""
-    curves = [r["valid_usdr"][target] for r in results if target in r["valid_usdr"]]
+def plot_mean_curve(ax, results: List[dict], target: str, label: str, color=None,
+                    metric: str = "valid_usdr", x: str = "epoch", style: str = "-") -> None:
+    """Mean over seeds of a per-epoch validation curve (``valid_usdr`` or
+    ``valid_gain``), min-max shaded; ``x="minutes"`` puts the mean cumulative
+    epoch time on the x axis instead of the epoch."""
+    curves = [r[metric][target] for r in results if target in r.get(metric, {})]
     if not curves:
         return
     length = max(len(c) for c in curves)
     epochs = list(range(1, length + 1))
+    if x == "minutes":
+        times = [r.get("epoch_seconds", []) for r in results if target in r.get(metric, {})]
+        epochs = [sum(sum(t[:i + 1]) for t in times if len(t) > i) / 60.0 /
+                  max(1, sum(1 for t in times if len(t) > i)) for i in range(length)]
     columns = [[c[i] for c in curves if i < len(c)] for i in range(length)]
     mean = [sum(col) / len(col) for col in columns]
     lo = [min(col) for col in columns]
     hi = [max(col) for col in columns]
-    line, = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{label} (n={len(curves)})",
-                    color=color)
+    line, = ax.plot(epochs, mean, style, marker="o", markersize=3,
+                    label=f"{label} (n={len(curves)})", color=color)
     if len(curves) > 1:
         ax.fill_between(epochs, lo, hi, alpha=0.2, color=line.get_color())
-    from matplotlib.ticker import MaxNLocator
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if x == "epoch":
+        from matplotlib.ticker import MaxNLocator
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_bars(ax, groups: List[tuple], categories: Sequence[str], value) -> None:
+    """Grouped bars: ``groups`` is ``[(label, [result, ...]), ...]``; per
+    category the mean over results of ``value(result, category)`` (None:
+    missing), min-max as error bars, labelled with the mean."""
+    from experiments.records import stats
+    width = 0.8 / max(1, len(groups))
+    for g, (label, results) in enumerate(groups):
+        xs, means, lows, highs = [], [], [], []
+        for i, category in enumerate(categories):
+            values = [v for v in (value(r, category) for r in results) if v is not None]
+            if not values:
+                continue
+            s = stats(values)
+            xs.append(i + (g - (len(groups) - 1) / 2) * width)
+            means.append(s["mean"])
+            lows.append(s["mean"] - s["min"])
+            highs.append(s["max"] - s["mean"])
+        if xs:
+            bars = ax.bar(xs, means, width, yerr=[lows, highs], capsize=3,
+                          label=f"{label} (n={len(results)})")
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(range(len(categories)), categories)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.grid(axis="y", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def test_gain(result: dict, target: str):
+    """A run's held-out gain over the best-scaled mixture for ``target``, or None."""
+    return result.get("test_gain", {}).get(target)
 
 
 # -------------------------------------------------------------------- misc

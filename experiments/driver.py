@@ -62,6 +62,14 @@ class Driver:
             raise ExperimentError("--scale paper trains on MUSDB18-HQ: give --musdb-root or set "
                                   "MUSDB_PATH (or use --dry-run to see the commands)")
         base = BASE[self.scale]
+        self.instrument_root = getattr(args, "instrument_root", None) or self.musdb_root
+        if base.get("data") == "holdout":
+            from experiments import holdout_data
+            make = not args.dry_run
+            if not self.musdb_root:
+                self.musdb_root = holdout_data.holdout_root(make)
+            if not self.instrument_root:
+                self.instrument_root = holdout_data.full_root(make)
         self.evaluate = base["evaluate"] if args.evaluate is None else args.evaluate
         self.reuse = not getattr(args, "no_reuse", False)
         self.results: Dict[str, dict] = {}
@@ -79,20 +87,24 @@ class Driver:
     def log_path(self, key: str) -> str:
         return os.path.join(self.out, "runs", f"{key}.log")
 
+    def root(self, run: Run) -> Optional[str]:
+        """The dataset root of ``run`` (None: fit.py's built-in dataset)."""
+        return self.instrument_root if run.data == "instruments" else self.musdb_root
+
     def fit_argv(self, run: Run) -> List[str]:
         argv = list(run.flags)
         if run.backbone:
             argv += ["--init-backbone", self.run_dir(run.backbone), "--freeze-backbone"]
         argv += ["--seed", str(run.seed), "--run-dir", self.run_dir(run.key), "--quiet"]
-        if self.musdb_root:
-            argv += ["--musdb-root", self.musdb_root]
+        if self.root(run):
+            argv += ["--musdb-root", self.root(run)]
         return argv
 
     def evaluate_argv(self, run: Run) -> List[str]:
         argv = ["-m", self.run_dir(run.key), "-o", os.path.join(self.run_dir(run.key),
                                                                "evaluation")]
-        if self.musdb_root:
-            argv += ["--musdb-root", self.musdb_root]
+        if self.root(run):
+            argv += ["--musdb-root", self.root(run)]
         return argv
 
     # -- running ------------------------------------------------------------
@@ -296,7 +308,7 @@ class Driver:
             "parameters": int(match.group(3)) if match else None,
             "trainable_parameters": int(match.group(4)) if match else None,
             "dataset": (f"built-in {builtin.group(1)} dataset ({builtin.group(2)})" if builtin
-                        else self.musdb_root),
+                        else self.root(run)),
             "builtin_dataset": builtin is not None,
             "resumed": resumed,
             "fit_wall_seconds": seconds,

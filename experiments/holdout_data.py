@@ -1,0 +1,123 @@
+"""The new-instrument experiments' data: songs with per-instrument stems, and
+the same songs with some instruments taken out.
+
+Experiment 3 (``new_instrument.py``) needs a backbone that never heard the
+new instrument, then songs that have it. Both come from one dataset rendered
+by the built-in sampled generator with ``--instrument-stems`` (``other.wav``
+is the exact integer sum of per-family stems such as ``piano.wav``):
+
+* the **full** dataset: every song as rendered; ``piano.wav`` etc. are the
+  new targets (a track without the family has no such file: silent);
+* the **holdout** dataset, derived from it: in every track (train and test)
+  ``other = other - piano - guitar`` (exactly, in integers), the removed
+  stems are not copied, and ``mixture = drums + bass + other + vocals``. So
+  no piano or guitar is anywhere in a holdout mixture. Experiments 1 and 2
+  train on it too, so that their models are experiment 3's backbones.
+
+Both are made once and kept (``$BSRNN_TF_EXPERIMENT_DATA``, default
+``~/.cache/bsrnn_tf/experiments``); a complete dataset has its marker file,
+written last, and a derivation writes into a temporary folder renamed at the
+end, so an interrupted one is redone.
+
+    python experiments/holdout_data.py            # make both (about 3 min on 2 cores)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # run as a script
+    sys.path.insert(0, ROOT)
+
+from bsrnn_tf.data.track import SOURCES  # noqa: E402
+
+NEW_INSTRUMENTS = ("piano", "guitar")
+# The dataset: 100 train songs (86 train / 14 validation) and 24 test songs
+# (about 10 with piano, 9 with guitar), 30 s each, the generator's default
+# soundfonts (train FluidR3_GM, test TimGM6mb) and seed.
+TRACKS_TRAIN, TRACKS_TEST, SECONDS = 100, 24, 30.0
+FULL, HOLDOUT = "instruments-v1", "holdout-piano-guitar-v1"
+MARKER = "bsrnn_tf_holdout.json"
+
+
+def data_dir() -> str:
+    return os.path.expanduser(os.environ.get("BSRNN_TF_EXPERIMENT_DATA",
+                                             "~/.cache/bsrnn_tf/experiments"))
+
+
+def full_root(make: bool = True) -> str:
+    """The full dataset (rendered on first use)."""
+    from bsrnn_tf.datasets.sampled import MARKER_FILE, make_sampled_dataset
+    root = os.path.join(data_dir(), FULL)
+    if make and not os.path.exists(os.path.join(root, MARKER_FILE)):
+        print(f"rendering the experiments' dataset into {root} (about 3 min on 2 cores)",
+              flush=True)
+        make_sampled_dataset(root, TRACKS_TRAIN, TRACKS_TEST, SECONDS,
+                             workers=min(4, os.cpu_count() or 1), instrument_stems=True)
+    return root
+
+
+def holdout_root(make: bool = True) -> str:
+    """The holdout dataset (derived from the full one on first use)."""
+    root = os.path.join(data_dir(), HOLDOUT)
+    if make and not os.path.exists(os.path.join(root, MARKER)):
+        derive_without(full_root(), root, NEW_INSTRUMENTS)
+    return root
+
+
+def _read_int16(path: str) -> np.ndarray:
+    audio, _ = sf.read(path, dtype="int16", always_2d=True)
+    return audio
+
+
+def derive_without(source: str, dest: str, remove: Sequence[str]) -> str:
+    """Writes ``dest``: every track of ``source`` with the stems ``remove``
+    taken out of ``other`` and of the mixture (see the module docstring).
+    ``drums``, ``bass`` and ``vocals`` are hard links (copies where links
+    cannot be made). Returns ``dest``."""
+    tmp = dest + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    removed = {}
+    for subset in ("train", "test"):
+        folder = os.path.join(source, subset)
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            src, out = os.path.join(folder, name), os.path.join(tmp, subset, name)
+            os.makedirs(out)
+            info = sf.info(os.path.join(src, "other.wav"))
+            stems = {}
+            for s in SOURCES:
+                if s != "other":
+                    try:
+                        os.link(os.path.join(src, f"{s}.wav"), os.path.join(out, f"{s}.wav"))
+                    except OSError:
+                        shutil.copy2(os.path.join(src, f"{s}.wav"), out)
+                stems[s] = _read_int16(os.path.join(src, f"{s}.wav")).astype(np.int32)
+            present = [r for r in remove if os.path.exists(os.path.join(src, f"{r}.wav"))]
+            for r in present:
+                stems["other"] -= _read_int16(os.path.join(src, f"{r}.wav"))
+            removed[f"{subset}/{name}"] = present
+            mixture = sum(stems.values())
+            for label, audio in (("other", stems["other"]), ("mixture", mixture)):
+                if np.max(np.abs(audio)) > 32767:
+                    raise ValueError(f"{src}: {label} without {present} leaves the int16 range")
+                sf.write(os.path.join(out, f"{label}.wav"), audio.astype(np.int16),
+                         info.samplerate, subtype="PCM_16")
+    with open(os.path.join(tmp, MARKER), "w") as f:
+        json.dump({"source": os.path.abspath(source), "removed_stems": list(remove),
+                   "tracks": removed}, f, indent=1)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
+if __name__ == "__main__":
+    print(full_root())
+    print(holdout_root())
