@@ -105,8 +105,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-edges", type=int, default=None)
     p.set_defaults(func=_info)
 
+    p = sub.add_parser("add-heads", help="merge heads trained on a model's frozen backbone "
+                                         "into that model: one separator for all targets")
+    p.add_argument("base", help="the model whose backbone the heads were trained on (run "
+                                "directory or .keras)")
+    p.add_argument("heads", nargs="+", help="runs trained with fit.py --init-backbone BASE "
+                                            "--freeze-backbone (each adds its targets)")
+    p.add_argument("-o", "--output", required=True, help="new run directory (model.keras, "
+                                                         "config.json)")
+    p.add_argument("--replace", action="store_true",
+                   help="a head for a target the base has replaces the base's head")
+    p.set_defaults(func=_add_heads)
+
     _register_optional(sub)
     return parser
+
+
+def _add_heads(args) -> int:
+    from bsrnn_tf.config import ConfigError
+    from bsrnn_tf.fileio import MODEL_FILE
+    from bsrnn_tf.models import load_separator
+    from bsrnn_tf.models.io import ModelLoadError, save_separator
+    from bsrnn_tf.models.transfer import merge_heads
+
+    out = args.output
+    if os.path.exists(os.path.join(out, MODEL_FILE)) or out.endswith(".keras"):
+        raise ConfigError(f"{out}: holds a model already (or is a file); give a new "
+                                f"directory")
+    try:
+        base = load_separator(args.base)
+        before = list(base.targets)
+        others = [load_separator(path) for path in args.heads]
+        merged = merge_heads(base, others, replace=args.replace, names=args.heads)
+    except (ModelLoadError, ValueError) as e:
+        raise ConfigError(str(e)) from None
+    save_separator(merged, out)
+    print(f"{out}: targets {' '.join(merged.targets)} (base {' '.join(before)}; one backbone "
+          f"pass for all)")
+    return 0
 
 
 def _register_optional(sub) -> None:

@@ -19,11 +19,16 @@ from bsrnn_tf.trainer import Trainer
 
 def load_tracks_for(config: ExperimentConfig) -> tuple:
     """``(train_tracks, valid_tracks)`` of the configured dataset (MUSDB root,
-    ``$MUSDB_PATH`` or the built-in one); raises ``DataError``."""
-    from bsrnn_tf.data.musdb import load_tracks, resolve_root
+    ``$MUSDB_PATH`` or the built-in one), with the instrument stems the
+    model's targets name (:func:`~bsrnn_tf.data.track.source_set`); raises
+    ``DataError``."""
+    from bsrnn_tf.data.musdb import load_tracks, resolve_root, source_set
     root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
-    train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
-    valid = load_tracks(root, subset="train", split="valid", is_wav=config.data.is_wav)
+    stems = source_set(config.model.targets)
+    train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav,
+                        targets=stems)
+    valid = load_tracks(root, subset="train", split="valid", is_wav=config.data.is_wav,
+                        targets=stems)
     return train, valid
 
 

@@ -94,12 +94,7 @@ def plot(results: dict, out: str) -> List[str]:
                     label = f"{split} ({bands} bands)" + (f", {what}" if what else "")
                     common.plot_mean_curve(ax, runs, target, label, colors[split],
                                            metric="valid_gain", style=style)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"validation gain {target} (dB)")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        common.finish_axes(ax, title, "epoch", f"validation gain {target} (dB)")
     fig.suptitle("Band split schemas: gain over the best-scaled mixture, mean over seeds, "
                  "shaded min-max", fontsize=10)
     return [common.save_figure(fig, os.path.join(out, "gain_per_epoch.png"))]

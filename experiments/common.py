@@ -59,7 +59,7 @@ BASE = {
             "flags": ["--segment-seconds", "2", "--patience", "0", "--loss", "bsrnn+sdr"],
             "model": [], "epochs": 12, "examples": 400, "transfer_epochs": 6,
             "transfer_examples": 400, "sizes": [(32, 3), (64, 3)], "evaluate": True,
-            "data": "holdout"},
+            "data": "holdout", "small_feature_dim": 25},
     # The refined paper: about 4 M parameters (the small preset: N = 64, L = 3,
     # n_fft 2048), MUSDB18-HQ, ~150 epochs; early stopping off so that every
     # setting gets the same budget.
@@ -209,6 +209,16 @@ def plot_mean_curve(ax, results: List[dict], target: str, label: str, color=None
     if x == "epoch":
         from matplotlib.ticker import MaxNLocator
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def finish_axes(ax, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, grid and (if anything is labelled) a legend."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
 def plot_bars(ax, groups: List[tuple], categories: Sequence[str], value) -> None:

@@ -93,12 +93,7 @@ def plot(results: dict, out: str) -> List[str]:
                                       (single_setting(target, "full"), "single, E x X", "--")):
             common.plot_mean_curve(ax, by_setting.get(setting, []), target, label,
                                    metric="valid_gain", style=style)
-        ax.set_title(target, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("validation gain (dB)")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        common.finish_axes(ax, target, "epoch", "validation gain (dB)")
     fig.suptitle("Validation gain over the best-scaled mixture per epoch (mean, shaded "
                  "min-max over seeds)", fontsize=10)
     paths.append(common.save_figure(fig, os.path.join(out, "gain_per_epoch.png")))

@@ -316,28 +316,46 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bsrnn_tf.data.musdb import SOURCES, load_tracks, resolve_root
+    from bsrnn_tf.data.musdb import load_tracks, resolve_root, source_set
     from bsrnn_tf.separate import open_model
 
     root, builtin = resolve_root(args.musdb_root, args.dataset)
     backend = open_model(args.model, args.segment)
-    targets = choose_targets(backend.targets, args.targets, SOURCES)
-    tracks = select_tracks(load_tracks(root, subset=args.subset, split=None), args.tracks)
+    targets = choose_targets(backend.targets, args.targets,
+                             dataset_stems(root, args.subset, backend.targets))
+    tracks = select_tracks(load_tracks(root, subset=args.subset, split=None,
+                                       targets=source_set(targets)), args.tracks)
     out = args.out or default_out(args.model)
     check_out(out, root, args.subset, args.overwrite)
     per_track = {}
     for track in tqdm(tracks, desc="tracks", unit="track"):
+        # An instrument stem the track lacks is no reference (silence): skipped.
+        present = [t for t in targets if t not in track.extras or t in track.paths]
+        if not present:
+            tqdm.write(f"{track.name}: no {' or '.join(targets)} stem: skipped")
+            continue
         summary = None if args.overwrite else read_summary(
             track_json_path(out, args.subset, track.name))
-        if summary is None or "gain" not in summary or not set(targets) <= set(summary["gain"]):
-            summary = evaluate_track(track, backend, targets, out, args.subset, args.overlap)
+        if summary is None or "gain" not in summary or not set(present) <= set(summary["gain"]):
+            summary = evaluate_track(track, backend, present, out, args.subset, args.overlap)
             tqdm.write(f"{track.name}: gain over the best-scaled mixture " + ", ".join(
-                f"{t} {summary['gain'][t]:+.2f}" for t in targets) + " dB")
+                f"{t} {summary['gain'][t]:+.2f}" for t in present) + " dB")
         else:
             tqdm.write(f"{track.name}: already evaluated (kept; --overwrite to redo)")
         per_track[track.name] = summary
     write_results(out, args, root, builtin, targets, per_track)
     return 0
+
+
+def dataset_stems(root: str, subset: str, candidates: Sequence[str]) -> List[str]:
+    """The four MUSDB stems, and those of ``candidates`` that are instrument
+    stems of at least one track of ``root/subset`` (``<track>/<name>.wav``)."""
+    from bsrnn_tf.data.musdb import SOURCES
+    folder = os.path.join(root, subset)
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    extras = [c for c in candidates if c not in SOURCES and any(
+        os.path.isfile(os.path.join(folder, n, f"{c}.wav")) for n in names)]
+    return list(SOURCES) + extras
 
 
 def choose_targets(available: Sequence[str], wanted: Optional[Sequence[str]],

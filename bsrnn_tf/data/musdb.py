@@ -32,12 +32,13 @@ import tempfile
 import warnings
 from typing import Iterable, Optional, Sequence
 
-from bsrnn_tf.data.track import (SOURCES, STEM_IDS, DataError, DataWarning, Track,
+from bsrnn_tf.data.track import (SOURCES, STEM_IDS, DataError, DataWarning, Track, source_set,
                                  check_stem_track, check_wav_track)
 
 __all__ = ["SOURCES", "STEM_IDS", "SUBSETS", "VALID_FRACTION", "BUILTIN_DATASETS", "DataError",
            "DataWarning", "Track", "builtin_root", "check_root", "check_stem_track",
-           "check_wav_track", "detect_is_wav", "load_tracks", "resolve_root", "split_names"]
+           "check_wav_track", "detect_is_wav", "load_tracks", "resolve_root", "source_set",
+           "split_names"]
 
 SUBSETS = ("train", "test")
 VALID_FRACTION = 0.14  # musdb: 14 of 100 tracks
@@ -157,7 +158,10 @@ def load_tracks(root: str, subset: str = "train", split: Optional[str] = None,
       is_wav: True for MUSDB18-HQ WAV folders, False for ``.stem.mp4``,
         None to detect.
       targets: the stems every track must have and ``Track.sources`` holds;
-        training needs all four (the mixture is their sum).
+        training needs all four (the mixture is their sum). Other names are
+        instrument stems (:func:`~bsrnn_tf.data.track.source_set`: optional
+        ``<name>.wav`` files, taken out of ``other``); with one, the tracks
+        hold the four stems too, and at least one track must have each.
       strict: raise on the first bad track instead of skipping it.
 
     Raises :class:`DataError` for a root that is not MUSDB layout or when no
@@ -169,9 +173,9 @@ def load_tracks(root: str, subset: str = "train", split: Optional[str] = None,
         raise ValueError(f"subset must be 'train' or 'test', got {subset!r}")
     if split is not None and subset != "train":
         raise ValueError("split applies to the train subset only")
-    unknown = [t for t in targets if t not in SOURCES]
-    if unknown:
-        raise ValueError(f"unknown stems {unknown}; MUSDB stems are {list(SOURCES)}")
+    extras = source_set(targets)[len(SOURCES):]
+    if extras:
+        targets = source_set(targets)
     root = os.path.abspath(os.path.expanduser(root))
     check_root(root, [subset])
     if is_wav is None:
@@ -191,6 +195,11 @@ def load_tracks(root: str, subset: str = "train", split: Optional[str] = None,
     if not tracks and (names or split != "valid"):
         raise DataError(f"no usable tracks in {where}"
                         + (f" ({len(skipped)} skipped, see the warning)" if skipped else ""))
+    absent = [e for e in extras if tracks and not any(e in t.paths for t in tracks)]
+    if absent:
+        raise DataError(f"no track in {where} has the instrument stem "
+                        f"{absent[0]}.wav (a target other than {', '.join(SOURCES)} is read "
+                        f"from <track>/<target>.wav)")
     return tracks
 
 

@@ -1,8 +1,10 @@
 """tf.data pipelines of training and validation examples.
 
 An element is ``(mixture, {target: source})``, each float32 ``(batch,
-segment_samples, 2)``; the mixture is the sum of all four sources (drums,
-bass, other, vocals) after augmentation.
+segment_samples, 2)``; the mixture is the sum of all the tracks' sources
+after augmentation: drums, bass, other, vocals, and any instrument stems
+carved out of other (:func:`bsrnn_tf.data.track.source_set`, e.g. ``piano``
+as a target: then ``other`` is other without piano, drawn on its own).
 
 Training (:func:`train_dataset`), per example:
 
@@ -73,6 +75,7 @@ class ChunkReader:
         self.tracks = list(tracks)
         self.segment = segment
         self.in_memory = in_memory
+        self.sources = self.tracks[0].source_names if self.tracks else SOURCES
 
     def _window(self, track: Track, source: str, start: int) -> np.ndarray:
         if self.in_memory:
@@ -82,19 +85,19 @@ class ChunkReader:
     def source_chunk(self, track_index, source_index, start) -> tuple:
         """``((segment, 2) float32, track RMS of the source in dB float32)``."""
         track = self.tracks[int(track_index)]
-        source = SOURCES[int(source_index)]
+        source = self.sources[int(source_index)]
         return (self._window(track, source, int(start)),
                 np.float32(track.rms_db(source)))
 
     def track_chunk(self, track_index, start) -> np.ndarray:
-        """All sources of a track at one position, ``(4, segment, 2)`` float32."""
+        """All sources of a track at one position, ``(sources, segment, 2)`` float32."""
         track = self.tracks[int(track_index)]
-        return np.stack([self._window(track, s, int(start)) for s in SOURCES])
+        return np.stack([self._window(track, s, int(start)) for s in self.sources])
 
     def track_chunk_and_rms(self, track_index, start) -> tuple:
-        """``(track_chunk, (4,) float32 track RMS of each source in dB)``."""
+        """``(track_chunk, (sources,) float32 track RMS of each source in dB)``."""
         track = self.tracks[int(track_index)]
-        rms = np.array([track.rms_db(s) for s in SOURCES], dtype=np.float32)
+        rms = np.array([track.rms_db(s) for s in self.sources], dtype=np.float32)
         return self.track_chunk(track_index, start), rms
 
 
@@ -106,11 +109,13 @@ def _check_inputs(tracks: Sequence[Track], targets: Sequence[str], sample_rate: 
     targets = list(targets)
     if not targets:
         raise ValueError("targets must name at least one of " + ", ".join(SOURCES))
-    unknown = [t for t in targets if t not in SOURCES]
-    if unknown:
-        raise ValueError(f"unknown targets {unknown}; the pipeline provides {list(SOURCES)}")
     if not tracks:
         raise DataError("no tracks to draw examples from")
+    sources = tracks[0].source_names
+    unknown = [t for t in targets if t not in sources]
+    if unknown:
+        raise ValueError(f"unknown targets {unknown}; the tracks provide {list(sources)} (load "
+                         f"them with load_tracks(..., targets=source_set(targets)))")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     for track in tracks:
@@ -118,6 +123,10 @@ def _check_inputs(tracks: Sequence[Track], targets: Sequence[str], sample_rate: 
         if missing:
             raise DataError(f"track {track.name!r} lacks {missing}: the mixture is the sum of "
                             f"all of {list(SOURCES)} (load tracks with the default targets)")
+        if track.source_names != sources:
+            raise DataError(f"track {track.name!r} holds the sources {list(track.source_names)}, "
+                            f"track {tracks[0].name!r} {list(sources)}: load all with the same "
+                            f"targets")
         if track.sample_rate != sample_rate:
             raise DataError(f"track {track.name!r} is at {track.sample_rate} Hz, the pipeline "
                             f"runs at {sample_rate} Hz; resample the dataset")
@@ -207,7 +216,7 @@ def _source_stream(reader: ChunkReader, max_starts: tf.Tensor, source_index: int
                                 rerandomize_each_iteration=True)
     ds = ds.map(read, num_parallel_calls=AUTOTUNE)
     if is_target and data_cfg.source_activity:
-        ds = _filter_active(ds, _activity_fn(data_cfg), SOURCES[source_index])
+        ds = _filter_active(ds, _activity_fn(data_cfg), reader.sources[source_index])
     else:
         ds = ds.map(lambda c, r, s: (c, s))
     return ds.map(lambda c, s: augment.augment(c, _augmentation_key(s), data_cfg, is_target),
@@ -216,16 +225,17 @@ def _source_stream(reader: ChunkReader, max_starts: tf.Tensor, source_index: int
 
 def _track_stream(reader: ChunkReader, max_starts: tf.Tensor, is_target: list,
                   data_cfg, seed: int) -> tf.data.Dataset:
-    """Infinite stream of augmented ``(4, segment, 2)``: all sources of one
-    track at one position (no remix)."""
-    shape = (len(SOURCES), reader.segment, 2)
+    """Infinite stream of augmented ``(sources, segment, 2)``: all sources of
+    one track at one position (no remix)."""
+    shape = (len(reader.sources), reader.segment, 2)
     active = _activity_fn(data_cfg)
 
     def read(element_seed):
         track, start = _draw_position(element_seed, max_starts)
         chunks, rms = tf.numpy_function(reader.track_chunk_and_rms, [track, start],
                                         [tf.float32, tf.float32], name="read_track_chunk")
-        return tf.ensure_shape(chunks, shape), tf.ensure_shape(rms, [len(SOURCES)]), element_seed
+        return (tf.ensure_shape(chunks, shape), tf.ensure_shape(rms, [len(reader.sources)]),
+                element_seed)
 
     def all_active(chunks, rms):
         rows = [i for i, t in enumerate(is_target) if t]
@@ -234,7 +244,7 @@ def _track_stream(reader: ChunkReader, max_starts: tf.Tensor, is_target: list,
     ds = tf.data.Dataset.random(seed=_stream_seed(seed, 99), rerandomize_each_iteration=True)
     ds = ds.map(read, num_parallel_calls=AUTOTUNE)
     if data_cfg.source_activity:
-        names = " + ".join(s for s, t in zip(SOURCES, is_target) if t)
+        names = " + ".join(s for s, t in zip(reader.sources, is_target) if t)
         ds = _filter_active(ds, all_active, names)
     else:
         ds = ds.map(lambda c, r, s: (c, s))
@@ -242,11 +252,12 @@ def _track_stream(reader: ChunkReader, max_starts: tf.Tensor, is_target: list,
                   num_parallel_calls=AUTOTUNE)
 
 
-def _to_example(sources: Sequence[tf.Tensor], targets: Sequence[str]) -> tuple:
-    """Sources in ``SOURCES`` order -> ``(mixture, {target: source})``,
+def _to_example(sources: Sequence[tf.Tensor], names: Sequence[str],
+                targets: Sequence[str]) -> tuple:
+    """Sources in the order of ``names`` -> ``(mixture, {target: source})``,
     loudness-normalised by the mixture (:mod:`bsrnn_tf.preprocess`)."""
     return normalize_example(tf.add_n(list(sources)),
-                             {t: sources[SOURCES.index(t)] for t in targets})
+                             {t: sources[list(names).index(t)] for t in targets})
 
 
 def train_dataset(tracks: Sequence[Track], targets: Sequence[str], data_cfg, batch_size: int,
@@ -272,16 +283,18 @@ def train_dataset(tracks: Sequence[Track], targets: Sequence[str], data_cfg, bat
                       "(musdb's `musdbconvert`)", RuntimeWarning, stacklevel=2)
     reader = ChunkReader(tracks, segment, in_memory)
     max_starts = tf.constant([max(0, t.num_samples - segment) for t in tracks], tf.int64)
-    is_target = [s in targets for s in SOURCES]
+    names = reader.sources
+    is_target = [s in targets for s in names]
     if data_cfg.remix:
         streams = tuple(_source_stream(reader, max_starts, i, is_target[i], data_cfg, seed)
-                        for i in range(len(SOURCES)))
+                        for i in range(len(names)))
         ds = tf.data.Dataset.zip(streams)
     else:
         ds = _track_stream(reader, max_starts, is_target, data_cfg, seed)
         ds = ds.map(tf.unstack)
     ds = ds.take(data_cfg.examples_per_epoch)
-    ds = ds.map(lambda *sources: _to_example(sources, targets), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda *sources: _to_example(sources, names, targets),
+                num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
@@ -310,12 +323,12 @@ def valid_dataset(tracks: Sequence[Track], targets: Sequence[str], data_cfg, bat
     count = -(-max(1, data_cfg.valid_examples) // batch_size) * batch_size
     index, starts = valid_positions(tracks, count, segment, data_cfg.valid_seed)
     reader = ChunkReader(tracks, segment, in_memory=False)
-    shape = (len(SOURCES), segment, 2)
+    shape = (len(reader.sources), segment, 2)
 
     def read(track, start):
         chunks = tf.numpy_function(reader.track_chunk, [track, start], tf.float32,
                                    name="read_valid_chunk")
-        return _to_example(tf.unstack(tf.ensure_shape(chunks, shape)), targets)
+        return _to_example(tf.unstack(tf.ensure_shape(chunks, shape)), reader.sources, targets)
 
     ds = tf.data.Dataset.from_tensor_slices((index, starts))
     ds = ds.map(read, num_parallel_calls=AUTOTUNE).cache()

@@ -13,6 +13,7 @@ dataset root is :mod:`bsrnn_tf.data.musdb`.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Iterable, Optional, Sequence
 
@@ -23,6 +24,30 @@ from bsrnn_tf.audio import riff_truncated
 
 SOURCES = ("drums", "bass", "other", "vocals")
 STEM_IDS = {"mixture": 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
+_STEM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def source_set(targets: Sequence[str] = ()) -> tuple:
+    """The sources that sum to the mixture when a model separates ``targets``:
+    the four MUSDB stems, plus every other target as an **instrument stem**
+    carved out of ``other`` (e.g. ``("drums", "bass", "other", "vocals",
+    "piano")``, where ``other`` then means other without piano).
+
+    An instrument stem ``<name>.wav`` lies beside the four stems in a
+    MUSDB18-HQ track folder and is part of ``other.wav`` (as the built-in
+    generator's ``--instrument-stems`` writes them); a track without the file
+    has none of that instrument. Raises ``ValueError`` for a name that cannot
+    be a stem file (``mixture``, upper case, paths)."""
+    extras = []
+    for t in targets:
+        if t in SOURCES or t in extras:
+            continue
+        if t == "mixture" or not _STEM_NAME.match(t):
+            raise ValueError(f"{t!r} cannot be a target: a target is one of {list(SOURCES)} or "
+                             f"the name of an instrument stem file (<name>.wav: lower case "
+                             f"letters, digits, _)")
+        extras.append(t)
+    return SOURCES + tuple(extras)
 
 
 class DataError(ValueError):
@@ -49,6 +74,9 @@ class Track:
         self.sample_rate = int(sample_rate)
         self.num_samples = int(num_samples)
         self.source_names = tuple(source_names)
+        # Instrument stems (see source_set): read from their files (silence
+        # where the track has none) and taken out of "other".
+        self.extras = tuple(s for s in self.source_names if s not in SOURCES)
         self.paths = dict(paths or {})      # WAV: {source or 'mixture': path}
         self.stem_path = stem_path          # MUSDB18: the .stem.mp4 file
         self.mono = frozenset(mono)
@@ -93,8 +121,8 @@ class Track:
                                             self.num_samples)
             elif "mixture" in self.paths:
                 self._mixture = self._read_wav(self.paths["mixture"])
-            elif set(SOURCES) <= set(self.source_names):
-                self._mixture = np.sum([self.sources[s] for s in SOURCES], axis=0)
+            elif set(SOURCES) <= set(self.source_names):  # with extras: a partition too
+                self._mixture = np.sum([self.sources[s] for s in self.source_names], axis=0)
             else:
                 raise DataError(f"track {self.name!r}: no mixture.wav, and the sum of the "
                                 f"sources needs all of {list(SOURCES)} (loaded: "
@@ -118,13 +146,32 @@ class Track:
         loaded = self._sources  # unload() may run in another thread
         if loaded is not None:
             audio = loaded[source][start:start + length]
-        elif self.is_wav:
-            audio = self._read_wav(self.paths[source], start, start + length)
         else:
-            audio = self._read_stems([STEM_IDS[source]], start, length)[0]
+            audio = self._derive(source, lambda s: self._read_file(s, start, length))
         if audio.shape[0] < length:
             audio = np.pad(audio, ((0, length - audio.shape[0]), (0, 0)))
         return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def _derive(self, source: str, read) -> np.ndarray:
+        """``source`` from the files, ``read(stem)`` reading one: ``other``
+        less the instrument stems, an instrument stem the track lacks as
+        silence."""
+        if source in self.extras and source not in self.paths:
+            return np.zeros_like(read("other"))
+        audio = read(source)
+        if source == "other":
+            for extra in self.extras:
+                if extra in self.paths:
+                    part = read(extra)
+                    n = min(len(audio), len(part))
+                    audio = audio[:n] - part[:n]
+        return audio
+
+    def _read_file(self, source: str, start: int = 0, length: Optional[int] = None):
+        if self.is_wav:
+            return self._read_wav(self.paths[source], start,
+                                  None if length is None else start + length)
+        return self._read_stems([STEM_IDS[source]], start, length)[0]
 
     def rms_db(self, source: str) -> float:
         """RMS of the whole source over both channels, dB re full scale
@@ -151,7 +198,15 @@ class Track:
 
     def _read_sources(self) -> dict:
         if self.is_wav:
-            audio = {s: self._read_wav(self.paths[s]) for s in self.source_names}
+            files = {}
+
+            def read(stem):
+                if stem not in files:
+                    files[stem] = _fit_length(self._read_wav(self.paths[stem]),
+                                              self.num_samples)
+                return files[stem]
+
+            audio = {s: self._derive(s, read) for s in self.source_names}
         else:
             stems = self._read_stems([STEM_IDS[s] for s in self.source_names])
             audio = dict(zip(self.source_names, stems))
@@ -229,8 +284,10 @@ def _check_consistent(track: str, rates: dict, lengths: dict) -> None:
 def check_wav_track(folder: str, name: str, subset: str,
                     source_names: Sequence[str] = SOURCES) -> Track:
     """Checks a MUSDB18-HQ track folder without decoding it; returns its
-    :class:`Track` or raises :class:`DataError`."""
+    :class:`Track` or raises :class:`DataError`. Instrument stems
+    (:func:`source_set`) are optional files; the four stems are not."""
     paths = {s: os.path.join(folder, f"{s}.wav") for s in source_names}
+    paths = {s: p for s, p in paths.items() if s in SOURCES or os.path.exists(p)}
     mixture = os.path.join(folder, "mixture.wav")
     if os.path.exists(mixture):
         paths["mixture"] = mixture
@@ -254,6 +311,10 @@ def check_stem_track(path: str, name: str, subset: str, info=None,
         except Exception as e:
             raise DataError(f"track {name!r}: {os.path.basename(path)} cannot be read "
                             f"as a stem file ({type(e).__name__})") from None
+    extras = [s for s in source_names if s not in SOURCES]
+    if extras:
+        raise DataError(f"track {name!r}: instrument stems {extras} need MUSDB18-HQ WAV folders "
+                        f"(<track>/{extras[0]}.wav); a .stem.mp4 file holds only the four stems")
     needed = [STEM_IDS[s] for s in source_names] + [0]
     if info.nb_audio_streams <= max(needed):
         raise DataError(f"track {name!r}: {info.nb_audio_streams} audio streams; a stem file "

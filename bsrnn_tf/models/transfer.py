@@ -1,7 +1,9 @@
 """Building separators from trained parts: weight copies between two builds
-of one architecture, and a new separator on an exported (frozen) backbone
-for training heads of new instruments (the refined paper's transfer
-learning; ``training/fit.py --init-backbone`` reuses a whole run instead).
+of one architecture, a new separator on an exported (frozen) backbone for
+training heads of new instruments (the refined paper's transfer learning;
+``training/fit.py --init-backbone`` reuses a whole run instead), and the
+merge of such heads back into the model whose backbone they were trained on
+(``bsrnn-tf add-heads``).
 """
 
 from __future__ import annotations
@@ -73,6 +75,37 @@ def separator_from_backbone(path: str, targets: Sequence[str], freeze: bool = Tr
     copy_weights(backbone, model.backbone)
     model.freeze_backbone(freeze)
     return model
+
+
+def merge_heads(base, others: Sequence, replace: bool = False, names: Sequence[str] = ()):
+    """Adds the heads of ``others`` to ``base``: one separator, one backbone
+    pass for all targets (the refined paper's "new instrument": train a head
+    on the frozen backbone of ``base``, then merge it back).
+
+    Every model of ``others`` must carry exactly the backbone of ``base``
+    (``fit.py --init-backbone BASE --freeze-backbone`` keeps it bit for bit);
+    a head whose target ``base`` has already is refused unless ``replace``.
+    ``base`` is changed in place (its own heads untouched) and returned.
+    Raises ``ValueError`` naming the model (``names``: one label per model of
+    ``others``) and the problem."""
+    for i, other in enumerate(others):
+        name = names[i] if i < len(names) else f"model {i + 1}"
+        mine, theirs = base.backbone.weights, other.backbone.weights
+        same = len(mine) == len(theirs) and all(
+            tuple(a.shape) == tuple(b.shape) and np.array_equal(a.numpy(), b.numpy())
+            for a, b in zip(mine, theirs))
+        if not same:
+            raise ValueError(f"{name}: its heads were trained on another backbone (train them "
+                             f"with --init-backbone on the base model and --freeze-backbone)")
+        for target in other.targets:
+            if target in base.targets:
+                if not replace:
+                    raise ValueError(f"{name}: the base model has a {target!r} head already "
+                                     f"(replace it explicitly)")
+                base.remove_head(target)
+            base.add_head(target)
+            copy_weights(other.heads[target], base.heads[target])
+    return base
 
 
 def _read_optional_json(path: str) -> dict:
