@@ -14,6 +14,11 @@ Built-in schemas (band counts at 44.1 kHz, n_fft 2048):
 - ``universal`` (refined BSRNN, 24-TET quarter tones between 12-TET notes):
   K = 87 with all 120 edges; ``num_edges=41`` picks 41 of them as the
   refined paper's code does (``edges[int(i * 120 / 41)]``): K = 36.
+- ``v7-authors``: v7 as the BSRNN authors' code builds it, in bins rather
+  than Hz: every band of a region has ``floor(width_hz / (sr / 2) *
+  (n_fft / 2 + 1))`` bins (4, 11, 23, 46 and 92 at 44.1 kHz / 2048) and the
+  last band takes the rest (117 bins): K = 41. ``v7`` places its edges at
+  the Hz boundaries instead (widths 5, 5, 4, 5, ... and a 96-bin last band).
 """
 
 from __future__ import annotations
@@ -111,6 +116,36 @@ BUILTIN_SCHEMAS: dict = {
 }
 
 
+# Schemas defined by constant bin widths per region, as in the BSRNN authors'
+# code: (band width in Hz, number of bands) per region, then one band with
+# the remaining bins.
+BIN_WIDTH_SCHEMAS: dict = {
+    "v7-authors": ((100, 10), (250, 12), (500, 8), (1000, 8), (2000, 2)),
+}
+
+
+def bin_width_ranges(regions, sample_rate: int = 44100, n_fft: int = 2048,
+                     name: str = "schema") -> BandRanges:
+    """Contiguous bin ranges of a :data:`BIN_WIDTH_SCHEMAS` entry: each band
+    of a region is ``floor(width_hz / (sample_rate / 2) * bins)`` bins wide
+    (``bins = n_fft // 2 + 1``); bands of zero width (a coarse STFT) are
+    dropped; the last band takes the bins left over."""
+    num_bins = n_fft // 2 + 1
+    widths = [w for hz, count in regions
+              for w in [int(math.floor(hz / (sample_rate / 2) * num_bins))] * count if w > 0]
+    ranges, start = [], 0
+    for w in widths:
+        if start + w >= num_bins:
+            break
+        ranges.append((start, start + w))
+        start += w
+    ranges.append((start, num_bins))
+    if len(ranges) < 2:
+        raise BandSchemaError(f"{name}: gives {len(ranges)} band(s) at {sample_rate} Hz / "
+                              f"n_fft {n_fft}; a band split needs at least 2")
+    return ranges
+
+
 def schema_edges(name: str, num_edges: Optional[int] = None) -> list:
     """Interior edges (Hz) of a built-in schema or of a JSON file.
 
@@ -120,8 +155,11 @@ def schema_edges(name: str, num_edges: Optional[int] = None) -> list:
         return list(BUILTIN_SCHEMAS[name](num_edges))
     if name.endswith(".json") or os.path.exists(name):
         return _edges_from_json(name)
+    if name in BIN_WIDTH_SCHEMAS:
+        raise BandSchemaError(f"{name} is defined in STFT bins, not Hz edges: use band_ranges")
     raise BandSchemaError(
-        f"unknown band schema {name!r}: use one of {sorted(BUILTIN_SCHEMAS)} "
+        f"unknown band schema {name!r}: use one of "
+        f"{sorted([*BUILTIN_SCHEMAS, *BIN_WIDTH_SCHEMAS])} "
         "or the path of a JSON file of band edges in Hz")
 
 
@@ -186,6 +224,8 @@ def band_ranges(name: str, sample_rate: int = 44100, n_fft: int = 2048,
     edges at or above Nyquist are dropped. A user's JSON edges must all lie
     below Nyquist.
     """
+    if name in BIN_WIDTH_SCHEMAS:
+        return bin_width_ranges(BIN_WIDTH_SCHEMAS[name], sample_rate, n_fft, name)
     edges = schema_edges(name, num_edges)
     if name in BUILTIN_SCHEMAS:
         edges = [e for e in edges if e < sample_rate / 2]
@@ -208,7 +248,7 @@ def check_ranges(ranges: Sequence[Sequence[int]], num_bins: int) -> BandRanges:
 def describe(sample_rate: int = 44100, n_fft: int = 2048) -> list:
     """(name, band count) of every built-in schema, with the 41-edge universal."""
     rows = [(name, len(band_ranges(name, sample_rate, n_fft)))
-            for name in ("v7", "bass", "drums", "universal")]
+            for name in ("v7", "v7-authors", "bass", "drums", "universal")]
     rows.append(("universal --num-edges 41",
                  len(band_ranges("universal", sample_rate, n_fft, num_edges=41))))
     return rows

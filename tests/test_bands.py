@@ -56,6 +56,19 @@ def test_v7_first_bands_are_100_hz():
     assert ranges[-1][1] == 1025
 
 
+def test_v7_authors_has_the_authors_constant_bin_widths():
+    # Luo & Yu's code: floor(100 / 22050 * 1025) = floor(4.65) = 4 bins per
+    # 100 Hz band, floor(11.62) = 11 per 250 Hz, 23 per 500 Hz, 46 per 1 kHz,
+    # 92 per 2 kHz; 10 + 12 + 8 + 8 + 2 bands take 908 bins, the last 117.
+    widths = [b - a for a, b in bands.band_ranges("v7-authors", SR, NFFT)]
+    assert widths == [4] * 10 + [11] * 12 + [23] * 8 + [46] * 8 + [92] * 2 + [117]
+    # n_fft 512: 257 bins; floor(100 / 22050 * 257) = 1, then 2, 5, 11, 23; last 49.
+    widths = [b - a for a, b in bands.band_ranges("v7-authors", SR, 512)]
+    assert widths == [1] * 10 + [2] * 12 + [5] * 8 + [11] * 8 + [23] * 2 + [49]
+    with pytest.raises(bands.BandSchemaError, match="defined in STFT bins"):
+        bands.schema_edges("v7-authors")
+
+
 def _paper_microtonal_notes(divisions=24):
     """The refined paper's loop, restated: walk up from 20 Hz, snapping to
     the nearest microtone, keeping those that are not 12-TET notes."""

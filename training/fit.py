@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"targets (default with --mtl: {' '.join(DEFAULT_TARGETS)}; else vocals)")
     p.add_argument("--target-weights", nargs="+", metavar="TARGET=W",
                    help="per-target loss weights for --mtl, e.g. vocals=2")
-    p.add_argument("--bands", help="v7, bass, drums, universal or FILE.json")
+    p.add_argument("--bands", help="v7, v7-authors, bass, drums, universal or FILE.json")
     p.add_argument("--num-edges", type=int, help="universal: number of its edges to use")
     p.add_argument("--feature-dim", type=int, help="N, features per band")
     p.add_argument("--num-layers", type=int, help="L, band-sequence blocks")
