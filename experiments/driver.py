@@ -103,6 +103,8 @@ class Driver:
     def evaluate_argv(self, run: Run) -> List[str]:
         argv = ["-m", self.run_dir(run.key), "-o", os.path.join(self.run_dir(run.key),
                                                                "evaluation")]
+        if not BASE[self.scale].get("csdr", True):
+            argv.append("--no-csdr")
         if self.root(run):
             argv += ["--musdb-root", self.root(run)]
         return argv

@@ -229,3 +229,17 @@ def test_ctrl_c_keeps_finished_tracks_and_says_so(generated_dataset, tmp_path_fa
     monkeypatch.setattr(evaluate, "evaluate_track", real)
     assert evaluate.main(args) == 0
     assert "already evaluated" in capsys.readouterr().out
+
+
+def test_no_csdr_gives_the_same_gains_without_museval(evaluated, generated_dataset,
+                                                      tmp_path):
+    model, out = evaluated
+    fast = str(tmp_path / "fast")
+    assert evaluate.main(["-m", model, "--musdb-root", generated_dataset, "-o", fast,
+                          "--no-csdr"]) == 0
+    full = json.load(open(os.path.join(out, "results.json")))["targets"]
+    quick = json.load(open(os.path.join(fast, "results.json")))["targets"]
+    for target, row in full.items():
+        for key in ("gain", "usdr", "scaled_mixture_usdr", "oracle_irm_usdr"):
+            assert quick[target][key] == pytest.approx(row[key], abs=1e-6)
+        assert np.isnan(quick[target]["csdr"]) and np.isfinite(row["csdr"])
