@@ -121,7 +121,7 @@ def compare(a: SeedValues, b: SeedValues, name_a: str, name_b: str, what: str) -
     stands out of the spread of the differences (:data:`VERDICT_RULE`)."""
     diff = paired(a, b)
     if not diff:
-        return f"- {what}: not measured (missing runs)."
+        return f"- {what}: not measured (missing runs or test scores)."
     s = stats(diff.values())
     d = s["mean"]
     lead = (f"{name_a} is ahead by {d:.2f} dB" if d >= 0 else

@@ -132,7 +132,9 @@ def _confound(drums: Dict[str, List[dict]], head: Dict[str, List[dict]], src: st
              f"({len(all_x)} runs). Slope over all runs: {number(overall)} dB of {dst} per dB "
              f"of {src}; slope within band splits (each split its own intercept): "
              f"{number(within)}."]
-    if span is None:
+    if not all_x:
+        lines.append(f"Not measured: no {dst} head with test scores for it and its backbone.")
+    elif span is None:
         ranges = "; ".join(f"{s} [{min(xs):.2f}, {max(xs):.2f}]" if xs else f"{s} none"
                            for s, (xs, _) in points.items())
         lines.append(f"The splits' {src} gains do not overlap ({ranges}), so the splits "
