@@ -40,7 +40,8 @@ BASE = {
     "test": {"preset": "tiny", "batch_size": 2, "valid_examples": 4, "seeds": [0],
              "flags": ["--segment-seconds", "0.5", "--no-activity-detection", "--patience", "0"],
              "model": ["--feature-dim", "8", "--num-layers", "1"], "epochs": 1, "examples": 8, "transfer_epochs": 1,
-             "transfer_examples": 4, "sizes": [(4, 1), (8, 1)], "evaluate": False},
+             "transfer_examples": 4, "sizes": [(4, 1), (8, 1)], "evaluate": False,
+             "small_feature_dim": 6},
     # tiny preset (n_fft 512, hop 128) with N = 8, L = 1; 1 s training chunks,
     # batch 4: 6 epochs x 48 examples = 72 optimizer steps per backbone.
     "cpu-small": {"preset": "tiny", "batch_size": 4, "valid_examples": 16, "seeds": [0, 1],

@@ -1,37 +1,41 @@
 """experiments/: the drivers at a hidden tiny ``--scale test`` (real fit.py
-runs in this process), resumability, reuse across experiments, the paper-scale
-commands, and report.py's tables against means computed here from the JSON."""
+runs in this process), resumability, reuse across experiments, the commands
+at the cpu and paper scales, and report.py's tables against statistics
+computed here with numpy from the JSON files."""
 
 import json
 import math
 import os
 import re
+import shutil
 import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from experiments import (band_split, common, model_size, multitask,  # noqa: E402
-                         normalisation, records, report)
+from experiments import (band_split, common, multitask, new_instrument,  # noqa: E402
+                         records, report, report_format)
 
 RESULT_FIELDS = {"experiment", "setting", "seed", "scale", "command", "config", "wall_seconds",
                  "parameters", "trainable_parameters", "num_bands", "targets", "epochs",
                  "valid_usdr", "final_valid_usdr", "best_valid_usdr", "best_epoch",
-                 "best_valid_usdr_mean", "train_loss", "fit_args_key"}
+                 "best_valid_usdr_mean", "train_loss", "fit_args_key", "valid_gain",
+                 "final_valid_gain", "best_valid_gain", "epoch_seconds", "train_seconds"}
 
 
 # ------------------------------------------------------------ real drivers
 
 @pytest.fixture(scope="module")
 def band_split_run(generated_dataset, tmp_path_factory):
-    """band_split at the test scale, only its v7 drums run (one real fit.py
-    run, in this process: no TensorFlow start-up per run)."""
+    """band_split at the test scale, only its universal41 drums run (one
+    real fit.py run, in this process: no TensorFlow start-up per run)."""
     out = tmp_path_factory.mktemp("results") / "band_split"
     argv = ["--scale", "test", "--musdb-root", generated_dataset, "--out", str(out),
-            "--in-process", "--only", "drums_v7"]
+            "--in-process", "--only", "drums_universal41"]
     assert band_split.main(argv) == 0
     return out, argv
 
@@ -40,39 +44,45 @@ def band_split_run(generated_dataset, tmp_path_factory):
 def test_driver_writes_one_result_json_per_run(band_split_run):
     out, _ = band_split_run
     names = sorted(n for n in os.listdir(out) if n.endswith(".json"))
-    assert names == ["drums_v7-seed0.json", "summary.json"]
-    r = json.loads((out / "drums_v7-seed0.json").read_text())
+    assert names == ["drums_universal41-seed0.json", "summary.json"]
+    r = json.loads((out / "drums_universal41-seed0.json").read_text())
     assert RESULT_FIELDS <= set(r)
     assert r["experiment"] == "band_split" and r["scale"] == "test" and r["seed"] == 0
-    assert r["setting"] == "drums_v7" and r["targets"] == ["drums"]
-    assert r["command"].startswith("python training/fit.py ") and "--bands v7" in r["command"]
+    assert r["setting"] == "drums_universal41" and r["targets"] == ["drums"]
+    assert r["band_split"] == "universal41"
+    assert r["command"].startswith("python training/fit.py ")
+    assert "--bands universal --num-edges 41" in r["command"]
     assert r["wall_seconds"] > 0 and r["fit_args_key"]
     # Numbers come from the files fit.py wrote.
-    history = json.loads((out / "runs" / "drums_v7-seed0" / "history.json").read_text())
+    run_dir = out / "runs" / "drums_universal41-seed0"
+    history = json.loads((run_dir / "history.json").read_text())
     assert len(history) == common.BASE["test"]["epochs"]
     assert r["valid_usdr"]["drums"] == [h["valid_usdr"]["drums"] for h in history]
-    assert r["final_valid_usdr"]["drums"] == history[-1]["valid_usdr"]["drums"]
+    assert r["valid_gain"]["drums"] == [h["valid_gain"]["drums"] for h in history]
+    assert r["final_valid_gain"]["drums"] == history[-1]["valid_gain"]["drums"]
     assert r["best_valid_usdr"]["drums"] == max(h["valid_usdr"]["drums"] for h in history)
-    assert r["config"] == json.loads((out / "runs" / "drums_v7-seed0" / "config.json").read_text())
-    assert r["config"]["model"]["bands"] == "v7"
+    assert r["epoch_seconds"] == [h["seconds"] for h in history]
+    assert r["train_seconds"] == pytest.approx(sum(h["seconds"] for h in history))
+    assert r["config"] == json.loads((run_dir / "config.json").read_text())
+    assert r["config"]["model"]["bands"] == "universal"
     assert r["config"]["train"]["epochs"] == common.BASE["test"]["epochs"]
-    assert r["num_bands"] == 41 and r["parameters"] == r["trainable_parameters"] > 0
+    assert r["num_bands"] > 0 and r["parameters"] == r["trainable_parameters"] > 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["settings"]["drums_v7"]["metrics"]["best_valid_usdr.drums"]["mean"] == \
-        pytest.approx(r["best_valid_usdr"]["drums"])
+    assert summary["settings"]["drums_universal41"]["metrics"]["best_valid_usdr.drums"][
+        "mean"] == pytest.approx(r["best_valid_usdr"]["drums"])
     assert summary["failures"] == [] and summary["missing_runs"] == []
-    assert (out / "usdr_per_epoch.png").stat().st_size > 1000
+    assert (out / "gain_per_epoch.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
 def test_rerun_skips_finished_runs_and_recollects_a_lost_result(band_split_run, capsys):
     out, argv = band_split_run
-    result = out / "drums_v7-seed0.json"
+    result = out / "drums_universal41-seed0.json"
     before = result.read_text()
     mtime = result.stat().st_mtime_ns
     capsys.readouterr()
     assert band_split.main(argv) == 0
-    assert "drums_v7-seed0: finished earlier, skipped" in capsys.readouterr().out
+    assert "drums_universal41-seed0: finished earlier, skipped" in capsys.readouterr().out
     assert result.stat().st_mtime_ns == mtime and result.read_text() == before
     # As if the driver died after fit.py finished: the result is collected
     # again, fit.py resumes from the run's last checkpoint and trains nothing.
@@ -84,24 +94,74 @@ def test_rerun_skips_finished_runs_and_recollects_a_lost_result(band_split_run, 
 
 
 @pytest.mark.slow
-def test_identical_run_of_another_experiment_is_reused(band_split_run, capsys):
+def test_multitask_reuses_band_splits_drums_run_as_its_full_budget_drums(band_split_run,
+                                                                          capsys):
     out, _ = band_split_run
-    other = out.parent / "model_size"
-    assert model_size.main(["--scale", "test", "--musdb-root", _root(out), "--out", str(other),
-                            "--in-process", "--only", "drums_v7_N8_L1", "--no-plots"]) == 0
+    other = out.parent / "multitask"
+    assert multitask.main(["--scale", "test", "--musdb-root", _root(out), "--out", str(other),
+                           "--in-process", "--only", "single_drums_full", "--no-plots"]) == 0
     assert "reused" in capsys.readouterr().out
-    reused = json.loads((other / "drums_v7_N8_L1-seed0.json").read_text())
-    source = json.loads((out / "drums_v7-seed0.json").read_text())
-    assert reused["reused_from"].endswith("band_split/drums_v7-seed0.json")
+    reused = json.loads((other / "single_drums_full-seed0.json").read_text())
+    source = json.loads((out / "drums_universal41-seed0.json").read_text())
+    assert reused["reused_from"].endswith("band_split/drums_universal41-seed0.json")
     assert reused["valid_usdr"] == source["valid_usdr"]
-    assert reused["setting"] == "drums_v7_N8_L1" and reused["feature_dim"] == 8
-    assert not (other / "runs" / "drums_v7_N8_L1-seed0").exists()
+    assert reused["setting"] == "single_drums_full" and reused["experiment"] == "multitask"
+    assert not (other / "runs" / "single_drums_full-seed0").exists()
     summary = json.loads((other / "summary.json").read_text())
     assert summary["reused_runs"] == 1 and summary["wall_seconds_runs_total"] == 0
 
 
 def _root(out) -> str:
-    return json.loads((out / "drums_v7-seed0.json").read_text())["dataset"]
+    return json.loads((out / "drums_universal41-seed0.json").read_text())["dataset"]
+
+
+@pytest.fixture(scope="module")
+def piano_dataset(generated_dataset, tmp_path_factory):
+    """The generated dataset with a piano stem (half of ``other``, in
+    integers, so that other = the rest + piano exactly) in every train track
+    and in the first test track."""
+    root = tmp_path_factory.mktemp("piano") / "musdb"
+    shutil.copytree(generated_dataset, root)
+    for subset in ("train", "test"):
+        tracks = sorted(os.listdir(root / subset))
+        for name in tracks if subset == "train" else tracks[:1]:
+            other, sr = sf.read(str(root / subset / name / "other.wav"), dtype="int16")
+            sf.write(str(root / subset / name / "piano.wav"), other // 2, sr, subtype="PCM_16")
+    return str(root)
+
+
+@pytest.mark.slow
+def test_new_instrument_head_and_small_model_at_the_test_scale(generated_dataset,
+                                                                piano_dataset, tmp_path):
+    out = tmp_path / "results" / "new_instrument"
+    argv = ["--scale", "test", "--musdb-root", generated_dataset, "--instrument-root",
+            piano_dataset, "--out", str(out), "--in-process", "--evaluate",
+            "--only", "piano_head_v7", "piano_small_v7"]
+    assert new_instrument.main(argv) == 0
+    names = sorted(n for n in os.listdir(out) if n.endswith("-seed0.json"))
+    assert names == ["mtl4_v7-seed0.json", "piano_head_v7-seed0.json",
+                     "piano_small_v7-seed0.json"]
+    backbone, head, small = (json.loads((out / n).read_text()) for n in names)
+    assert backbone["targets"] == list(multitask.TARGETS) and backbone["arm"] == "backbone"
+    assert backbone["dataset"] == generated_dataset
+    assert head["stage"] == "transfer" and head["backbone_run"] == "mtl4_v7-seed0"
+    assert head["targets"] == ["piano"] and head["dataset"] == piano_dataset
+    assert head["instrument"] == "piano" and head["arm"] == "head"
+    assert 0 < head["trainable_parameters"] < head["parameters"]
+    assert small["config"]["model"]["feature_dim"] == common.BASE["test"]["small_feature_dim"]
+    assert small["trainable_parameters"] == small["parameters"]
+    for r in (head, small):
+        evaluation = json.loads((out / "runs" / f"{r['setting']}-seed0" / "evaluation" /
+                                 "results.json").read_text())["targets"]["piano"]
+        assert r["test_gain"]["piano"] == evaluation["gain"]
+        assert r["test_oracle_irm_usdr"]["piano"] == evaluation["oracle_irm_usdr"]
+    # The report reads these real files: numbers where they exist, the rest missing.
+    text = report.build_report(str(out.parent), str(tmp_path / "REPORT.md"))
+    rows = [r for t in _parse_tables(text) for r in t if r.get("model") and
+            r.get("band split") == "v7" and r.get("instrument") == "piano"]
+    assert [r["test gain"] for r in rows] == [f"{head['test_gain']['piano']:.2f} (n=1)", "–",
+                                              f"{small['test_gain']['piano']:.2f} (n=1)"]
+    assert "Runs not yet finished" in text and "piano_scratch_v7-seed0" in text
 
 
 # ------------------------------------------------------------- commands
@@ -112,67 +172,72 @@ def _dry_run(module, argv, capsys) -> str:
     return capsys.readouterr().out
 
 
+def _fits(text: str) -> list:
+    return [line.strip() for line in text.splitlines() if "training/fit.py" in line]
+
+
+def _run_dir(command: str) -> str:
+    return os.path.basename(command.split("--run-dir ")[1].split()[0])
+
+
 def test_paper_scale_commands(tmp_path, capsys):
     args = ["--scale", "paper", "--musdb-root", "/data/musdb18hq", "--out",
             str(tmp_path / "x")]
     text = _dry_run(band_split, args, capsys)
-    fits = [line.strip() for line in text.splitlines() if "training/fit.py" in line]
-    assert len(fits) == 12  # 3 splits x 2 seeds, backbones and transfers
+    fits = _fits(text)
+    assert len(fits) == 18  # 2 seeds x 3 splits x (drums, bass head, bass from scratch)
     assert all("--preset small" in c and "--musdb-root /data/musdb18hq" in c for c in fits)
     assert sum("--epochs 150 " in c for c in fits) == 6
-    assert sum("--bands universal --num-edges 41" in c for c in fits) == 2
-    assert text.count("training/evaluate.py") == 12
-    transfer = [c for c in fits if "bass_from_drums_universal-seed1" in c][0]
+    assert sum("--epochs 50 " in c for c in fits) == 12
+    assert sum("--bands universal --num-edges 41" in c for c in fits) == 4
+    assert text.count("training/evaluate.py") == 18
+    transfer = [c for c in fits if _run_dir(c) == "bass_from_drums_universal-seed1"][0]
     assert "--init-backbone" in transfer and "drums_universal-seed1 --freeze-backbone" in transfer
+    scratch = [c for c in fits if _run_dir(c) == "bass_scratch_v7-seed1"][0]
+    assert "--targets bass --bands v7" in scratch and "--epochs 50 " in scratch
+    assert "--init-backbone" not in scratch
 
-    text = _dry_run(multitask, args, capsys)
-    fits = [line.strip() for line in text.splitlines() if "training/fit.py" in line]
-    mtl = [c for c in fits if "--run-dir" in c and "mtl4-seed0" in c][0]
-    single = [c for c in fits if "single_vocals_quarter-seed0" in c][0]
+    fits = _fits(_dry_run(multitask, args, capsys))
+    assert len(fits) == 2 * (1 + 4 + 4)
+    mtl = [c for c in fits if _run_dir(c) == "mtl4-seed0"][0]
+    quarter = [c for c in fits if _run_dir(c) == "single_vocals_quarter-seed0"][0]
+    full = [c for c in fits if _run_dir(c) == "single_vocals_full-seed0"][0]
     assert "--mtl --targets drums bass other vocals" in mtl
-    assert "--examples-per-epoch 1000" in mtl and "--examples-per-epoch 250" in single
-    holdout = [c for c in fits if "--run-dir" in c and c.split("--run-dir ")[1].startswith(
-        str(tmp_path / "x" / "runs" / "mtl3_no_vocals-seed1"))][0]
-    assert "--mtl --targets drums bass other " in holdout and "vocals" not in holdout.split(
-        "--run-dir")[0]
-    to_vocals = [c for c in fits if "vocals_from_mtl3_no_vocals-seed1 " in c][0]
-    assert "mtl3_no_vocals-seed1 --freeze-backbone" in to_vocals
-    assert "--targets vocals" in to_vocals
+    assert "--examples-per-epoch 1000" in mtl and "--examples-per-epoch 250" in quarter
+    assert "--examples-per-epoch 1000" in full and "--targets vocals" in full
+    assert all("--bands universal --num-edges 41" in c for c in fits)
 
-    text = _dry_run(model_size, [*args, "--seeds", "0"], capsys)
-    fits = [line for line in text.splitlines() if "training/fit.py" in line]
-    assert len(fits) == len(common.BASE["paper"]["sizes"]) * 3
-    assert any("--feature-dim 128 --num-layers 12" in c for c in fits)
-
-
-@pytest.mark.slow
-def test_normalisation_runs_record_the_gain_over_the_scaled_mixture(generated_dataset, tmp_path):
-    out = tmp_path / "normalisation"
-    argv = ["--scale", "test", "--musdb-root", generated_dataset, "--out", str(out),
-            "--in-process", "--only", "frame_v7", "--evaluate"]
-    assert normalisation.main(argv) == 0
-    result = json.loads((out / "frame_v7-seed0.json").read_text())
-    assert result["config"]["model"]["norm"] == "frame" and result["config"]["model"]["bands"] == "v7"
-    history = json.loads((out / "runs" / "frame_v7-seed0" / "history.json").read_text())
-    assert result["valid_gain"]["drums"] == [h["valid_gain"]["drums"] for h in history]
-    evaluation = json.loads((out / "runs" / "frame_v7-seed0" / "evaluation" / "results.json")
-                            .read_text())["targets"]
-    for target in result["targets"]:
-        assert result["test_gain"][target] == evaluation[target]["gain"]
-        assert result["test_gain"][target] == pytest.approx(
-            evaluation[target]["usdr"] - evaluation[target]["scaled_mixture_usdr"])
-    summary = json.loads((out / "summary.json").read_text())
-    assert "test_gain.vocals" in summary["settings"]["frame_v7"]["metrics"]
+    args[-1] = str(tmp_path / "y")
+    text = _dry_run(new_instrument, [*args, "--instrument-root", "/data/with_piano"], capsys)
+    fits = _fits(text)
+    assert len(fits) == 2 * 2 * (1 + 2 * 2)  # no small models at this scale
+    head = [c for c in fits if _run_dir(c) == "guitar_head_v7-seed1"][0]
+    assert "mtl4_v7-seed1 --freeze-backbone" in head and "--targets guitar" in head
+    assert "--musdb-root /data/with_piano" in head
+    backbone = [c for c in fits if _run_dir(c) == "mtl4_v7-seed1"][0]
+    assert "--mtl --targets drums bass other vocals" in backbone
+    assert "--musdb-root /data/musdb18hq" in backbone
 
 
-def test_normalisation_cpu_scale_commands(tmp_path, capsys):
-    text = _dry_run(normalisation, ["--scale", "cpu", "--out", str(tmp_path / "x")], capsys)
-    fits = [line.strip() for line in text.splitlines() if "training/fit.py" in line]
-    assert len(fits) == 4 and text.count("training/evaluate.py") == 4
-    assert all("--preset cpu" in c and "--mtl" in c and "--seed 0" in c and "--epochs 12" in c
-               for c in fits)
-    assert sorted((c.split("--norm ")[1].split()[0], "--num-edges 41" in c) for c in fits) == [
-        ("chunk", False), ("chunk", True), ("frame", False), ("frame", True)]
+def test_new_instrument_cpu_scale_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BSRNN_TF_EXPERIMENT_DATA", str(tmp_path / "data"))
+    text = _dry_run(new_instrument, ["--scale", "cpu", "--out", str(tmp_path / "x")], capsys)
+    fits = _fits(text)
+    # 3 seeds x 2 splits x (backbone + 2 instruments x head, scratch, small)
+    assert len(fits) == 3 * 2 * 7 and text.count("training/evaluate.py") == len(fits)
+    holdout, full = (str(tmp_path / "data" / d) for d in ("holdout-piano-guitar-v1",
+                                                           "instruments-v1"))
+    for c in fits:
+        name = _run_dir(c)
+        assert "--preset cpu" in c and "--loss bsrnn+sdr" in c
+        if name.startswith("mtl4"):
+            assert f"--musdb-root {holdout}" in c and "--epochs 12 " in c
+        else:
+            assert f"--musdb-root {full}" in c and "--epochs 6 " in c
+        if "_small_" in name:
+            assert "--feature-dim 25" in c
+    head = [c for c in fits if _run_dir(c) == "piano_head_universal41-seed2"][0]
+    assert "mtl4-seed2 --freeze-backbone" in head
 
 
 def test_paper_scale_needs_a_dataset(tmp_path, monkeypatch, capsys):
@@ -191,35 +256,49 @@ def test_only_rejects_unknown_settings(tmp_path, capsys):
 
 # ---------------------------------------------------------------- report
 
+SEEDS = [0, 1, 2]
+# Runs left out of the fake results: a partial set of seeds, and a setting
+# with no run at all.
+MISSING = {"drums_universal-seed2", "single_bass_quarter-seed1", "piano_small_v7-seed1",
+           "guitar_small_v7-seed0", "guitar_small_v7-seed1", "guitar_small_v7-seed2"}
+
+
+def _targets(run: common.Run) -> list:
+    at = run.flags.index("--targets")
+    return list(multitask.TARGETS) if "--mtl" in run.flags else [run.flags[at + 1]]
+
+
 def _fake_result(run: common.Run, experiment: str, rng, shift: float = 0.0) -> dict:
-    """A result JSON as a driver writes it, with random uSDR values."""
-    targets = (list(multitask.TARGETS) if "--mtl" in run.flags and (
-        "drums bass other vocals" in " ".join(run.flags) or "--targets" not in run.flags) else
-               run.flags[run.flags.index("--targets") + 1:run.flags.index("--targets") + 4]
-               if "--mtl" in run.flags else [run.flags[run.flags.index("--targets") + 1]])
-    epochs = 3
+    """A result JSON as a driver writes it, with random values."""
+    targets = _targets(run)
+    epochs = 4
     curves = {t: list(rng.normal(2.0 + shift, 1.0, epochs)) for t in targets}
     gains = {t: list(rng.normal(shift, 1.0, epochs)) for t in targets}
+    seconds = list(rng.uniform(30, 90, epochs))
     result = records.history_curves(
-        [{"epoch": i + 1, "train_loss": 1.0 - 0.1 * i, "seconds": 1.0,
+        [{"epoch": i + 1, "train_loss": 1.0 - 0.1 * i, "seconds": seconds[i],
           "valid_usdr": {t: curves[t][i] for t in targets},
           "valid_gain": {t: gains[t][i] for t in targets}} for i in range(epochs)], targets)
     result["test_gain"] = {t: float(rng.normal(shift, 1.0)) for t in targets}
+    result["test_scaled_mixture_usdr"] = {t: float(rng.normal(1.0, 0.1)) for t in targets}
+    result["test_oracle_irm_usdr"] = {t: float(rng.normal(9.0, 0.1)) for t in targets}
+    parameters = 1000 + 10 * len(run.setting)
     result.update({
         "experiment": experiment, "setting": run.setting, "group": run.group,
-        "stage": run.stage, "seed": run.seed, "scale": "cpu-small", "command": "python x",
-        "targets": targets, "num_bands": 41, "parameters": 1000 + len(run.setting),
-        "trainable_parameters": 900, "wall_seconds": float(rng.uniform(10, 100)),
-        "dataset": "built-in generated dataset (/tmp/x)", "builtin_dataset": True,
+        "stage": run.stage, "seed": run.seed, "scale": "cpu", "command": "python x",
+        "backbone_run": run.backbone, "targets": targets, "num_bands": 30 + len(run.group),
+        "parameters": parameters,
+        "trainable_parameters": 300 if run.stage == "transfer" else parameters,
+        "wall_seconds": float(rng.uniform(100, 1000)), "train_seconds": float(sum(seconds)),
+        "dataset": "/cache/holdout-piano-guitar-v1", "builtin_dataset": False,
         "machine": {"cpus": 2, "platform": "test"}, **run.meta,
-        "config": {"preset": "tiny", "model": {
-            "feature_dim": run.meta.get("feature_dim", 8),
-            "num_layers": run.meta.get("num_layers", 1), "mlp_ratio": 2,
-            "stft": {"n_fft": 512, "hop_length": 128}},
-            "data": {"segment_seconds": 1.0, "remix": True, "source_activity": True,
-                     "valid_examples": 16, "examples_per_epoch": 48},
+        "config": {"preset": "cpu", "model": {
+            "feature_dim": 32, "num_layers": 3, "mlp_ratio": 4,
+            "stft": {"n_fft": 2048, "hop_length": 512}},
+            "data": {"segment_seconds": 2.0, "remix": True, "source_activity": True,
+                     "valid_examples": 32, "examples_per_epoch": 400},
             "train": {"batch_size": 4, "learning_rate": 0.001, "lr_decay": 0.98,
-                      "lr_decay_epochs": 2, "clip_norm": 5.0, "patience": 0, "epochs": 6}}})
+                      "lr_decay_epochs": 2, "clip_norm": 5.0, "patience": 0, "epochs": 12}}})
     return result
 
 
@@ -238,115 +317,291 @@ def _parse_tables(text: str) -> list:
     return tables
 
 
-def _cell_stats(cell: str) -> tuple:
-    m = re.match(r"(-?\d+\.\d\d) ± (\d+\.\d\d) \[(-?\d+\.\d\d), (-?\d+\.\d\d)\] \(n=(\d+)\)",
-                 cell)
+def _table(tables: list, header: str, without: str = "") -> list:
+    """The one table that has a column ``header`` (and not ``without``)."""
+    found = [t for t in tables if t and header in t[0] and (not without or without not in t[0])]
+    assert len(found) == 1, (header, len(found))
+    return found[0]
+
+
+def _cell_stats(cell: str):
+    """``(mean, std, min, max, n)`` of a report cell, None for "–"."""
+    if cell == "–":
+        return None
+    one = re.fullmatch(r"(-?\d+\.\d\d) \(n=1\)", cell)
+    if one:
+        return (float(one.group(1)), 0.0, float(one.group(1)), float(one.group(1)), 1.0)
+    m = re.fullmatch(r"(-?\d+\.\d\d) ± (\d+\.\d\d) \[(-?\d+\.\d\d), (-?\d+\.\d\d)\] "
+                     r"\(n=(\d+)\)", cell)
     assert m, cell
     return tuple(float(x) for x in m.groups())
 
 
-def _expect(values) -> tuple:
-    v = np.asarray(values, float)
-    return tuple(float(f"{x:.2f}") for x in (v.mean(), v.std(ddof=1), v.min(), v.max())) + (
+def _expect(values):
+    """What a cell should hold for ``values`` (a {seed: value} dict or a
+    list), computed with numpy."""
+    v = np.asarray(list(values.values()) if isinstance(values, dict) else values, float)
+    if not len(v):
+        return None
+    std = v.std(ddof=1) if len(v) > 1 else 0.0
+    return tuple(float(f"{x:.2f}") for x in (v.mean(), std, v.min(), v.max())) + (
         float(len(v)),)
+
+
+def _r2(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
 
 
 @pytest.fixture
 def fake_results(tmp_path):
     rng = np.random.default_rng(7)
-    base = dict(common.BASE["cpu-small"], seeds=[0, 1, 2])
+    base = dict(common.BASE["cpu"], seeds=SEEDS)
     results = tmp_path / "results"
     for name, module in (("band_split", band_split), ("multitask", multitask),
-                         ("model_size", model_size), ("normalisation", normalisation)):
+                         ("new_instrument", new_instrument)):
         folder = results / name
         folder.mkdir(parents=True)
         for run in module.plan(base):
-            # universal transfers clearly better than v7 ones: a separated claim.
-            shift = 10.0 if run.setting == "bass_from_drums_universal" else 0.0
+            if run.key in MISSING:
+                continue
+            # Piano heads clearly ahead of their models from scratch.
+            shift = 10.0 if run.setting == "piano_head_universal41" else 0.0
             records.write_json(str(folder / f"{run.key}.json"),
-                              _fake_result(run, name, rng, shift))
+                               _fake_result(run, name, rng, shift))
         (folder / "fig.png").write_bytes(b"\x89PNG fake")
         records.write_json(str(folder / "summary.json"), {"figures": ["fig.png"]})
+    (results / "notes.md").write_text("Hand-written notes.\n")
     return results
 
 
-def test_report_tables_equal_means_of_the_json_files(fake_results, tmp_path):
+class Fake:
+    """The fake result files, read back with json: {seed: result} per setting."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def runs(self, experiment, setting) -> dict:
+        folder = self.folder / experiment
+        out = {}
+        for n in sorted(os.listdir(folder)):
+            if n.startswith(f"{setting}-seed"):
+                r = json.loads((folder / n).read_text())
+                out[r["seed"]] = r
+        return out
+
+    def gain(self, experiment, setting, target, key="test_gain") -> dict:
+        return {s: r[key][target] for s, r in self.runs(experiment, setting).items()}
+
+
+def _diff(a: dict, b: dict) -> dict:
+    return {s: a[s] - b[s] for s in a if s in b}
+
+
+def _seed_mean(per_target: list) -> dict:
+    seeds = set.intersection(*(set(v) for v in per_target))
+    return {s: float(np.mean([v[s] for v in per_target])) for s in seeds}
+
+
+def _pooled_mean(dicts: list) -> float:
+    return float(np.mean([v for d in dicts for v in d.values()]))
+
+
+def test_report_band_split_tables_equal_numpy_statistics(fake_results, tmp_path):
     out = tmp_path / "REPORT.md"
     assert report.main(["--results", str(fake_results), "--out", str(out)]) == 0
     text = out.read_text()
-    tables = _parse_tables(text)
+    tables, fake = _parse_tables(text), Fake(fake_results)
+    section = text.split("## 1. Band split")[1].split("## 2.")[0]
 
-    def load(experiment, setting):
-        folder = fake_results / experiment
-        return [json.loads((folder / n).read_text()) for n in sorted(os.listdir(folder))
-                if n.startswith(f"{setting}-seed")]
-
-    # 1. band split
-    table = [t for t in tables if t and "drums best" in t[0]][0]
+    table = _table(tables, "drums test gain")
+    assert [r["band split"] for r in table] == list(band_split.SPLITS)
     for row in table:
         split = row["band split"]
-        drums = load("band_split", f"drums_{split}")
-        bass = load("band_split", f"bass_from_drums_{split}")
-        assert len(drums) == 3
-        assert _cell_stats(row["drums best"]) == _expect(
-            [r["best_valid_usdr"]["drums"] for r in drums])
-        assert _cell_stats(row["bass final"]) == _expect(
-            [r["final_valid_usdr"]["bass"] for r in bass])
-    assert [r["band split"] for r in table] == ["v7", "universal", "universal41"]
-    # 2A. MTL vs single, per target and the mean of the four
-    table = [t for t in tables if t and "single-target best" in t[0]][0]
-    mtl = load("multitask", "mtl4")
-    for row in table[:4]:
+        drums = fake.runs("band_split", f"drums_{split}")
+        gain = fake.gain("band_split", f"drums_{split}", "drums")
+        assert len(gain) == (2 if split == "universal" else 3)
+        assert _cell_stats(row["drums test gain"]) == _expect(gain)
+        assert _cell_stats(row["drums validation gain (kept epoch)"]) == _expect(
+            fake.gain("band_split", f"drums_{split}", "drums", "best_valid_gain"))
+        assert row["bands"] == str(drums[0]["num_bands"])
+        assert row["parameters"] == f"{drums[0]['parameters']:,}"
+        assert row["drums oracle IRM uSDR"] == _r2(_pooled_mean(
+            [fake.gain("band_split", f"drums_{split}", "drums", "test_oracle_irm_usdr")]))
+
+    table = _table(tables, "bass head test gain")
+    points = {}
+    for row in table:
+        split = row["band split"]
+        head = fake.gain("band_split", f"bass_from_drums_{split}", "bass")
+        scratch = fake.gain("band_split", f"bass_scratch_{split}", "bass")
+        assert _cell_stats(row["bass head test gain"]) == _expect(head)
+        assert _cell_stats(row["bass from scratch test gain"]) == _expect(scratch)
+        assert _cell_stats(row["head − from scratch (paired)"]) == _expect(_diff(head, scratch))
+        assert row["bass best-scaled mixture uSDR"] == _r2(_pooled_mean([
+            fake.gain("band_split", s, "bass", "test_scaled_mixture_usdr")
+            for s in (f"bass_from_drums_{split}", f"bass_scratch_{split}")]))
+        drums = fake.gain("band_split", f"drums_{split}", "drums")
+        seeds = sorted(set(head) & set(drums))  # each head with its own backbone's seed
+        points[split] = (np.array([drums[s] for s in seeds]), np.array([head[s] for s in seeds]))
+    # The confound: slopes with numpy, the head gain at a common drums gain.
+    x = np.concatenate([p[0] for p in points.values()])
+    y = np.concatenate([p[1] for p in points.values()])
+    overall = np.polyfit(x, y, 1)[0]
+    within = (sum(((px - px.mean()) * (py - py.mean())).sum() for px, py in points.values())
+              / sum(((px - px.mean()) ** 2).sum() for px, _ in points.values()))
+    assert f"Slope over all runs: {overall:.2f} dB" in section
+    assert f"(each split its own intercept): {within:.2f}." in section
+    lo = max(p[0].min() for p in points.values())
+    hi = min(p[0].max() for p in points.values())
+    table = _table(tables, "bass head at equal drums quality")
+    for row in table:
+        px, py = points[row["band split"]]
+        assert row["runs"] == str(len(px))
+        assert row["drums test gain of the backbones [min, max]"] == \
+            f"[{px.min():.2f}, {px.max():.2f}]"
+        assert row["bass head test gain (mean)"] == f"{py.mean():.2f}"
+        expected = "–" if lo > hi else f"{py.mean() + within * ((lo + hi) / 2 - px.mean()):.2f}"
+        assert row["bass head at equal drums quality"] == expected
+    assert ("do not overlap" in section) == (lo > hi)
+
+    # every seed's value, missing ones as "–"
+    table = _table(_parse_tables(section), "seed 2")
+    row = [r for r in table if r["run"] == "drums from scratch, universal"][0]
+    gain = fake.gain("band_split", "drums_universal", "drums")
+    assert [row[f"seed {s}"] for s in SEEDS] == [f"{gain[0]:.2f}", f"{gain[1]:.2f}", "–"]
+    assert "drums_universal-seed2" in section.split("Runs not yet finished")[1]
+    assert "![fig.png](results/band_split/fig.png)" in section
+
+
+def test_report_multitask_table_equals_numpy_statistics(fake_results, tmp_path):
+    out = tmp_path / "REPORT.md"
+    text = report.build_report(str(fake_results), str(out))
+    tables, fake = _parse_tables(text), Fake(fake_results)
+    table = _table(tables, "MTL − quarter (paired)")
+    assert [r["target"] for r in table] == [*multitask.TARGETS, "**mean of the four**"]
+    gains = {"mtl": {t: fake.gain("multitask", "mtl4", t) for t in multitask.TARGETS}}
+    for arm in ("quarter", "full"):
+        gains[arm] = {t: fake.gain("multitask", f"single_{t}_{arm}", t)
+                      for t in multitask.TARGETS}
+    assert len(gains["quarter"]["bass"]) == 2
+    for row in table:
         target = row["target"]
-        single = load("multitask", f"single_{target}_quarter")
-        mtl_key = [k for k in row if k.startswith("MTL best")][0]
-        assert _cell_stats(row[mtl_key]) == _expect([r["best_valid_usdr"][target] for r in mtl])
-        assert _cell_stats(row["single-target best"]) == _expect(
-            [r["best_valid_usdr"][target] for r in single])
-    mean_row = table[4]
-    singles = {t: load("multitask", f"single_{t}_quarter") for t in multitask.TARGETS}
-    per_seed = [np.mean([singles[t][s]["best_valid_usdr"][t] for t in multitask.TARGETS])
-                for s in range(3)]
-    assert _cell_stats(mean_row["single-target best"]) == _expect(per_seed)
-    # 2B. hold-out transfer
-    table = [t for t in tables if t and "vocals best" in t[0]][0]
-    assert _cell_stats(table[0]["vocals best"]) == _expect(
-        [r["best_valid_usdr"]["vocals"] for r in load("multitask",
-                                                      "vocals_from_mtl3_no_vocals")])
-    # 3. model size
-    table = [t for t in tables if t and "parameters" in t[0] and "N" in t[0]][0]
-    assert len(table) == 3 * len(common.BASE["cpu-small"]["sizes"])
+        if target in multitask.TARGETS:
+            v = {arm: gains[arm][target] for arm in gains}
+            mtl = fake.runs("multitask", "mtl4")
+            assert row["oracle IRM uSDR"] == _r2(_pooled_mean([
+                {s: r["test_oracle_irm_usdr"][target] for s, r in mtl.items()},
+                *(fake.gain("multitask", f"single_{target}_{arm}", target,
+                            "test_oracle_irm_usdr") for arm in ("quarter", "full"))]))
+        else:  # per seed, the mean over the four targets
+            v = {arm: _seed_mean(list(gains[arm].values())) for arm in gains}
+            assert sorted(v["quarter"]) == [0, 2]
+        assert _cell_stats(row["MTL"]) == _expect(v["mtl"])
+        assert _cell_stats(row["single, quarter budget"]) == _expect(v["quarter"])
+        assert _cell_stats(row["single, full budget"]) == _expect(v["full"])
+        assert _cell_stats(row["MTL − quarter (paired)"]) == _expect(_diff(v["mtl"],
+                                                                           v["quarter"]))
+        assert _cell_stats(row["MTL − full (paired)"]) == _expect(_diff(v["mtl"], v["full"]))
+    table = _table(tables, "single, quarter budget", without="MTL − full (paired)")
+    assert _cell_stats(table[1]["MTL"]) == _expect(fake.gain("multitask", "mtl4", "bass",
+                                                             "best_valid_gain"))
+    section = text.split("## 2. Multi-task")[1].split("## 3.")[0]
+    assert "single_bass_quarter-seed1" in section.split("Runs not yet finished")[1]
+
+
+def test_report_new_instrument_tables_equal_numpy_statistics(fake_results, tmp_path):
+    out = tmp_path / "REPORT.md"
+    text = report.build_report(str(fake_results), str(out))
+    tables, fake = _parse_tables(text), Fake(fake_results)
+    table = _table(tables, "mean of the four")
     for row in table:
-        runs = load("model_size", f"drums_{row['band split']}_N{row['N']}_L{row['L']}")
-        assert _cell_stats(row["drums best"]) == _expect(
-            [r["best_valid_usdr"]["drums"] for r in runs])
-    # 4. normalisation: validation (best epoch) / test gain per target, mean test gain
-    table = [t for t in tables if t and "mean test" in t[0]][0]
-    assert [(r["norm"], r["band split"]) for r in table] == [
-        ("chunk", "universal41"), ("frame", "universal41"), ("chunk", "v7"), ("frame", "v7")]
+        runs = fake.runs("new_instrument", row["backbone"])
+        per_target = [{s: r["test_gain"][t] for s, r in runs.items()} for t in multitask.TARGETS]
+        for t, values in zip(multitask.TARGETS, per_target):
+            assert _cell_stats(row[t]) == _expect(values)
+        assert _cell_stats(row["mean of the four"]) == _expect(_seed_mean(per_target))
+    assert [r["backbone"] for r in table] == ["mtl4", "mtl4_v7"]
+
+    table = _table(tables, "head − this model (paired)")
+    assert len(table) == len(new_instrument.SPLITS) * len(new_instrument.INSTRUMENTS) * 3
+    labels = {v: k for k, v in new_instrument.ARM_LABELS.items()}
     for row in table:
-        runs = load("normalisation", f"{row['norm']}_{row['band split']}")
-        valid, test = row["bass valid / test"].split(" / ")
-        assert _cell_stats(valid) == _expect([r["best_valid_gain"]["bass"] for r in runs])
-        assert _cell_stats(test) == _expect([r["test_gain"]["bass"] for r in runs])
-        assert _cell_stats(row["mean test"]) == _expect(
-            [np.mean(list(r["test_gain"].values())) for r in runs])
-    # wall time: the sum over the JSON files, per experiment and in total
-    wall = [t for t in tables if t and "wall time" in t[0]][0]
+        inst, split, arm = row["instrument"], row["band split"], labels[row["model"]]
+        setting = f"{inst}_{arm}_{split}"
+        runs = fake.runs("new_instrument", setting)
+        gain = fake.gain("new_instrument", setting, inst)
+        head = fake.gain("new_instrument", f"{inst}_head_{split}", inst)
+        assert _cell_stats(row["test gain"]) == _expect(gain)
+        assert _cell_stats(row["validation gain (final)"]) == _expect(
+            fake.gain("new_instrument", setting, inst, "final_valid_gain"))
+        if not runs:
+            assert row["trainable parameters"] == row["minutes of training"] == "–"
+            assert row["head − this model (paired)"] == "–"
+            continue
+        assert row["trainable parameters"] == f"{runs[min(runs)]['trainable_parameters']:,}"
+        assert row["minutes of training"] == \
+            f"{np.mean([r['train_seconds'] for r in runs.values()]) / 60:.1f}"
+        expected = "" if arm == "head" else _expect(_diff(head, gain))
+        assert (row["head − this model (paired)"] if arm == "head" else
+                _cell_stats(row["head − this model (paired)"])) == expected
+        every = [fake.gain("new_instrument", f"{inst}_{a}_{split}", inst,
+                           "test_scaled_mixture_usdr") for a in new_instrument.ARMS]
+        assert row["best-scaled mixture uSDR"] == _r2(_pooled_mean(every))
+    assert len(fake.gain("new_instrument", "piano_small_v7", "piano")) == 2
+
+    # minutes to reach the scratch model's final validation gain
+    table = _table(tables, "level (dB)")
+    for row in table:
+        inst, split = row["instrument"], row["band split"]
+        level = np.mean(list(fake.gain("new_instrument", f"{inst}_scratch_{split}", inst,
+                                       "final_valid_gain").values()))
+        assert row["level (dB)"] == f"{level:.2f}"
+        for arm, label in new_instrument.ARM_LABELS.items():
+            runs = list(fake.runs("new_instrument", f"{inst}_{arm}_{split}").values())
+            if not runs:
+                assert row[label] == "–"
+                continue
+            curve = np.mean([r["valid_gain"][inst] for r in runs], axis=0)
+            clock = np.mean([np.cumsum(r["epoch_seconds"]) / 60 for r in runs], axis=0)
+            reached = np.nonzero(curve >= level)[0]
+            assert row[label] == (f"epoch {reached[0] + 1}, {clock[reached[0]]:.1f} min"
+                                  if len(reached) else f"not reached (best {curve.max():.2f})")
+
+    section = text.split("## 3. A new instrument")[1]
+    line = [x for x in section.splitlines()
+            if x.startswith("- piano, universal41: head vs whole model from scratch")][0]
+    diff = _diff(fake.gain("new_instrument", "piano_head_universal41", "piano"),
+                 fake.gain("new_instrument", "piano_scratch_universal41", "piano"))
+    d = np.array(list(diff.values()))
+    assert f"the head is ahead by {d.mean():.2f} dB" in line
+    assert f"std of the differences {d.std(ddof=1):.2f} dB" in line
+    assert line.endswith("larger than the spread.")
+    missing = section.split("Runs not yet finished")[1].split("\n")[0]
+    assert all(k in missing for k in MISSING if k.startswith(("piano", "guitar")))
+    assert "![fig.png](results/new_instrument/fig.png)" in section
+
+
+def test_report_setup_wall_time_and_notes(fake_results, tmp_path):
+    text = report.build_report(str(fake_results), str(tmp_path / "REPORT.md"))
+    assert "Hand-written notes." in text and "experiments/holdout_data.py" in text
+    for old in ("model_size", "normalisation", "mtl3_no_vocals"):
+        assert old not in text
+    wall = _table(_parse_tables(text), "wall time")
     total = 0.0
-    for row in wall[:4]:
-        seconds = sum(json.loads((fake_results / row["experiment"] / n).read_text())[
-            "wall_seconds"] for n in os.listdir(fake_results / row["experiment"])
-            if n.endswith(".json") and n != "summary.json")
+    for row in wall[:3]:
+        folder = fake_results / row["experiment"]
+        seconds = sum(json.loads((folder / n).read_text())["wall_seconds"]
+                      for n in os.listdir(folder) if n.endswith(".json") and n != "summary.json")
         total += seconds
         assert f"({seconds:.0f} s)" in row["wall time"]
-    assert f"({total:.0f} s)" in wall[4]["wall time"]
-    # figures are linked relative to the report
-    assert "![fig.png](results/band_split/fig.png)" in text
-    # claims: a separated difference and the honest default
-    claims = text.split("## What the numbers support and do not support")[1]
-    line = [x for x in claims.splitlines() if "(universal vs v7, best validation bass" in x][0]
-    assert "every seed of universal is above every seed of v7" in line
+    assert [r["experiment"] for r in wall] == [*report.EXPERIMENTS, "**total**"]
+    assert f"({total:.0f} s)" in wall[3]["wall time"]
+
+
+def test_report_without_results_says_so(tmp_path):
+    text = report.build_report(str(tmp_path / "none"), str(tmp_path / "REPORT.md"))
+    assert "No results found" in text
+    assert text.count("Not run (no result files).") == 3
 
 
 def test_total_elapsed_counts_overlaps_once_and_gaps_not_at_all():
@@ -355,12 +610,21 @@ def test_total_elapsed_counts_overlaps_once_and_gaps_not_at_all():
     assert report.union_elapsed([None]) is None
 
 
-def test_compare_wording_follows_the_seed_ranges():
-    assert "overlap" in report.compare([1.0, 2.0], [1.5, 2.5], "a", "b", "x")
-    assert "every seed of a is above" in report.compare([3.0, 4.0], [1.0, 2.0], "a", "b", "x")
-    assert "every seed of b is above" in report.compare([1.0, 2.0], [3.0, 4.0], "a", "b", "x")
-    assert "only one seed" in report.compare([3.0], [1.0, 2.0], "a", "b", "x")
-    assert "not measured" in report.compare([], [1.0], "a", "b", "x")
+def test_compare_wording_follows_the_paired_differences():
+    compare = report_format.compare
+    ahead = compare({0: 3.0, 1: 4.0, 2: 5.0}, {0: 1.0, 1: 2.2, 2: 2.9}, "a", "b", "x")
+    assert "a is ahead by 1.97 dB" in ahead and "paired, 3 seeds" in ahead
+    assert ahead.endswith(": larger than the spread.")
+    mixed = compare({0: 1.0, 1: 2.0}, {0: 1.5, 1: 1.0}, "a", "b", "x")
+    assert "a is ahead by 0.25 dB" in mixed and mixed.endswith(": within the spread.")
+    behind = compare({0: 1.0, 1: 2.0}, {0: 3.0, 1: 4.5}, "a", "b", "x")
+    assert "b is ahead by 2.25 dB" in behind and "larger than the spread" in behind
+    small = compare({0: 1.0, 1: 1.1, 2: 1.0}, {0: 0.0, 1: 1.0, 2: 0.99}, "a", "b", "x")
+    assert small.endswith("within the spread.")  # same sign, mean below the std
+    one = compare({0: 3.0, 1: 2.0}, {0: 1.0}, "a", "b", "x")
+    assert "one seed: a direction, not a result" in one and "left out: [1]" in one
+    assert "not measured" in compare({}, {0: 1.0}, "a", "b", "x")
+    assert "not measured" in compare({0: 1.0}, {1: 1.0}, "a", "b", "x")
 
 
 def test_stats_match_numpy():

@@ -1,0 +1,301 @@
+"""The report's three experiment sections (experiments/report.py): band
+split, multi-task learning, a new instrument. Each takes the experiment's
+result dicts and returns markdown lines; every number is computed here from
+those dicts (:mod:`experiments.report_format`).
+
+The headline metric is the held-out gain over the best-scaled mixture
+(``test_gain``), with the best-scaled mixture's and the oracle IRM's uSDR of
+the same test songs beside it; the validation gain comes second.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+from experiments import band_split, multitask, new_instrument
+from experiments.records import by_setting
+from experiments.report_format import (SeedValues, budget, cell, common_range, compare, fmt_int,
+                                       first, mean, number, paired, reference, seed_mean,
+                                       seed_table, seed_values, slope, time_to_reach,
+                                       within_slope)
+
+FLOOR, CEILING = "test_scaled_mixture_usdr", "test_oracle_irm_usdr"
+
+
+def _reference_header(target: str = "") -> str:
+    prefix = f"{target} " if target else ""
+    return f"{prefix}best-scaled mixture uSDR | {prefix}oracle IRM uSDR"
+
+
+def _gain(runs: Sequence[dict], target: str) -> SeedValues:
+    return seed_values(runs, "test_gain", target)
+
+
+def _references(runs: Sequence[dict], target: str) -> str:
+    return f"{reference(runs, FLOOR, target)} | {reference(runs, CEILING, target)}"
+
+
+def _seeds(results: Sequence[dict]) -> List[int]:
+    return sorted({int(r["seed"]) for r in results})
+
+
+# ------------------------------------------------------------ band split
+
+def band_split_section(results: List[dict]) -> List[str]:
+    g = by_setting(results)
+    src, dst, splits = band_split.SOURCE, band_split.TARGET, band_split.SPLITS
+
+    def runs(setting_of, split):
+        return g.get(setting_of(split), [])
+
+    drums = {s: runs(band_split.backbone_setting, s) for s in splits}
+    head = {s: runs(band_split.transfer_setting, s) for s in splits}
+    scratch = {s: runs(band_split.scratch_setting, s) for s in splits}
+    lines = ["## 1. Band split: v7 vs universal, drums then a bass head on the frozen "
+             "drums backbone", "",
+             f"{src.capitalize()} models from scratch with each band split "
+             f"({budget(drums['v7'])}); then each frozen {src} backbone gets a new {dst} head "
+             f"(`--init-backbone <{src} run> --freeze-backbone --targets {dst}`), and a {dst} "
+             f"model of the same split is trained from scratch with the head's budget "
+             f"({budget(head['v7'] or scratch['v7'])}). Held-out test gain over the "
+             "best-scaled mixture in dB, mean ± std [min, max] (n seeds); every seed's value "
+             "is in the per-seed table below.", "",
+             f"| band split | bands | parameters | {src} test gain | {src} validation gain "
+             f"(kept epoch) | {_reference_header(src)} |",
+             "|---|---:|---:|---|---|---:|---:|"]
+    for split in splits:
+        b = drums[split]
+        lines.append(f"| {split} | {fmt_int(first(b, 'num_bands'))} "
+                     f"| {fmt_int(first(b, 'parameters'))} | {cell(_gain(b, src))} "
+                     f"| {cell(seed_values(b, 'best_valid_gain', src))} "
+                     f"| {_references(b, src)} |")
+    lines += ["", f"| band split | head: trainable parameters | {dst} head test gain "
+              f"| from scratch: parameters | {dst} from scratch test gain "
+              f"| head − from scratch (paired) | {_reference_header(dst)} |",
+              "|---|---:|---|---:|---|---|---:|---:|"]
+    for split in splits:
+        h, s = head[split], scratch[split]
+        lines.append(f"| {split} | {fmt_int(first(h, 'trainable_parameters'))} "
+                     f"| {cell(_gain(h, dst))} | {fmt_int(first(s, 'parameters'))} "
+                     f"| {cell(_gain(s, dst))} | {cell(paired(_gain(h, dst), _gain(s, dst)))} "
+                     f"| {_references(h + s, dst)} |")
+    lines += ["", *_confound(drums, head, src, dst), ""]
+    rows = []
+    for split in splits:
+        rows += [(f"{src} from scratch, {split}", _gain(drums[split], src)),
+                 (f"{dst} head, {split}", _gain(head[split], dst)),
+                 (f"{dst} from scratch, {split}", _gain(scratch[split], dst)),
+                 (f"{dst} head − from scratch, {split}",
+                  paired(_gain(head[split], dst), _gain(scratch[split], dst)))]
+    lines += ["Every seed's test gain (dB):", "", *seed_table(rows, _seeds(results)), "",
+              "Comparisons (held-out test gain):", ""]
+    for split in ("universal", "universal41"):
+        lines.append(compare(_gain(drums[split], src), _gain(drums["v7"], src), split, "v7",
+                             f"{src} from scratch, {split} vs v7"))
+    for split in splits:
+        lines.append(compare(_gain(head[split], dst), _gain(scratch[split], dst), "the head",
+                             "the model from scratch",
+                             f"{dst}, head on the frozen {src} backbone vs from scratch "
+                             f"({split}, same budget)"))
+    for split in ("universal", "universal41"):
+        lines.append(compare(_gain(head[split], dst), _gain(head["v7"], dst), split, "v7",
+                             f"{dst} head, {split} vs v7 (the paper's figure 8)"))
+    return lines + [""]
+
+
+def _confound(drums: Dict[str, List[dict]], head: Dict[str, List[dict]], src: str,
+              dst: str) -> List[str]:
+    """The bass head's test gain against the drums test gain of its own
+    backbone run: the overall slope, the slope within splits, and each
+    split's head gain at a drums gain every split reached."""
+    points = {}
+    for split, heads in head.items():
+        backbone = {f"{r['setting']}-seed{r['seed']}": r for r in drums[split]}
+        xs, ys = [], []
+        for r in heads:
+            b = backbone.get(r.get("backbone_run") or
+                             f"{band_split.backbone_setting(split)}-seed{r['seed']}")
+            x = (b or {}).get("test_gain", {}).get(src)
+            y = (r.get("test_gain") or {}).get(dst)
+            if x is not None and y is not None:
+                xs.append(float(x))
+                ys.append(float(y))
+        points[split] = (xs, ys)
+    measured = {s: p for s, p in points.items() if p[0]}
+    all_x = [x for xs, _ in measured.values() for x in xs]
+    all_y = [y for _, ys in measured.values() for y in ys]
+    overall, within = slope(all_x, all_y), within_slope(measured)
+    span = common_range(points)
+    level = None if span is None else (span[0] + span[1]) / 2
+    lines = [f"**The confound of a better {src} backbone.** Each {dst} head's test gain "
+             f"against the {src} test gain of the backbone it was trained on "
+             f"({len(all_x)} runs). Slope over all runs: {number(overall)} dB of {dst} per dB "
+             f"of {src}; slope within band splits (each split its own intercept): "
+             f"{number(within)}."]
+    if not all_x:
+        lines.append(f"Not measured: no {dst} head with test scores for it and its backbone.")
+    elif span is None:
+        ranges = "; ".join(f"{s} [{min(xs):.2f}, {max(xs):.2f}]" if xs else f"{s} none"
+                           for s, (xs, _) in points.items())
+        lines.append(f"The splits' {src} gains do not overlap ({ranges}), so the splits "
+                     "cannot be compared at equal drums quality without extrapolating: no "
+                     "adjusted values.")
+    else:
+        lines.append(f"Every split's {src} gains cover [{span[0]:.2f}, {span[1]:.2f}] dB; the "
+                     f"last column moves each split's mean {dst} head gain along the "
+                     f"within-split slope to {src} = {level:.2f} dB.")
+    lines += ["", f"| band split | runs | {src} test gain of the backbones [min, max] "
+              f"| {dst} head test gain (mean) | {dst} head at equal {src} quality |",
+              "|---|---:|---|---:|---:|"]
+    for split, (xs, ys) in points.items():
+        at_level = (None if level is None or within is None or not xs
+                    else mean(ys) + within * (level - mean(xs)))
+        extent = f"[{min(xs):.2f}, {max(xs):.2f}]" if xs else "–"
+        lines.append(f"| {split} | {len(xs)} | {extent} | {number(mean(ys))} "
+                     f"| {number(at_level)} |")
+    return lines
+
+
+# -------------------------------------------------------------- multitask
+
+def multitask_section(results: List[dict]) -> List[str]:
+    g = by_setting(results)
+    targets = multitask.TARGETS
+    mtl = g.get(multitask.MTL, [])
+    arms = {arm: {t: g.get(multitask.single_setting(t, arm), []) for t in targets}
+            for arm in multitask.ARMS}
+    lines = ["## 2. Multi-task learning: one MTL model vs single-target models", "",
+             f"All with the `{multitask.SPLIT}` band split. The MTL model (one backbone, four "
+             f"heads, {budget(mtl)}) against four single-target models each "
+             f"given a quarter of its budget ({budget(arms['quarter']['vocals'])}: the four "
+             "together make as many optimizer steps on as many examples) and four given its "
+             f"full budget each ({budget(arms['full']['vocals'])}: four times the total). "
+             "Held-out test gain over the best-scaled mixture in dB; differences are paired "
+             "by seed. The mean of the four is computed per seed (a seed's mean needs all "
+             "four of its targets).", "",
+             "| target | MTL | single, quarter budget | single, full budget | MTL − quarter "
+             f"(paired) | MTL − full (paired) | {_reference_header()} |",
+             "|---|---|---|---|---|---|---:|---:|"]
+    gains = {"mtl": {t: _gain(mtl, t) for t in targets},
+             **{arm: {t: _gain(arms[arm][t], t) for t in targets} for arm in multitask.ARMS}}
+    rows = []
+    for target in [*targets, "mean of the four"]:
+        if target in targets:
+            v = {arm: gains[arm][target] for arm in gains}
+            refs = _references(mtl + arms["quarter"][target] + arms["full"][target], target)
+        else:
+            v = {arm: seed_mean(list(gains[arm].values())) for arm in gains}
+            refs = " | "
+        dq, df = paired(v["mtl"], v["quarter"]), paired(v["mtl"], v["full"])
+        label = target if target in targets else f"**{target}**"
+        lines.append(f"| {label} | {cell(v['mtl'])} | {cell(v['quarter'])} "
+                     f"| {cell(v['full'])} | {cell(dq)} | {cell(df)} | {refs} |")
+        rows += [(f"{target}: MTL", v["mtl"]), (f"{target}: single, quarter", v["quarter"]),
+                 (f"{target}: single, full", v["full"]), (f"{target}: MTL − quarter", dq),
+                 (f"{target}: MTL − full", df)]
+    lines += ["", "Validation gain at the kept epoch (secondary; the MTL model keeps the "
+              "epoch with the best mean over its four targets):", "",
+              "| target | MTL | single, quarter budget | single, full budget |",
+              "|---|---|---|---|"]
+    for target in targets:
+        lines.append(f"| {target} | {cell(seed_values(mtl, 'best_valid_gain', target))} | "
+                     + " | ".join(cell(seed_values(arms[arm][target], "best_valid_gain", target))
+                                  for arm in multitask.ARMS) + " |")
+    lines += ["", "Every seed's test gain (dB):", "", *seed_table(rows, _seeds(results)), "",
+              "Comparisons (held-out test gain):", ""]
+    for target in [*targets, "mean of the four"]:
+        for arm, what in (("quarter", "the same total budget"),
+                          ("full", "four times the total budget")):
+            a = (gains["mtl"][target] if target in targets
+                 else seed_mean(list(gains["mtl"].values())))
+            b = (gains[arm][target] if target in targets
+                 else seed_mean(list(gains[arm].values())))
+            lines.append(compare(a, b, "MTL", f"single-target ({arm})",
+                                 f"{target}: MTL vs single-target at {what}"))
+    return lines + [""]
+
+
+# --------------------------------------------------------- new instrument
+
+def new_instrument_section(results: List[dict]) -> List[str]:
+    g = by_setting(results)
+    ni = new_instrument
+    targets = multitask.TARGETS
+
+    def arm_runs(instrument, arm, split):
+        return g.get(ni.setting(instrument, arm, split), [])
+
+    lines = ["## 3. A new instrument: a head on a frozen MTL backbone", "",
+             "MTL backbones (drums, bass, other, vocals) trained on songs without piano and "
+             "guitar anywhere in their mixtures, then frozen; per instrument a new head on the "
+             "frozen backbone against a whole model for the instrument from scratch with the "
+             "same budget and a small model from scratch with about a head's trainable "
+             "parameters. Test gain over the best-scaled mixture on the held-out test songs "
+             "that have the instrument; minutes of training are the mean over seeds of the "
+             "epochs' times (2 CPU cores, other runs sharing them). \"Head − this model\" is "
+             "paired by seed.", "",
+             "The frozen backbones' own test gain (dB):", "",
+             "| band split | backbone | bands | parameters | " + " | ".join(targets)
+             + " | mean of the four |", "|---|---|---:|---:|" + "---|" * (len(targets) + 1)]
+    for split in ni.SPLITS:
+        b = g.get(ni.backbone_setting(split), [])
+        per_target = [_gain(b, t) for t in targets]
+        lines.append(f"| {split} | {ni.backbone_setting(split)} "
+                     f"| {fmt_int(first(b, 'num_bands'))} | {fmt_int(first(b, 'parameters'))} | "
+                     + " | ".join(cell(v) for v in per_target)
+                     + f" | {cell(seed_mean(per_target))} |")
+    lines += ["", "| band split | instrument | model | trainable parameters | minutes of "
+              "training | test gain | head − this model (paired) | validation gain (final) "
+              f"| {_reference_header()} |", "|---|---|---|---:|---:|---|---|---|---:|---:|"]
+    rows, claims = [], []
+    for split in ni.SPLITS:
+        for instrument in ni.INSTRUMENTS:
+            head = _gain(arm_runs(instrument, "head", split), instrument)
+            every = [r for arm in ni.ARMS for r in arm_runs(instrument, arm, split)]
+            for arm in ni.ARMS:
+                runs = arm_runs(instrument, arm, split)
+                gain = _gain(runs, instrument)
+                diff = "" if arm == "head" else cell(paired(head, gain))
+                seconds = mean(seed_values(runs, "train_seconds"))
+                lines.append(
+                    f"| {split} | {instrument} | {ni.ARM_LABELS[arm]} "
+                    f"| {fmt_int(first(runs, 'trainable_parameters'))} "
+                    f"| {number(None if seconds is None else seconds / 60, 1)} "
+                    f"| {cell(gain)} | {diff} "
+                    f"| {cell(seed_values(runs, 'final_valid_gain', instrument))} "
+                    f"| {_references(every, instrument)} |")
+                rows.append((f"{instrument}, {split}: {arm}", gain))
+                if arm != "head":
+                    rows.append((f"{instrument}, {split}: head − {arm}", paired(head, gain)))
+                    claims.append(compare(head, gain, "the head", f"the {arm} model",
+                                          f"{instrument}, {split}: head vs "
+                                          f"{ni.ARM_LABELS[arm]}"))
+    lines += ["", *_minutes_to_reach(arm_runs), "",
+              "Every seed's test gain (dB):", "", *seed_table(rows, _seeds(results)), "",
+              "Comparisons (held-out test gain):", "", *claims]
+    for instrument in ni.INSTRUMENTS:
+        lines.append(compare(_gain(arm_runs(instrument, "head", "universal41"), instrument),
+                             _gain(arm_runs(instrument, "head", "v7"), instrument),
+                             "universal41", "v7", f"{instrument} head, universal41 vs v7"))
+    return lines + [""]
+
+
+def _minutes_to_reach(arm_runs) -> List[str]:
+    """Per split and instrument: how long each model's mean validation curve
+    takes to reach the final validation gain of the model from scratch."""
+    ni = new_instrument
+    lines = ["Minutes to reach the level of a model from scratch: the first epoch at which "
+             "the mean over seeds of a model's validation gain reaches the mean final "
+             "validation gain of the whole model from scratch, with the mean training "
+             "minutes up to that epoch:", "",
+             "| band split | instrument | level (dB) | " + " | ".join(ni.ARM_LABELS[a]
+                                                               for a in ni.ARMS) + " |",
+             "|---|---|---:|" + "---|" * len(ni.ARMS)]
+    for split in ni.SPLITS:
+        for instrument in ni.INSTRUMENTS:
+            level = mean(seed_values(arm_runs(instrument, "scratch", split), "final_valid_gain",
+                                     instrument))
+            lines.append(f"| {split} | {instrument} | {number(level)} | " + " | ".join(
+                time_to_reach(arm_runs(instrument, arm, split), instrument, level)
+                for arm in ni.ARMS) + " |")
+    return lines
