@@ -284,16 +284,25 @@ def test_tflite_files_builtin_only_with_metadata(exported):
 
 
 @pytest.mark.slow
-def test_tflite_parity_recorded_for_every_quantization(exported):
-    info = _read_json(os.path.join(exported["out"], "tflite", "export.json"))
-    for name, entry in info["artifacts"].items():
-        parity = entry["parity_vs_keras"]
-        if entry["quantization"] == "none":
-            assert parity["random_chunks"]["max_abs_error"] < 1e-5, name
-            assert parity["random_chunks"]["max_rel_error"] < 1e-4, name
-        else:
-            # measured on this randomly initialised tiny model
-            assert parity["song"]["min_sdr_db"] > 30.0, (name, parity)
+def test_quantized_tflite_runs_close_to_keras(exported):
+    """float16 and dynamic-range int8 waveform models in the interpreter,
+    against the Keras model on the same chunk, measured here (not read from
+    export.json): SDR of each stem against Keras's."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    paths = _tflite_paths(exported)
+    chunk = _chunks(1, seed=33)
+    expected = exported["keras"](chunk)
+    for quantization in ("float16", "dynamic-int8"):
+        runner = Interpreter(model_path=paths[f"bsrnn-waveform-{quantization}.tflite"])
+        got = runner.get_signature_runner("waveform")(waveform=chunk)
+        for target in TARGETS:
+            ref = np.asarray(expected[target], np.float64)
+            err = np.asarray(got[target], np.float64) - ref
+            sdr = 10 * np.log10(np.sum(ref ** 2) / max(np.sum(err ** 2), 1e-30))
+            # measured on this randomly initialised tiny model: about 60 dB
+            # (float16) and 37 dB (int8)
+            assert sdr > 30.0, (quantization, target, sdr)
 
 
 @pytest.mark.slow

@@ -55,7 +55,8 @@ def test_matches_explicit_weighted_mean(rng, overlap, chunks_per_call, length):
 
     out = overlap_add(audio, fn, SEGMENT, overlap, chunks_per_call=chunks_per_call)["y"]
     hop = max(1, int(round(SEGMENT * (1 - overlap))))
-    weights = crossfade_window(SEGMENT, "triangular").astype(np.float64)
+    # The triangular window from its formula: 1 - |2 (n + 1/2) / SEGMENT - 1|.
+    weights = 1.0 - np.abs(2.0 * (np.arange(SEGMENT) + 0.5) / SEGMENT - 1.0)
     numerator = np.zeros((length, 2))
     denominator = np.zeros(length)
     for index, start in enumerate(range(0, max(1, length - SEGMENT + hop), hop)):
@@ -102,6 +103,15 @@ def test_progress_reports_seconds():
                 progress=lambda done, total: reports.append((done, total)))
     assert reports[-1] == (2.0, 2.0)
     assert all(a[0] <= b[0] for a, b in zip(reports, reports[1:]))
+
+
+def test_window_values_by_hand():
+    # Centres of 4 samples at 1/8, 3/8, 5/8, 7/8 of the chunk.
+    np.testing.assert_allclose(crossfade_window(4, "triangular"), [0.25, 0.75, 0.75, 0.25])
+    c = np.cos(np.pi / 4)  # hann: 0.5 - 0.5 cos(2 pi x)
+    np.testing.assert_allclose(crossfade_window(4, "hann"),
+                               [0.5 - 0.5 * c, 0.5 + 0.5 * c, 0.5 + 0.5 * c, 0.5 - 0.5 * c])
+    np.testing.assert_array_equal(crossfade_window(3, "rectangular"), [1, 1, 1])
 
 
 def test_windows_are_strictly_positive():
