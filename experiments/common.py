@@ -117,14 +117,16 @@ def build_parser(doc: str, experiment: str) -> argparse.ArgumentParser:
 
 
 def add_common_args(p: argparse.ArgumentParser, experiment: str) -> None:
-    p.add_argument("--scale", default="cpu-small", choices=SCALES + HIDDEN_SCALES,
+    p.add_argument("--scale", default="cpu", choices=SCALES + HIDDEN_SCALES,
                    metavar="{" + ",".join(SCALES) + "}",
-                   help="cpu-small: a 2-core CPU, the built-in dataset, a tiny model "
-                        "(about an hour for all experiments); cpu: the cpu preset's recipe "
-                        "(about 25 min per run, held-out evaluation); paper: the refined paper's "
-                        "settings for a GPU and MUSDB18-HQ (--musdb-root or MUSDB_PATH)")
+                   help="cpu (default): the cpu preset's recipe on the experiments' songs "
+                        "(experiments/holdout_data.py), 3 seeds, held-out evaluation (25-60 min "
+                        "per run on 2 cores); cpu-small: a tiny model on the built-in synthesized "
+                        "songs (minutes per run; no instrument stems: not for new_instrument); "
+                        "paper: the refined paper's settings for a GPU and MUSDB18-HQ "
+                        "(--musdb-root or MUSDB_PATH)")
     p.add_argument("--seeds", type=int, nargs="+",
-                   help="training seeds (default: 0 1)")
+                   help="training seeds (default: the scale's, 0 1 2 at cpu)")
     p.add_argument("--out", default=os.path.join(RESULTS, experiment),
                    help=f"results folder (default experiments/results/{experiment})")
     p.add_argument("--musdb-root", help="MUSDB18-HQ root (default $MUSDB_PATH, else the built-in "
