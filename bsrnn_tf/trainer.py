@@ -17,9 +17,10 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import keras
 import numpy as np
@@ -49,6 +50,37 @@ class EpochResult:
     seconds: float
     learning_rate: float
     skipped_examples: int
+
+
+class LineProgress:
+    """The progress of an epoch as whole lines, for a log file (nohup, CI):
+    one line at every tenth of the epoch instead of a bar redrawn with
+    carriage returns on one ever-growing line."""
+
+    def __init__(self, target: int, label: str, log: Callable[[str], None], parts: int = 10):
+        self.target, self.label, self.log = target, label, log
+        self.marks = sorted({max(1, round(target * k / parts)) for k in range(1, parts)})
+        self.started = time.time()
+        self.losses: List[float] = []
+
+    def update(self, step: int, values=()) -> None:
+        values = dict(values)
+        if "mean_loss" in values:
+            self.losses.append(values["mean_loss"])
+        if self.marks and step >= self.marks[0] and step < self.target:
+            while self.marks and step >= self.marks[0]:
+                self.marks.pop(0)
+            mean = sum(self.losses) / len(self.losses) if self.losses else float("nan")
+            self.log(f"{self.label}: step {step}/{self.target}, mean loss {mean:.4f}, "
+                     f"{time.time() - self.started:.0f} s")
+
+
+def progress_bar(target: int, verbose: int, label: str, log: Callable[[str], None]):
+    """Keras' bar on a terminal, :class:`LineProgress` otherwise (nothing
+    when ``verbose`` is 0)."""
+    if verbose and not sys.stdout.isatty():
+        return LineProgress(target, label, log)
+    return keras.utils.Progbar(target, verbose=verbose, stateful_metrics=["grad_norm"])
 
 
 class Trainer:
@@ -244,8 +276,8 @@ class Trainer:
         start_step = int(self.step_in_epoch.numpy())
         # The bar's mean_loss is the mean over this epoch's steps, as on the
         # epoch line; grad_norm is the last step's.
-        progbar = keras.utils.Progbar(self.steps_per_epoch, verbose=self.verbose if self.chief
-                                      else 0, stateful_metrics=["grad_norm"])
+        progbar = progress_bar(self.steps_per_epoch, self.verbose if self.chief else 0,
+                               f"epoch {epoch + 1}", self.log)
         learning_rate = self._learning_rate()  # the rate of this epoch's steps
         if start_step:
             progbar.update(start_step)

@@ -254,3 +254,18 @@ def test_epoch_line_gives_the_learning_rate_used_and_labels_means(tmp_path):
     assert len(lines) == 2, logs
     assert "lr 1.00e-03" in lines[0] and "lr 5.00e-04" in lines[1], lines
     assert trainer.history[1]["learning_rate"] == pytest.approx(5e-4)
+
+
+def test_line_progress_writes_whole_lines_at_each_tenth():
+    from bsrnn_tf.trainer import LineProgress
+    lines = []
+    progress = LineProgress(20, "epoch 3", lines.append)
+    for step in range(1, 21):
+        progress.update(step, [("mean_loss", float(step)), ("grad_norm", 1.0)])
+    # marks at steps 2, 4, ..., 18 (tenths of 20); none at the last step (the
+    # epoch's own line follows); each mean is over the steps so far.
+    assert [line.split(",")[0] for line in lines] == [f"epoch 3: step {k}/20"
+                                                      for k in range(2, 20, 2)]
+    assert lines[0].split(", ")[1] == "mean loss 1.5000"      # (1 + 2) / 2
+    assert lines[-1].split(", ")[1] == "mean loss 9.5000"     # mean of 1..18
+    assert all("\r" not in line for line in lines)
