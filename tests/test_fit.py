@@ -199,7 +199,8 @@ def test_a_bad_only_validation_track_means_training_without_validation(dataset, 
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "training without validation" in out.err
-    assert "5 train / 0 valid tracks" in out.out
+    assert "5 train / 0 validation tracks" in out.out
+    assert "(no validation: the last epoch)" in out.out  # no validation gain to report
 
 
 @pytest.mark.slow
@@ -209,7 +210,11 @@ def test_finished_run_is_reported_and_flags_on_resume_are_applied_or_refused(dat
     args = ["--targets", "vocals", *FAST, "--musdb-root", dataset, "--examples-per-epoch", "4",
             "--run-dir", str(run)]
     assert fit.main([*args, "--epochs", "1"]) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    # The last line gives the kept epoch's headline (the gain), and the
+    # TensorBoard command as this Python's environment has it.
+    assert "(epoch 1: validation gain over the best-scaled mixture " in out
+    assert os.path.join(os.path.dirname(sys.executable), "tensorboard") + " --logdir" in out
     before = {p: os.path.getmtime(p) for p in run.rglob("*")}
     # The same command again: complete, nothing written (no new event file).
     assert fit.main([*args, "--epochs", "1"]) == 0

@@ -11,8 +11,9 @@ Examples::
         --targets bass --run-dir saved_models/drums-u-to-bass
 
 Running the same command again resumes from the run's last checkpoint.
-Without ``--musdb-root`` (or ``MUSDB_PATH``) the built-in generated dataset
-is used.
+Without ``--musdb-root`` (or ``MUSDB_PATH``) the built-in sampled dataset
+(songs rendered from soundfonts, made once on first use) is used;
+``--dataset synth`` picks the synthesized one.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
     p.add_argument("--examples-per-epoch", type=int)
     p.add_argument("--valid-examples", type=int, help="fixed validation chunks")
-    p.add_argument("--segment-seconds", type=float, help="training chunk length (default 3)")
+    p.add_argument("--segment-seconds", type=float, help="training chunk length (default: the preset's, 2 s "
+                                                          "for cpu, 3 s for the others)")
     p.add_argument("--no-augment", action="store_true",
                    help="no remixing, gains, channel swaps or target silencing")
     p.add_argument("--no-activity-detection", action="store_true")
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps")
     p.add_argument("--seed", type=int)
     p.add_argument("--musdb-root", help="MUSDB18 / MUSDB18-HQ root (default $MUSDB_PATH or the "
-                                        "built-in generated dataset)")
+                                        "built-in sampled dataset)")
     p.add_argument("--loss", choices=LOSSES,
                    help="bsrnn: the authors' L1 loss (default, but the cpu preset's is "
                         "bsrnn+sdr: plus 0.1 x negative uSDR, learns faster in short runs)")
@@ -379,7 +381,8 @@ def _run(args) -> int:
           f"{count_parameters(model)} parameters "
           f"({sum(int(tf.size(v)) for v in model.trainable_variables)} trainable), "
           f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
-          f"{len(train_tracks)} train / {len(valid_tracks)} valid tracks")
+          f"{len(train_tracks)} train / {len(valid_tracks)} validation tracks (about 14 % of "
+          f"the train songs are held back for validation; the test songs are for evaluate.py)")
     return _train(trainer, run_dir)
 
 
@@ -410,10 +413,30 @@ def _train(trainer, run_dir: str) -> int:
     if not os.path.exists(model_file):
         print(f"no model was written to {model_file}")
         return 1
-    print(f"best model: {model_file} "
-          f"(validation uSDR {float(trainer.best_usdr.numpy()):.2f} dB); "
-          f"TensorBoard: tensorboard --logdir {trainer.logdir}")
+    print(f"best model: {model_file} ({_best_line(trainer.history)}); "
+          f"TensorBoard: {_tensorboard()} --logdir {trainer.logdir}")
     return 0
+
+
+def _best_line(history: list) -> str:
+    """The kept epoch's headline: its validation gain over the best-scaled
+    mixture (mean over targets) and uSDR."""
+    scored = [h for h in history if h.get("valid_usdr")]
+    if not scored:
+        return "no validation: the last epoch"
+    best = max(scored, key=lambda h: sum(h["valid_usdr"].values()) / len(h["valid_usdr"]))
+    usdr = sum(best["valid_usdr"].values()) / len(best["valid_usdr"])
+    gain = best.get("valid_gain") or {}
+    head = (f"validation gain over the best-scaled mixture {sum(gain.values()) / len(gain):+.2f} "
+            f"dB mean, " if gain else "")
+    return f"epoch {best['epoch']}: {head}uSDR {usdr:.2f} dB"
+
+
+def _tensorboard() -> str:
+    """``tensorboard`` as the user can run it: beside this Python (a venv's
+    bin/) when it is there."""
+    beside = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    return beside if os.path.exists(beside) else "tensorboard"
 
 
 def _assert_message(error: Exception) -> str:
