@@ -58,7 +58,8 @@ def plan(base: dict) -> List[Run]:
             runs.append(Run(backbone_setting(split), seed,
                             [*shared, "--targets", SOURCE, *BAND_SPLITS[split], *base["model"],
                              *common.budget_flags(base["epochs"], base["examples"])],
-                            group=split, stage="train", meta={"band_split": split}))
+                            group=split, stage="train", keep_backbone=True,
+                            meta={"band_split": split}))
         for split in SPLITS:
             runs.append(Run(transfer_setting(split), seed, [*shared, "--targets", TARGET,
                                                             *transfer],

@@ -97,6 +97,7 @@ class Run:
     data: str = "default"          # "default" or "instruments" (songs with the new
                                    # instruments' stems; see Driver.roots)
     evaluate: Optional[bool] = None  # None: the driver's default
+    keep_backbone: bool = False    # other runs start from it: keep a headless copy
     meta: dict = dataclasses.field(default_factory=dict)  # copied into the result
 
     @property

@@ -81,6 +81,22 @@ class Driver:
     def run_dir(self, key: str) -> str:
         return self.run_dirs.get(key) or os.path.join(self.out, "runs", key)
 
+    def backbone_dir(self, key: str) -> str:
+        """The run a transfer starts from: its run dir, or (run dirs are not
+        kept in git) the headless copy :meth:`keep_backbone` wrote."""
+        return model_dir(self.run_dir(key))
+
+    def keep_backbone(self, run: Run) -> None:
+        """Writes ``<out>/backbones/<key>/`` (``model.keras`` without heads,
+        about 2 MB for the cpu preset, and config.json): what a later
+        session needs to train heads on this run's backbone after the run
+        dir (checkpoints, 60+ MB) is gone."""
+        from bsrnn_tf.models import load_separator, save_separator
+        model = load_separator(self.run_dir(run.key))
+        for target in model.targets:
+            model.remove_head(target)
+        save_separator(model, os.path.join(self.out, "backbones", run.key))
+
     def result_path(self, key: str) -> str:
         return os.path.join(self.out, f"{key}.json")
 
@@ -94,7 +110,7 @@ class Driver:
     def fit_argv(self, run: Run) -> List[str]:
         argv = list(run.flags)
         if run.backbone:
-            argv += ["--init-backbone", self.run_dir(run.backbone), "--freeze-backbone"]
+            argv += ["--init-backbone", self.backbone_dir(run.backbone), "--freeze-backbone"]
         argv += ["--seed", str(run.seed), "--run-dir", self.run_dir(run.key), "--quiet"]
         if self.root(run):
             argv += ["--musdb-root", self.root(run)]
@@ -157,6 +173,10 @@ class Driver:
                 self.results[run.key] = existing
                 if existing.get("reused_from"):
                     self.run_dirs[run.key] = absolute(existing["run_dir"])
+                elif run.keep_backbone and not os.path.exists(os.path.join(
+                        self.out, "backbones", run.key, "model.keras")) and os.path.exists(
+                        os.path.join(self.run_dir(run.key), "model.keras")):
+                    self.keep_backbone(run)  # a run finished before backbones were kept
                 continue
             reused = self._reuse(run)
             if reused is not None:
@@ -182,8 +202,8 @@ class Driver:
             return key != existing["fit_args_key"]
         if existing.get("reused_from"):
             return False
-        return existing.get("argv") is not None and existing["argv"] != [
-            rel(a) for a in self.fit_argv(run)]
+        return existing.get("argv") is not None and _without_backbone_path(existing["argv"]) != \
+            _without_backbone_path([rel(a) for a in self.fit_argv(run)])
 
     def fit_args_key(self, run: Run) -> Optional[str]:
         """The run's fit.py arguments, parsed, without where it writes: two
@@ -216,7 +236,7 @@ class Driver:
                         or other.get("scale") != self.scale):
                     continue
                 run_dir = absolute(other["run_dir"])
-                if os.path.exists(os.path.join(run_dir, "model.keras")):
+                if os.path.exists(os.path.join(model_dir(run_dir), "model.keras")):
                     return (os.path.join(path, f"{other['setting']}-seed{other['seed']}.json"),
                             run_dir, other)
         return None
@@ -275,6 +295,8 @@ class Driver:
                 self.log(f"  evaluate.py failed (exit {code}); see {rel(log_path)}")
                 result["test_error"] = f"evaluate.py exit status {code}"
         result["wall_seconds"] = fit_seconds + result.get("test_wall_seconds", 0.0)
+        if run.keep_backbone:
+            self.keep_backbone(run)
         write_json(self.result_path(run.key), result)
         return result
 
@@ -338,6 +360,22 @@ class Driver:
             summary.update(extra)
         write_json(os.path.join(self.out, SUMMARY_FILE), summary)
         return summary
+
+
+def _without_backbone_path(argv: List[str]) -> List[str]:
+    """``argv`` without the value of ``--init-backbone`` (a backbone's run
+    dir, or its kept copy in a later session: the same weights)."""
+    return [a for i, a in enumerate(argv) if i == 0 or argv[i - 1] != "--init-backbone"]
+
+
+def model_dir(run_dir: str) -> str:
+    """``run_dir`` if it holds ``model.keras``, else the run's headless copy
+    in ``<experiment>/backbones/<key>`` when there is one."""
+    if os.path.exists(os.path.join(run_dir, "model.keras")):
+        return run_dir
+    kept = os.path.join(os.path.dirname(os.path.dirname(run_dir)), "backbones",
+                        os.path.basename(run_dir))
+    return kept if os.path.exists(os.path.join(kept, "model.keras")) else run_dir
 
 
 def call_script(script: str, argv: List[str], log_path: str, in_process: bool,

@@ -57,7 +57,8 @@ def plan(base: dict) -> List[Run]:
     for seed in base["seeds"]:
         runs.append(Run(MTL, seed, [*shared, "--mtl", "--targets", *TARGETS,
                                     *common.budget_flags(epochs, examples)],
-                        group="mtl", meta={"budget_examples": epochs * examples}))
+                        group="mtl", keep_backbone=True,  # new_instrument's backbones
+                        meta={"budget_examples": epochs * examples}))
     for arm, per_epoch in (("quarter", quarter), ("full", examples)):
         for seed in base["seeds"]:
             for target in TARGETS:

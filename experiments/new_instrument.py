@@ -76,7 +76,8 @@ def plan(base: dict) -> List[Run]:
             runs.append(Run(backbone_setting(split), seed,
                             [*shared, *bands, *base["model"], "--mtl", "--targets", *TARGETS,
                              *common.budget_flags(base["epochs"], base["examples"])],
-                            group=split, meta={"band_split": split, "arm": "backbone"}))
+                            group=split, keep_backbone=True,
+                            meta={"band_split": split, "arm": "backbone"}))
             for instrument in INSTRUMENTS:
                 meta = {"band_split": split, "instrument": instrument}
                 runs.append(Run(setting(instrument, "head", split), seed,

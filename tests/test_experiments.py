@@ -111,6 +111,35 @@ def test_multitask_reuses_band_splits_drums_run_as_its_full_budget_drums(band_sp
     assert summary["reused_runs"] == 1 and summary["wall_seconds_runs_total"] == 0
 
 
+@pytest.mark.slow
+def test_transfer_starts_from_the_kept_backbone_once_the_run_dir_is_gone(band_split_run,
+                                                                        tmp_path):
+    """A later session has the result files and backbones/ (in git) but not
+    runs/ (checkpoints): the bass head trains on the kept headless copy."""
+    from bsrnn_tf.models import load_separator
+    out, _ = band_split_run
+    kept = out / "backbones" / "drums_universal41-seed0"
+    original = load_separator(str(out / "runs" / "drums_universal41-seed0"))
+    copy = load_separator(str(kept))
+    assert copy.targets == [] and os.path.getsize(kept / "model.keras") < \
+        os.path.getsize(out / "runs" / "drums_universal41-seed0" / "model.keras")
+    for a, b in zip(original.backbone.weights, copy.backbone.weights):
+        assert np.array_equal(a.numpy(), b.numpy())
+    later = tmp_path / "band_split"
+    shutil.copytree(out, later)
+    shutil.rmtree(later / "runs" / "drums_universal41-seed0")
+    assert band_split.main(["--scale", "test", "--musdb-root", _root(out), "--out", str(later),
+                            "--in-process", "--only", "bass_from_drums_universal41",
+                            "--no-plots"]) == 0
+    result = json.loads((later / "bass_from_drums_universal41-seed0.json").read_text())
+    assert result["argv"][result["argv"].index("--init-backbone") + 1].endswith(
+        "backbones/drums_universal41-seed0")
+    head = load_separator(str(later / "runs" / "bass_from_drums_universal41-seed0"))
+    assert head.targets == ["bass"]
+    for a, b in zip(original.backbone.weights, head.backbone.weights):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
 def _root(out) -> str:
     return json.loads((out / "drums_universal41-seed0.json").read_text())["dataset"]
 
