@@ -86,7 +86,7 @@ def test_hits_land_at_their_beats_with_velocity_gain_and_pan(kit_dir):
     part = Part("drums", "rock", 9, [Note(0.0, 0.25, 36, 100), Note(1.0, 0.25, 36, 50),
                                      Note(2.0, 0.25, 38, 127)])
     out = hydrogen.render_drums(part, 120.0, kit, np.random.default_rng(0), SR * 2, SR,
-                                timing_ms=0.0, velocity_sd=0.0)
+                                timing_ms=0.0, velocity_sd=0.0, spread=0.0)
     # 120 bpm: a beat is 0.5 s. Kick at 100: hard layer 0.2 * 100/127 * 0.8 * 0.5,
     # left pan 1, right 0.5.
     hard = 0.2 * 100 / 127 * 0.8 * 0.5
@@ -101,13 +101,13 @@ def test_open_hat_is_choked_by_the_next_closed_hat_and_timing_is_humanised(kit_d
     kit = hydrogen.parse_drumkit(str(kit_dir / "drumkit.xml"))
     part = Part("drums", "rock", 9, [Note(0.0, 0.25, 46, 127), Note(0.5, 0.25, 42, 127)])
     out = hydrogen.render_drums(part, 120.0, kit, np.random.default_rng(0), SR, SR,
-                                timing_ms=0.0, velocity_sd=0.0)
+                                timing_ms=0.0, velocity_sd=0.0, spread=0.0)
     closed_at = int(0.25 * SR)
     # open hat (0.5 s long) stops where the closed one starts; only the closed plays on
     np.testing.assert_allclose(out[closed_at + 100], [0.4, 0.4], rtol=1e-6)
     late = hydrogen.render_drums(Part("drums", "rock", 9, [Note(1.0, 0.25, 36, 127)] * 1),
                                  120.0, kit, np.random.default_rng(1), SR * 2, SR,
-                                 timing_ms=5.0, velocity_sd=0.0)
+                                 timing_ms=5.0, velocity_sd=0.0, spread=0.0)
     onset = int(np.flatnonzero(np.abs(late[:, 0]) > 0)[0])
     assert onset != int(0.5 * SR) and abs(onset - 0.5 * SR) < 0.03 * SR
 
@@ -127,3 +127,15 @@ def test_every_installed_kit_maps_the_required_pieces():
         kit = hydrogen.parse_drumkit(hydrogen.resolve_kit(name))
         assert set(hydrogen.REQUIRED_KEYS) <= set(hydrogen.map_general_midi(
             kit, np.random.default_rng(0)))
+
+
+def test_pieces_are_panned_like_overheads(kit_dir):
+    kit = hydrogen.parse_drumkit(str(kit_dir / "drumkit.xml"))
+    part = Part("drums", "rock", 9, [Note(0.0, 0.25, 42, 127)])
+    pans = hydrogen.piece_pans(np.random.default_rng(0), 1.0)
+    assert abs(pans[36]) < 0.2 and pans[42] * pans[51] < 0 and abs(pans[42]) > 0.3
+    out = hydrogen.render_drums(part, 120.0, kit, np.random.default_rng(0), SR, SR,
+                                timing_ms=0.0, velocity_sd=0.0, spread=1.0)
+    left, right = out[10]
+    assert abs(left - right) > 0.05 and left ** 2 + right ** 2 == pytest.approx(2 * 0.4 ** 2,
+                                                                                rel=1e-4)

@@ -215,14 +215,30 @@ def load_sample(path: str, pitch: float, sample_rate: int) -> np.ndarray:
 
 _HATS_CLOSING = (42, 44)
 _OPEN_HAT = 46
+# Where the pieces sit from the drummer's seat (-1 left, +1 right), as
+# overhead microphones place them; scaled by a spread drawn per song.
+_LAYOUT = {36: 0.0, 38: 0.05, 37: 0.05, 39: 0.0, 42: -0.45, 44: -0.45, 46: -0.45,
+           50: -0.2, 47: 0.1, 45: 0.3, 41: 0.45, 49: -0.55, 51: 0.55}
+
+
+def piece_pans(rng: np.random.Generator, spread: float) -> dict:
+    """Per GM key a pan in [-1, 1]: ``_LAYOUT`` times ``spread``, a little
+    jitter, mirrored (the audience's view) half of the time."""
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    return {k: float(np.clip(side * spread * (v + rng.normal(0, 0.05)), -1, 1))
+            for k, v in _LAYOUT.items()}
 
 
 def render_drums(part, tempo: float, kit: Drumkit, rng: np.random.Generator, num_samples: int,
-                 sample_rate: int, timing_ms: float = 4.0, velocity_sd: float = 6.0) -> np.ndarray:
+                 sample_rate: int, timing_ms: float = 4.0, velocity_sd: float = 6.0,
+                 spread: float | None = None) -> np.ndarray:
     """Plays the notes of a drum ``part`` (beats, GM keys, velocities) on
     ``kit``; ``(num_samples, 2)`` float32. Each hit moves by a Gaussian of
-    ``timing_ms`` and its velocity by one of ``velocity_sd``."""
+    ``timing_ms`` and its velocity by one of ``velocity_sd``; the pieces are
+    panned by :func:`piece_pans` with ``spread`` (default drawn in
+    0.3..1; 0 leaves the kit's own pans alone)."""
     mapping = map_general_midi(kit, rng)
+    pans = piece_pans(rng, rng.uniform(0.3, 1.0) if spread is None else spread)
     out = np.zeros((num_samples, 2), dtype=np.float32)
     seconds_per_beat = 60.0 / tempo
     notes = sorted(part.notes, key=lambda n: n.start)
@@ -246,7 +262,9 @@ def render_drums(part, tempo: float, kit: Drumkit, rng: np.random.Generator, num
         if length <= 0:
             continue
         gain = velocity / 127.0 * layer.gain * inst.gain
-        hit = sample[:length] * (gain * np.asarray(inst.pan, dtype=np.float32))
+        angle = (pans.get(note.pitch, 0.0) + 1.0) * np.pi / 4.0  # constant power, 1 at centre
+        lr = np.sqrt(2.0) * np.array([np.cos(angle), np.sin(angle)]) * np.asarray(inst.pan)
+        hit = sample[:length] * (gain * lr).astype(np.float32)
         fade = min(length, int(0.01 * sample_rate))
         if length < len(sample) and fade > 0:
             hit[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)[:, None]
