@@ -17,8 +17,9 @@ install kits under ``/usr/share/hydrogen/data/drumkits``.
 * :func:`render_drums` plays a :class:`~bsrnn_tf.datasets.score.Part`:
   the layer is chosen by velocity as Hydrogen does (the first layer with
   ``min <= velocity / 127 <= max``), scaled by velocity, with humanised
-  timing (Gaussian, a few ms) and velocity, and an open hi-hat choked by the
-  next closed or pedal hi-hat.
+  timing (Gaussian, a few ms) and velocity, an open hi-hat choked by the
+  next closed or pedal hi-hat, and the pieces panned as overheads place
+  them (:func:`piece_pans`).
 """
 
 from __future__ import annotations
