@@ -8,7 +8,10 @@ with its own reverb and chorus settings (room size, damping, level, width
 drawn per part). Each part is then cut to the song length, widened or
 narrowed and panned in numpy (:func:`place_stereo`), each source levelled to
 a target (``LEVELS_DB`` +-5 dB of active RMS), and the stems quantised to
-int16. Writing songs into a dataset is :mod:`bsrnn_tf.datasets.sampled`.
+int16. With a :class:`~bsrnn_tf.datasets.produced.Recipe` a part may instead
+be played by a recorded drum kit or sung, rendered with another soundfont,
+and produced (an effect chain after the stereo placement), before the same
+levelling. Writing songs into a dataset is :mod:`bsrnn_tf.datasets.sampled`.
 """
 
 from __future__ import annotations
