@@ -32,7 +32,14 @@ occasional backing voice a third above. The formant-synthesis lead of
 in train and test, so it would make the test vocals partly a seen timbre and
 blur what the soundfont split measures.
 
-This module writes the dataset, makes the built-in copy and adds the sampled
+Levers (``recipe``, :mod:`bsrnn_tf.datasets.produced`): production effect
+chains, recorded Hydrogen drum kits, sung vocals with words and more
+soundfonts, each with its own probability; the test songs then use
+held-out kits and voices. :func:`produced_dataset_root` makes the built-in
+held-out produced split (and the all-levers candidate). Every source and
+effect: ``bsrnn_tf/datasets/README.md``.
+
+This module writes the dataset, makes the built-in copies and adds the sampled
 options of ``make-dataset``. One song (each part rendered by its own
 FluidSynth process with its own reverb and chorus, then placed in stereo and
 levelled per source) is :mod:`bsrnn_tf.datasets.sampled_song`; FluidSynth and
