@@ -94,8 +94,9 @@ class Run:
     group: str = ""                # what a figure colours by (band split, model)
     stage: str = "train"           # "train" (from scratch) or "transfer"
     backbone: Optional[str] = None  # key of the run whose frozen backbone is used
-    data: str = "default"          # "default" or "instruments" (songs with the new
-                                   # instruments' stems; see Driver.roots)
+    data: str = "default"          # "default", "instruments" (songs with the new
+                                   # instruments' stems) or "own" (the run's flags
+                                   # name its data; see Driver.root)
     evaluate: Optional[bool] = None  # None: the driver's default
     keep_backbone: bool = False    # other runs start from it: keep a headless copy
     meta: dict = dataclasses.field(default_factory=dict)  # copied into the result

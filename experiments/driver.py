@@ -63,13 +63,7 @@ class Driver:
                                   "MUSDB_PATH (or use --dry-run to see the commands)")
         base = BASE[self.scale]
         self.instrument_root = getattr(args, "instrument_root", None) or self.musdb_root
-        if base.get("data") == "holdout":
-            from experiments import holdout_data
-            make = not args.dry_run
-            if not self.musdb_root:
-                self.musdb_root = holdout_data.holdout_root(make)
-            if not self.instrument_root:
-                self.instrument_root = holdout_data.full_root(make)
+        self._holdout_data = base.get("data") == "holdout"  # made on first use (root())
         self.evaluate = base["evaluate"] if args.evaluate is None else args.evaluate
         self.reuse = not getattr(args, "no_reuse", False)
         self.results: Dict[str, dict] = {}
@@ -104,7 +98,17 @@ class Driver:
         return os.path.join(self.out, "runs", f"{key}.log")
 
     def root(self, run: Run) -> Optional[str]:
-        """The dataset root of ``run`` (None: fit.py's built-in dataset)."""
+        """The dataset root of ``run`` (None: fit.py's built-in dataset, or the
+        root the run's own flags name)."""
+        if run.data == "own":
+            return None
+        if self._holdout_data:
+            from experiments import holdout_data
+            make = not self.args.dry_run
+            if run.data == "instruments" and not self.instrument_root:
+                self.instrument_root = holdout_data.full_root(make)
+            if run.data != "instruments" and not self.musdb_root:
+                self.musdb_root = holdout_data.holdout_root(make)
         return self.instrument_root if run.data == "instruments" else self.musdb_root
 
     def fit_argv(self, run: Run) -> List[str]:

@@ -3,7 +3,8 @@
 #  - with apt, where missing: ffmpeg (musdb needs it on PATH), python3-venv
 #    (Debian's python3 has no ensurepip without it), and fluidsynth with the
 #    fluid-soundfont-gm and timgm6mb-soundfont sound fonts (the sampled
-#    dataset generator renders MIDI with them);
+#    dataset generator renders MIDI with them), hydrogen-drumkits (recorded
+#    drum kits) and espeak-ng (sung vocals) for the produced dataset;
 #  - a virtual environment .venv in the checkout (Debian 12 / Ubuntu 23.04+
 #    refuse pip installs into the system python3, PEP 668), and this package
 #    with its test extras into it, editable.
@@ -28,6 +29,8 @@ fi
 command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
 [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
 [ -e /usr/share/sounds/sf2/TimGM6mb.sf2 ] || missing+=(timgm6mb-soundfont)
+[ -e /usr/share/hydrogen/data/drumkits/ForzeeStereo/drumkit.xml ] || missing+=(hydrogen-drumkits)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "${BSRNN_TF_SKIP_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -84,8 +84,9 @@ def test_installs_python3_venv_then_the_package_into_dot_venv(checkout):
 
 def test_installs_the_sound_fonts_by_name_and_never_musescore():
     text = open(SCRIPT).read()
-    assert "musescore" not in text.lower()
-    for package in ("fluidsynth", "fluid-soundfont-gm", "timgm6mb-soundfont", "ffmpeg"):
+    assert "musescore" not in text.lower() and "avldrums" not in text.lower()
+    for package in ("fluidsynth", "fluid-soundfont-gm", "timgm6mb-soundfont", "ffmpeg",
+                    "hydrogen-drumkits", "espeak-ng"):
         assert package in text
 
 

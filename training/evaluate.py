@@ -276,9 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=".keras file, run directory, SavedModel directory or .tflite file")
     p.add_argument("--musdb-root", help="MUSDB18 / MUSDB18-HQ root (default $MUSDB_PATH or the "
                                         "built-in dataset, see --dataset)")
-    p.add_argument("--dataset", choices=("sampled", "synth"), default="sampled",
+    p.add_argument("--dataset", choices=("sampled", "synth", "produced-test", "produced"),
+                   default="sampled",
                    help="built-in dataset without --musdb-root / MUSDB_PATH (default sampled: "
-                        "its test songs use a soundfont that training never sees)")
+                        "its test songs use a soundfont that training never sees; "
+                        "produced-test: the held-out produced split, recorded kits, sung "
+                        "vocals and effects, default output <model dir>/evaluation-"
+                        "produced-test)")
     p.add_argument("--subset", default="test", choices=["train", "test"])
     p.add_argument("--tracks", nargs="+", metavar="NAME", help="only these tracks")
     p.add_argument("--targets", nargs="+", help="only these targets (default: all of the "
@@ -332,7 +336,8 @@ def run(args: argparse.Namespace) -> int:
                              dataset_stems(root, args.subset, backend.targets))
     tracks = select_tracks(load_tracks(root, subset=args.subset, split=None,
                                        targets=source_set(targets)), args.tracks)
-    out = args.out or default_out(args.model)
+    out = args.out or default_out(args.model) + (
+        f"-{args.dataset}" if builtin and args.dataset != "sampled" else "")
     check_out(out, root, args.subset, args.overwrite)
     per_track = {}
     for track in tqdm(tracks, desc="tracks", unit="track"):

@@ -78,9 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=LOSSES,
                    help="bsrnn: the authors' L1 loss (default, but the cpu preset's is "
                         "bsrnn+sdr: plus 0.1 x negative uSDR, learns faster in short runs)")
-    p.add_argument("--dataset", choices=("sampled", "synth"),
+    p.add_argument("--dataset", choices=("sampled", "synth", "produced"),
                    help="built-in dataset without --musdb-root / MUSDB_PATH (default sampled: "
-                        "songs rendered from General MIDI soundfonts; synth: synthesized)")
+                        "songs rendered from General MIDI soundfonts; synth: synthesized; "
+                        "produced: with recorded kits, sung vocals and effects)")
     p.add_argument("--name", help="run name (default from preset, targets and bands)")
     p.add_argument("--run-dir", help="default saved_models/<run name>")
     p.add_argument("--logdir", help="TensorBoard logs (default <run dir>/logs)")

@@ -53,6 +53,10 @@ BUILTIN_DATASETS = {
     "sampled": "songs rendered from General MIDI soundfonts by FluidSynth "
                "(train: FluidR3_GM, test: TimGM6mb)",
     "synth": "synthesized songs",
+    "produced": "songs rendered from several GM soundfonts, recorded Hydrogen drum kits and "
+                "sung vocals, produced with effect chains (test: held-out font, kits, voices)",
+    "produced-test": "the held-out produced split alone: TimGM6mb, held-out recorded drum kits "
+                     "and voices, every song produced",
 }
 
 
@@ -64,6 +68,9 @@ def builtin_root(kind: str = "sampled") -> str:
     if kind == "synth":
         from bsrnn_tf.datasets.synth import builtin_dataset_root
         return builtin_dataset_root()
+    if kind in ("produced", "produced-test"):
+        from bsrnn_tf.datasets.sampled import produced_dataset_root
+        return produced_dataset_root(test_only=kind == "produced-test")
     raise DataError(f"unknown built-in dataset {kind!r}; choose one of {sorted(BUILTIN_DATASETS)}")
 
 

@@ -46,3 +46,25 @@ def cached_dataset(env_var: str, default: str, marker: str, make: Callable[[str]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def require_program(name: str, debian_package: str) -> str:
+    """Path of executable ``name``; :class:`GenerationError` naming the
+    Debian package that installs it if it is not on PATH."""
+    import shutil
+    path = shutil.which(name)
+    if path is None:
+        raise GenerationError(f"{debian_package} not found ({name} is not on PATH): install "
+                              f"the Debian package `{debian_package}` (scripts/install.sh does)")
+    return path
+
+
+def require_module(name: str, pypi_package: str, purpose: str):
+    """The imported module ``name``; :class:`GenerationError` naming the
+    PyPI package if it cannot be imported."""
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise GenerationError(f"{purpose} need the PyPI package `{pypi_package}` "
+                              f"(pip install {pypi_package}; scripts/install.sh does)") from e

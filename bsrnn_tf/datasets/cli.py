@@ -41,10 +41,12 @@ def _cli_make_dataset(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         if sampled:
-            from bsrnn_tf.datasets.sampled import make_sampled_dataset
-            make_sampled_dataset(args.out, train_soundfonts=args.train_soundfonts,
+            from bsrnn_tf.datasets.sampled import make_sampled_dataset, recipes_from_args
+            recipe, test_recipe, train_fonts = recipes_from_args(args)
+            make_sampled_dataset(args.out, train_soundfonts=train_fonts,
                                  test_soundfonts=args.test_soundfonts,
-                                 instrument_stems=args.instrument_stems, **common)
+                                 instrument_stems=args.instrument_stems, recipe=recipe,
+                                 test_recipe=test_recipe, **common)
         else:
             make_dataset(args.out, **common)
     except GenerationError as e:

@@ -9,28 +9,29 @@ file with FluidSynth to a ``(samples, 2)`` float32 array of a given length.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import numpy as np
 import soundfile as sf
 
-from bsrnn_tf.datasets.cache import GenerationError
+from bsrnn_tf.datasets.cache import GenerationError, require_program
 
 FLUIDSYNTH = "fluidsynth"
 SOUNDFONT_DIR = "/usr/share/sounds/sf2"
 SOUNDFONT_PACKAGES = {"FluidR3_GM.sf2": "fluid-soundfont-gm",
                       "TimGM6mb.sf2": "timgm6mb-soundfont",
-                      "FluidR3_GS.sf2": "fluid-soundfont-gs"}
+                      "FluidR3_GS.sf2": "fluid-soundfont-gs",
+                      "FluidR3Mono_GM.sf3": "fluidr3mono-gm-soundfont",
+                      "sf_GMbank.sf2": "csound-soundfont",
+                      "OPL-3_FM_128M.sf2": "opl3-soundfont"}
+# Kept for an independent evaluation: never rendered here (a file of that
+# name that is only Debian's alternatives link to another font is refused too).
+RESERVED_SOUNDFONTS = ("MuseScore_General",)
 
 
 def find_fluidsynth() -> str:
     """Path of the FluidSynth executable; :class:`GenerationError` if absent."""
-    path = shutil.which(FLUIDSYNTH)
-    if path is None:
-        raise GenerationError("fluidsynth not found: install the Debian package `fluidsynth` "
-                              "(scripts/install.sh does)")
-    return path
+    return require_program(FLUIDSYNTH, "fluidsynth")
 
 
 def resolve_soundfont(name: str) -> str:
@@ -38,6 +39,10 @@ def resolve_soundfont(name: str) -> str:
     ``/usr/share/sounds/sf2``; :class:`GenerationError` naming the Debian
     package if it is missing."""
     path = name if os.sep in name else os.path.join(SOUNDFONT_DIR, name)
+    if any(r.lower() in os.path.basename(p).lower() for r in RESERVED_SOUNDFONTS
+           for p in (path, os.path.realpath(path))):
+        raise GenerationError(f"soundfont {path} is reserved for an independent evaluation "
+                              f"and is never used to make data here")
     if not os.path.isfile(path):
         package = SOUNDFONT_PACKAGES.get(os.path.basename(path))
         hint = f"install the Debian package `{package}`" if package else "check the path"
@@ -53,6 +58,10 @@ def render_midi(midi_path: str, soundfont: str, settings: list, num_samples: int
     out = os.path.join(work_dir, os.path.basename(midi_path) + ".wav")
     cmd = [find_fluidsynth(), "-ni", "-q", "-g", f"{gain}", "-r", str(sample_rate),
            "-O", "float", "-T", "wav", "-F", out, "-o", "synth.cpu-cores=1"]
+    if soundfont.lower().endswith(".sf3"):
+        # Ogg-compressed samples: decode only the presets the file plays
+        # (same output; loading all of FluidR3Mono_GM.sf3 takes 4 s).
+        cmd += ["-o", "synth.dynamic-sample-loading=1"]
     for setting in settings:
         cmd += ["-o", setting]
     cmd += [soundfont, midi_path]

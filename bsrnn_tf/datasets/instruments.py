@@ -42,6 +42,7 @@ ROLE_FAMILIES = {
     "arpeggio": {"piano": 2, "mallets": 2, "guitar": 2, "plucked": 2, "synth": 2, "strings": 1},
     "pluck": {"guitar": 3, "plucked": 2, "mallets": 2, "piano": 1, "strings": 1, "winds": 1},
 }
+WIDE_WEIGHT = 0.5  # a family outside a role's template, with more timbres
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,7 +50,8 @@ def soundfont_presets(path: str) -> dict:
     """``{(bank, program): preset name}`` of a SoundFont 2 file.
 
     Reads the RIFF chunk headers and the ``pdta/phdr`` records (38 bytes
-    each, the last one a terminator); the sample data is skipped. Raises
+    each, the last one a terminator); the sample data is skipped. Reads SF3
+    files too (Ogg-compressed samples, same headers). Raises
     ``ValueError`` if the file is not a SoundFont 2 file.
     """
     with open(path, "rb") as f:
@@ -61,6 +63,10 @@ def soundfont_presets(path: str) -> dict:
             if chunk == b"LIST" and f.read(4) == b"pdta":
                 return _read_phdr(f, f.tell() + length - 4)
             f.seek(length - (4 if chunk == b"LIST" else 0) + (length & 1), 1)
+            if length & 1 and not f.read(4).isalpha():
+                f.seek(-5, 1)  # an unpadded odd chunk (FluidR3Mono_GM.sf3's sdta)
+            elif length & 1:
+                f.seek(-4, 1)
     raise ValueError(f"{path} has no preset headers (pdta chunk)")
 
 
@@ -105,13 +111,22 @@ def choose_voice(rng: np.random.Generator, available: dict) -> tuple:
     return _pick(rng, VOICE_PROGRAMS, available)
 
 
+def role_weights(role: str, wide: bool = False) -> dict:
+    """Weights of the families for a role; ``wide`` adds every other family
+    at ``WIDE_WEIGHT`` (combinations outside the role's template)."""
+    weights = dict(ROLE_FAMILIES[role])
+    if wide:
+        weights.update({f: WIDE_WEIGHT for f in FAMILIES if f not in weights})
+    return weights
+
+
 def choose_other(rng: np.random.Generator, role: str, available: dict,
-                 avoid: set = frozenset()) -> tuple:
+                 avoid: set = frozenset(), wide: bool = False) -> tuple:
     """``(family, (bank, program))`` for an ``other`` part in ``role``; a
     family in ``avoid`` (already used in the song) is drawn only if nothing
-    else is left."""
-    weights = {f: w for f, w in ROLE_FAMILIES[role].items() if f not in avoid} or \
-        ROLE_FAMILIES[role]
+    else is left. ``wide``: see :func:`role_weights`."""
+    table = role_weights(role, wide)
+    weights = {f: w for f, w in table.items() if f not in avoid} or table
     names = sorted(weights)
     p = np.array([weights[n] for n in names], dtype=np.float64)
     family = names[int(rng.choice(len(names), p=p / p.sum()))]

@@ -32,7 +32,14 @@ occasional backing voice a third above. The formant-synthesis lead of
 in train and test, so it would make the test vocals partly a seen timbre and
 blur what the soundfont split measures.
 
-This module writes the dataset, makes the built-in copy and adds the sampled
+Levers (``recipe``, :mod:`bsrnn_tf.datasets.produced`): production effect
+chains, recorded Hydrogen drum kits, sung vocals with words and more
+soundfonts, each with its own probability; the test songs then use
+held-out kits and voices. :func:`produced_dataset_root` makes the built-in
+held-out produced split (and the all-levers candidate). Every source and
+effect: ``bsrnn_tf/datasets/README.md``.
+
+This module writes the dataset, makes the built-in copies and adds the sampled
 options of ``make-dataset``. One song (each part rendered by its own
 FluidSynth process with its own reverb and chorus, then placed in stereo and
 levelled per source) is :mod:`bsrnn_tf.datasets.sampled_song`; FluidSynth and
@@ -54,13 +61,15 @@ from bsrnn_tf.datasets.fluidsynth import (FLUIDSYNTH, SOUNDFONT_DIR, SOUNDFONT_P
 from bsrnn_tf.datasets.sampled_song import (LEVELS_DB, SOURCES, active_rms, place_stereo,
                                             render_song, song_name)
 from bsrnn_tf.datasets.cache import GenerationError, cached_dataset
+from bsrnn_tf.fileio import atomic_save, atomic_write_text
 from bsrnn_tf.datasets.synth import mix_stems
 
 __all__ = ["SOURCES", "DATASET_VERSION", "MARKER_FILE", "SOUNDFONT_DIR", "TRAIN_SOUNDFONTS",
            "TEST_SOUNDFONTS", "SOUNDFONT_PACKAGES", "DEFAULT_TRACKS_TRAIN", "DEFAULT_TRACKS_TEST",
            "DEFAULT_SECONDS", "DEFAULT_SEED", "FLUIDSYNTH", "LEVELS_DB", "active_rms",
            "add_cli_arguments", "find_fluidsynth", "make_sampled_dataset", "place_stereo",
-           "render_midi", "render_song", "resolve_soundfont", "sampled_dataset_root", "song_name"]
+           "produced_dataset_root", "recipes_from_args", "render_midi", "render_song",
+           "resolve_soundfont", "sampled_dataset_root", "song_name"]
 
 DATASET_VERSION = 1
 MARKER_FILE = "bsrnn_tf_sampled.json"
@@ -79,13 +88,15 @@ def _write_song(folder: str, stems: dict, sample_rate: int) -> None:
     os.makedirs(folder, exist_ok=True)
     mixture = mix_stems({s: stems[s] for s in SOURCES})
     for name, audio in {**stems, "mixture": mixture}.items():
-        sf.write(os.path.join(folder, f"{name}.wav"), audio, sample_rate, subtype="PCM_16")
+        atomic_save(os.path.join(folder, f"{name}.wav"),
+                    lambda tmp, a=audio: sf.write(tmp, a, sample_rate, subtype="PCM_16"))
 
 
 def _render_and_write(job: tuple) -> dict:
-    out_dir, seed, subset, index, seconds, fonts, sample_rate, instrument_stems, silent = job
+    (out_dir, seed, subset, index, seconds, fonts, sample_rate, instrument_stems, silent,
+     recipe) = job
     name, stems, info = render_song(seed, subset, index, seconds, fonts, sample_rate,
-                                    instrument_stems, silent)
+                                    instrument_stems, silent, recipe=recipe)
     _write_song(os.path.join(out_dir, subset, name), stems, sample_rate)
     info["stems"] = sorted(stems)
     return info
@@ -119,7 +130,7 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
                          workers: int = 1, train_soundfonts=TRAIN_SOUNDFONTS,
                          test_soundfonts=TEST_SOUNDFONTS, sample_rate: int = 44100,
                          instrument_stems: bool = False, silent_prob: float = 0.25,
-                         progress: bool = True) -> str:
+                         progress: bool = True, recipe=None, test_recipe=None) -> str:
     """Writes a sampled dataset in the MUSDB18-HQ layout to ``out_dir``.
 
     ``seconds`` is the length of every track; soundfonts are file names in
@@ -128,6 +139,10 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
     ``piano.wav``, present only where the song has that family).
     ``silent_prob`` is the chance that a source rests in a section (each
     still plays in at least half of them; 0 keeps every source playing).
+    ``recipe``: a :class:`~bsrnn_tf.datasets.produced.Recipe` (production,
+    recorded kits, sung vocals, more timbres; its kits and voices default to
+    the subset's, test ones held out), or None for the plain dataset;
+    ``test_recipe`` replaces it for the test songs.
     ``workers``
     processes render songs; the output does not depend on it. The marker
     file ``bsrnn_tf_sampled.json`` is written last. Returns ``out_dir``.
@@ -148,8 +163,15 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
     if shared:
         warnings.warn(f"train and test share soundfonts {sorted(shared)}: the test set then "
                       f"holds timbres seen in training", stacklevel=2)
+    recipes = {}
+    from bsrnn_tf.datasets.produced import check_available, for_subset
+    for subset, count, r in (("train", tracks_train, recipe),
+                             ("test", tracks_test, test_recipe or recipe)):
+        if count and r is not None and r.active:
+            recipes[subset] = for_subset(r, subset)
+            check_available(recipes[subset])
     jobs = [(out_dir, seed, subset, i, seconds, fonts[subset], sample_rate, instrument_stems,
-             silent_prob)
+             silent_prob, recipes.get(subset))
             for subset, count in (("train", tracks_train), ("test", tracks_test))
             for i in range(count)]
     os.makedirs(out_dir, exist_ok=True)
@@ -159,9 +181,9 @@ def make_sampled_dataset(out_dir: str, tracks_train: int = DEFAULT_TRACKS_TRAIN,
             "tracks_test": tracks_test, "instrument_stems": instrument_stems,
             "silent_prob": silent_prob,
             "soundfonts": {s: [os.path.basename(f) for f in v] for s, v in fonts.items()},
+            "recipe": {s: r.to_json() for s, r in recipes.items()} or None,
             "tracks": infos}
-    with open(os.path.join(out_dir, MARKER_FILE), "w") as f:
-        json.dump(meta, f, indent=2)
+    atomic_write_text(os.path.join(out_dir, MARKER_FILE), json.dumps(meta, indent=2))
     return out_dir
 
 
@@ -177,6 +199,34 @@ def sampled_dataset_root() -> str:
                           make, "built-in sampled dataset", GenerationError)
 
 
+def produced_dataset_root(test_only: bool = True) -> str:
+    """The built-in produced dataset, rendered on first use.
+
+    ``test_only`` (``produced-test``, ``$BSRNN_TF_PRODUCED_TEST_DATA`` or
+    ``~/.cache/bsrnn_tf/produced-test-v1``): the held-out produced split
+    alone, 8 test songs of the default seed (the compositions of the sampled
+    test songs) rendered with TimGM6mb, the held-out Hydrogen kits on every
+    song, sung vocals with held-out voices on half of them, every song
+    produced. Otherwise (``produced``, ``$BSRNN_TF_PRODUCED_DATA`` or
+    ``~/.cache/bsrnn_tf/produced-v1``): the same test songs plus 60 train
+    songs with every lever (``PRODUCED_RECIPE``; a candidate next default,
+    not the default).
+    """
+    from bsrnn_tf.datasets.produced import (MORE_TRAIN_SOUNDFONTS, PRODUCED_RECIPE,
+                                            PRODUCED_TEST_RECIPE)
+
+    def make(out_dir: str) -> None:
+        make_sampled_dataset(out_dir, tracks_train=0 if test_only else DEFAULT_TRACKS_TRAIN,
+                             train_soundfonts=MORE_TRAIN_SOUNDFONTS, recipe=PRODUCED_RECIPE,
+                             test_recipe=PRODUCED_TEST_RECIPE,
+                             workers=min(4, os.cpu_count() or 1))
+
+    name = "produced-test" if test_only else "produced"
+    env = "BSRNN_TF_PRODUCED_TEST_DATA" if test_only else "BSRNN_TF_PRODUCED_DATA"
+    return cached_dataset(env, f"~/.cache/bsrnn_tf/{name}-v1", MARKER_FILE, make,
+                          f"built-in {name} dataset", GenerationError)
+
+
 # --------------------------------------------------------------------- CLI
 
 
@@ -186,11 +236,49 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--kind", choices=("synth", "sampled"), default="synth",
                         help="synth: the synthesized dataset; sampled: songs rendered from "
                              "soundfonts by FluidSynth (train and test use different fonts)")
-    parser.add_argument("--train-soundfonts", nargs="+", default=list(TRAIN_SOUNDFONTS),
-                        metavar="SF2", help="--kind sampled: soundfonts of the train songs "
-                                            "(names in /usr/share/sounds/sf2 or paths)")
+    parser.add_argument("--train-soundfonts", nargs="+", metavar="SF2",
+                        help="--kind sampled: soundfonts of the train songs (names in "
+                             "/usr/share/sounds/sf2 or paths; default FluidR3_GM.sf2, with "
+                             "--more-timbres every GM font but the test one)")
     parser.add_argument("--test-soundfonts", nargs="+", default=list(TEST_SOUNDFONTS),
                         metavar="SF2", help="--kind sampled: soundfonts of the test songs")
     parser.add_argument("--instrument-stems", action="store_true",
                         help="--kind sampled: also write per-family stems of other "
                              "(piano.wav, guitar.wav, ...; other.wav is their exact sum)")
+    levers = parser.add_argument_group(
+        "levers of --kind sampled (bsrnn_tf/datasets/produced.py; test songs use held-out "
+        "kits and voices)")
+    levers.add_argument("--production", type=float, default=0.0, metavar="P",
+                        help="chance that a song's parts go through effect chains "
+                             "(EQ, compression, saturation, echo, reverb, width)")
+    levers.add_argument("--recorded-kits", type=float, default=0.0, metavar="P",
+                        help="chance that the drums are a recorded Hydrogen kit")
+    levers.add_argument("--sung-vocals", type=float, default=0.0, metavar="P",
+                        help="chance that the vocals are sung words (espeak-ng + WORLD)")
+    levers.add_argument("--more-timbres", action="store_true",
+                        help="a soundfont per part among the train fonts, and any "
+                             "instrument family in any role of other")
+    levers.add_argument("--test-production", type=float, metavar="P",
+                        help="--production of the test songs (default: the same)")
+    levers.add_argument("--test-recorded-kits", type=float, metavar="P",
+                        help="--recorded-kits of the test songs (default: the same)")
+    levers.add_argument("--test-sung-vocals", type=float, metavar="P",
+                        help="--sung-vocals of the test songs (default: the same)")
+
+
+def recipes_from_args(args) -> tuple:
+    """``(train recipe, test recipe, train soundfonts)`` of the parsed
+    ``make-dataset`` options."""
+    from bsrnn_tf.datasets.produced import MORE_TRAIN_SOUNDFONTS, Recipe
+
+    train = Recipe(args.production, args.recorded_kits, args.sung_vocals, args.more_timbres)
+
+    def pick(test_value, value):
+        return value if test_value is None else test_value
+
+    test = Recipe(pick(args.test_production, args.production),
+                  pick(args.test_recorded_kits, args.recorded_kits),
+                  pick(args.test_sung_vocals, args.sung_vocals), args.more_timbres)
+    fonts = args.train_soundfonts or list(MORE_TRAIN_SOUNDFONTS if args.more_timbres
+                                          else TRAIN_SOUNDFONTS)
+    return train, test, fonts

@@ -8,7 +8,10 @@ with its own reverb and chorus settings (room size, damping, level, width
 drawn per part). Each part is then cut to the song length, widened or
 narrowed and panned in numpy (:func:`place_stereo`), each source levelled to
 a target (``LEVELS_DB`` +-5 dB of active RMS), and the stems quantised to
-int16. Writing songs into a dataset is :mod:`bsrnn_tf.datasets.sampled`.
+int16. With a :class:`~bsrnn_tf.datasets.produced.Recipe` a part may instead
+be played by a recorded drum kit or sung, rendered with another soundfont,
+and produced (an effect chain after the stereo placement), before the same
+levelling. Writing songs into a dataset is :mod:`bsrnn_tf.datasets.sampled`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ _WORDS_B = ("Avenue", "Bridge", "Canyon", "Ferry", "Harvest", "Island", "Kitchen
 # -------------------------------------------------------------- instruments
 
 
-def _assign_programs(song: compose.Song, rng: np.random.Generator, presets: dict) -> dict:
+def _assign_programs(song: compose.Song, rng: np.random.Generator, presets: dict,
+                     wide: bool = False) -> dict:
     """Per source a list of ``(family, (bank, program))``, one per part."""
     voice = instruments.choose_voice(rng, presets)
     chosen = {"drums": [("drums", instruments.choose_kit(rng, presets))],
@@ -46,7 +50,7 @@ def _assign_programs(song: compose.Song, rng: np.random.Generator, presets: dict
                          for i in range(len(song.parts["vocals"]))]}
     used, other = set(), []
     for part in song.parts["other"]:
-        family, program = instruments.choose_other(rng, part.role, presets, used)
+        family, program = instruments.choose_other(rng, part.role, presets, used, wide)
         used.add(family)
         other.append((family, program))
     chosen["other"] = other
@@ -105,10 +109,13 @@ _PLACEMENT = {"drums": (0.7, 1.0, 0.1), "bass": (0.0, 0.4, 0.1),
 
 def _render_parts(song: compose.Song, programs: dict, soundfont: str, rng: np.random.Generator,
                   num_samples: int, sample_rate: int, work_dir: str,
-                  midi_dir: str | None = None) -> dict:
+                  midi_dir: str | None = None, levers=None, fonts: tuple = ()) -> dict:
     """Per source the list of ``(family, (n, 2) float32)`` of its parts;
     the MIDI file of each part goes to ``midi_dir`` (default ``work_dir``) as
-    ``<source>_<part>.mid``."""
+    ``<source>_<part>.mid``. ``levers`` (a
+    :class:`~bsrnn_tf.datasets.produced.SongLevers`) may play a part
+    (recorded kit, sung vocals), choose its soundfont among ``fonts`` and
+    produce it; the draws of ``rng`` are the same with or without it."""
     rendered = {}
     for source in SOURCES:
         low_w, high_w, max_pan = _PLACEMENT[source]
@@ -116,12 +123,19 @@ def _render_parts(song: compose.Song, programs: dict, soundfont: str, rng: np.ra
         for i, (part, (family, program)) in enumerate(zip(song.parts[source], programs[source])):
             if not part.notes:
                 continue
-            midi = os.path.join(midi_dir or work_dir, f"{source}_{i}.mid")
-            compose.write_midi(midi, song.tempo, [part], [program], [_controls(rng, source)])
-            audio = render_midi(midi, soundfont, _synth_settings(rng), num_samples,
-                                sample_rate, work_dir)
+            controls, settings = _controls(rng, source), _synth_settings(rng)
+            audio = levers.render_part(source, i, part, song.tempo, num_samples,
+                                       sample_rate) if levers else None
+            if audio is None:
+                font = levers.part_soundfont(source, program, soundfont, fonts) if levers \
+                    else soundfont
+                midi = os.path.join(midi_dir or work_dir, f"{source}_{i}.mid")
+                compose.write_midi(midi, song.tempo, [part], [program], [controls])
+                audio = render_midi(midi, font, settings, num_samples, sample_rate, work_dir)
             audio = place_stereo(audio, rng.uniform(low_w, high_w),
                                  rng.uniform(-max_pan, max_pan))
+            if levers:
+                audio = levers.produce(source, i, audio, song.tempo, sample_rate)
             rendered[source].append((family, audio))
     return rendered
 
@@ -169,25 +183,33 @@ def song_name(rng: np.random.Generator, subset: str, index: int, song: compose.S
 
 def render_song(seed: int, subset: str, index: int, seconds: float, soundfonts: list,
                 sample_rate: int = 44100, instrument_stems: bool = False,
-                silent_prob: float = 0.25, midi_dir: str | None = None) -> tuple:
+                silent_prob: float = 0.25, midi_dir: str | None = None, recipe=None) -> tuple:
     """Composes and renders one song.
 
     ``soundfonts`` are resolved paths; one is drawn per song. Returns
     ``(track name, {stem: (samples, 2) int16}, info dict)``. Writes the MIDI
-    files of the parts to ``midi_dir`` if given. Deterministic in
-    ``(seed, subset, index, soundfonts)``.
+    files of the parts to ``midi_dir`` if given. ``recipe``: a
+    :class:`~bsrnn_tf.datasets.produced.Recipe` whose kits and voices are
+    set (:func:`~bsrnn_tf.datasets.produced.for_subset`), or None (the plain
+    sampled song). Deterministic in ``(seed, subset, index, soundfonts,
+    recipe)``.
     """
-    rng = np.random.default_rng([seed, _SUBSET_IDS.get(subset, 0), index])
+    key = [seed, _SUBSET_IDS.get(subset, 0), index]
+    rng = np.random.default_rng(key)
     soundfont = soundfonts[int(rng.integers(len(soundfonts)))]
     presets = instruments.soundfont_presets(soundfont)
     song = compose.compose_song(np.random.default_rng(rng.integers(2 ** 63)), seconds,
                                 silent_prob)
     name = song_name(rng, subset, index, song)
-    programs = _assign_programs(song, rng, presets)
+    levers = None
+    if recipe is not None and recipe.active:
+        from bsrnn_tf.datasets.produced import SongLevers
+        levers = SongLevers(recipe, key, song)
+    programs = _assign_programs(song, rng, presets, bool(recipe and recipe.more_timbres))
     num_samples = int(round(seconds * sample_rate))
     with tempfile.TemporaryDirectory(prefix="bsrnn-sampled-") as work:
         parts = _render_parts(song, programs, soundfont, rng, num_samples, sample_rate,
-                              work, midi_dir)
+                              work, midi_dir, levers, tuple(soundfonts))
     stems = _quantise(_level(parts, rng, sample_rate), instrument_stems)
     info = {"subset": subset, "name": name, "soundfont": os.path.basename(soundfont),
             "key": song.key_name, "tempo": song.tempo, "groove": song.groove,
@@ -196,4 +218,6 @@ def render_song(seed: int, subset: str, index: int, seconds: float, soundfonts: 
             "instruments": {s: [{"family": f, "bank": b, "program": p,
                                  "preset": presets.get((b, p), "")}
                                 for f, (b, p) in programs[s]] for s in SOURCES}}
+    if levers:
+        info["levers"] = levers.info()
     return name, stems, info

@@ -1,0 +1,173 @@
+"""Experiment: what each lever of the produced dataset buys, one at a time,
+against the current recipe (the plain sampled dataset).
+
+Settings (``--only`` picks some): ``control`` (the built-in sampled
+dataset, as the README command trains), ``production`` (80 % of the songs
+produced: effect chains on every part), ``recorded_kits`` (half of the
+songs' drums from recorded Hydrogen kits), ``sung_vocals`` (half of the
+songs' vocals sung with words), ``more_timbres`` (a soundfont per part among
+four GM fonts, any family in any role), and ``all`` (every lever,
+``PRODUCED_RECIPE``). Each lever's 60 train songs are the control's
+compositions, instruments and mix, rendered with that lever on
+(:mod:`bsrnn_tf.datasets.produced`), made once under ``--data`` (default
+``~/.cache/bsrnn_tf/levers``). Every run is the same multi-target fit
+(``--mtl``, same seed and budget) and is scored twice by ``evaluate.py``:
+on the built-in sampled test split and on the held-out produced split
+(``--dataset produced-test``: a soundfont, drum kits and voices training
+never uses, every song produced).
+
+Examples::
+
+    python experiments/recorded_music.py --scale cpu --dry-run
+    python experiments/recorded_music.py --scale cpu --only production
+    python experiments/recorded_music.py --scale cpu --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import common, driver, records  # noqa: E402
+from experiments.common import Run  # noqa: E402
+
+EXPERIMENT = "recorded_music"
+TARGETS = ("drums", "bass", "other", "vocals")
+PRODUCED_EVALUATION = "evaluation-produced-test"
+
+
+def lever_recipes() -> dict:
+    """Setting -> (train recipe, train soundfonts); None for the control."""
+    from bsrnn_tf.datasets.produced import MORE_TRAIN_SOUNDFONTS, PRODUCED_RECIPE, Recipe
+    from bsrnn_tf.datasets.sampled import TRAIN_SOUNDFONTS
+    return {"control": None,
+            "production": (Recipe(production=0.8), TRAIN_SOUNDFONTS),
+            "recorded_kits": (Recipe(recorded_kits=0.5), TRAIN_SOUNDFONTS),
+            "sung_vocals": (Recipe(sung_vocals=0.5), TRAIN_SOUNDFONTS),
+            "more_timbres": (Recipe(more_timbres=True), MORE_TRAIN_SOUNDFONTS),
+            "all": (PRODUCED_RECIPE, MORE_TRAIN_SOUNDFONTS)}
+
+
+def data_root(data: str, setting: str) -> str:
+    return os.path.join(os.path.abspath(os.path.expanduser(data)), f"{setting}-v1")
+
+
+def make_lever_data(data: str, setting: str, tracks: int, seconds: float) -> str:
+    """The train songs of a lever, made once (atomically) under ``data``."""
+    from bsrnn_tf.datasets.cache import GenerationError, cached_dataset
+    from bsrnn_tf.datasets.sampled import MARKER_FILE, make_sampled_dataset
+    recipe, fonts = lever_recipes()[setting]
+    root = data_root(data, setting)
+
+    def make(out: str) -> None:
+        make_sampled_dataset(out, tracks_train=tracks, tracks_test=0, seconds=seconds,
+                             train_soundfonts=fonts, recipe=recipe,
+                             workers=min(4, os.cpu_count() or 1))
+
+    return cached_dataset(f"BSRNN_TF_LEVER_DATA_{setting.upper()}", root, MARKER_FILE, make,
+                          f"{setting} training songs", GenerationError)
+
+
+def plan_for(data: str):
+    def plan(base: dict) -> List[Run]:
+        shared = common.common_flags(base)
+        runs = []
+        for seed in base["seeds"]:
+            for setting in lever_recipes():
+                flags = [*shared, "--mtl", *base["model"],
+                         *common.budget_flags(base["epochs"], base["examples"])]
+                if setting != "control":
+                    flags += ["--musdb-root", data_root(data, setting)]
+                runs.append(Run(setting, seed, flags, group=setting, data="own",
+                                meta={"lever": setting}))
+        return runs
+    return plan
+
+
+def evaluate_produced(drv: driver.Driver, runs: List[Run]) -> None:
+    """Scores every finished run on the held-out produced split; adds
+    ``produced_gain`` etc. to its result file."""
+    for run in drv.select(runs):
+        result = drv.results.get(run.key)
+        if result is None or "produced_gain" in result:
+            continue
+        out = os.path.join(drv.run_dir(run.key), PRODUCED_EVALUATION)
+        argv = ["-m", drv.run_dir(run.key), "-o", out, "--dataset", "produced-test"]
+        code, _ = driver.call_script(common.EVALUATE, argv, drv.log_path(run.key),
+                                     drv.args.in_process, append=True)
+        if code != 0:
+            drv.log(f"  {run.key}: evaluate.py --dataset produced-test failed (exit {code})")
+            continue
+        scores = records.read_evaluation(os.path.join(out, "results.json"))
+        result.update({k.replace("test_", "produced_", 1): v for k, v in scores.items()})
+        result["produced_command"] = common.display_command(common.EVALUATE, argv)
+        records.write_json(drv.result_path(run.key), result)
+
+
+def table(results: dict) -> dict:
+    """Per setting, the mean over seeds of the gain over the best-scaled
+    mixture per target on both splits."""
+    out = {}
+    for setting, group in records.by_setting(results.values()).items():
+        row = {}
+        for split in ("test_gain", "produced_gain"):
+            values = [r[split] for r in group if r.get(split)]
+            if values:
+                row[split] = {t: sum(v[t] for v in values) / len(values) for t in TARGETS}
+                row[split]["mean"] = sum(row[split][t] for t in TARGETS) / len(TARGETS)
+        out[setting] = {"seeds": [r["seed"] for r in group], **row}
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.build_parser(__doc__, EXPERIMENT)
+    p.add_argument("--data", default="~/.cache/bsrnn_tf/levers",
+                   help="where the lever datasets are made (once)")
+    p.add_argument("--tracks", type=int, default=60, help="train songs per lever dataset")
+    p.add_argument("--song-seconds", type=float, default=30.0)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.scale == "paper":
+        print(f"{EXPERIMENT}: error: the levers are built-in data; use --scale cpu",
+              file=sys.stderr)
+        return 2
+    if args.musdb_root:
+        print(f"{EXPERIMENT}: error: --musdb-root: each setting has its own dataset",
+              file=sys.stderr)
+        return 2
+    base = common.scale_base(args)
+    plan = plan_for(args.data)
+    runs = plan(base)
+    try:
+        drv = driver.Driver(EXPERIMENT, args)
+        selected = {r.setting for r in drv.select(runs)}
+        if not args.dry_run:
+            for setting in sorted(selected - {"control"}):
+                make_lever_data(args.data, setting, args.tracks, args.song_seconds)
+        drv.execute(runs)
+    except (common.ExperimentError, RuntimeError) as e:
+        print(f"{EXPERIMENT}: error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        for setting in sorted(selected - {"control"}):
+            print(f"(data) {setting}: {data_root(args.data, setting)}")
+        return 0
+    if drv.evaluate:
+        evaluate_produced(drv, runs)
+    summary = drv.write_summary(runs, {"levers": table(drv.results)})
+    for setting, row in summary["levers"].items():
+        cells = "  ".join(f"{split}: {row[split]['mean']:+.2f} dB" for split in
+                          ("test_gain", "produced_gain") if split in row)
+        print(f"{setting:14s} {cells}")
+    return driver.finish(drv, summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

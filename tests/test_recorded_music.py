@@ -1,0 +1,73 @@
+"""experiments/recorded_music.py (one lever at a time against the plain
+sampled dataset) and the produced split's place in evaluate.py."""
+
+import json
+import os
+import shutil
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from experiments import recorded_music  # noqa: E402
+
+
+def test_cpu_scale_commands_one_dataset_per_lever(tmp_path, capsys):
+    out, data = tmp_path / "out", tmp_path / "levers"
+    assert recorded_music.main(["--scale", "cpu", "--dry-run", "--seeds", "0", "1", "2",
+                                "--out", str(out), "--data", str(data), "--no-reuse"]) == 0
+    text = capsys.readouterr().out
+    fits = [line for line in text.splitlines() if "training/fit.py" in line]
+    assert len(fits) == 6 * 3
+    for line in fits:
+        assert "--mtl" in line and "--epochs 12 --examples-per-epoch 400" in line
+        setting = line.split("--run-dir ")[1].split("/")[-1].split("-seed")[0]
+        if setting == "control":
+            assert "--musdb-root" not in line
+        else:
+            assert f"--musdb-root {data}/{setting}-v1" in line
+    assert not data.exists()  # a dry run makes nothing
+
+
+def test_levers_table_means_over_seeds():
+    gain = {"drums": 1.0, "bass": 2.0, "other": 3.0, "vocals": 4.0}
+    results = {f"production-seed{s}": {"setting": "production", "seed": s,
+                                       "test_gain": {t: v + s for t, v in gain.items()},
+                                       "produced_gain": gain} for s in (0, 1)}
+    row = recorded_music.table(results)["production"]
+    assert row["seeds"] == [0, 1]
+    assert row["test_gain"]["drums"] == 1.5 and row["test_gain"]["mean"] == 3.0
+    assert row["produced_gain"]["mean"] == 2.5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("fluidsynth") is None,
+                    reason="needs the Debian package fluidsynth and its sound fonts")
+def test_a_lever_run_at_the_test_scale(tmp_path):
+    pytest.importorskip("pedalboard")
+    out, data = tmp_path / "out", tmp_path / "levers"
+    argv = ["--scale", "test", "--only", "production", "--tracks", "3", "--song-seconds", "3",
+            "--out", str(out), "--data", str(data), "--in-process", "--no-evaluate"]
+    assert recorded_music.main(argv) == 0
+    meta = json.loads((data / "production-v1" / "bsrnn_tf_sampled.json").read_text())
+    assert meta["recipe"]["train"]["production"] == 0.8 and meta["tracks_train"] == 3
+    result = json.loads((out / "production-seed0.json").read_text())
+    assert str(data / "production-v1") in result["command"]
+    assert json.loads((out / "summary.json").read_text())["levers"]["production"]["seeds"] == [0]
+
+
+def test_evaluate_knows_the_produced_split(tmp_path, monkeypatch):
+    from bsrnn_tf.data import musdb
+    from bsrnn_tf.datasets.sampled import MARKER_FILE
+    sys.path.insert(0, os.path.join(ROOT, "training"))
+    import evaluate
+    args = evaluate.build_parser().parse_args(["-m", "model", "--dataset", "produced-test"])
+    assert args.dataset == "produced-test"
+    done = tmp_path / "produced"
+    (done / "test").mkdir(parents=True)
+    (done / MARKER_FILE).write_text("{}")
+    monkeypatch.setenv("BSRNN_TF_PRODUCED_TEST_DATA", str(done))
+    assert musdb.builtin_root("produced-test") == str(done)   # complete: not made again
+    assert "produced-test" in musdb.BUILTIN_DATASETS and "produced" in musdb.BUILTIN_DATASETS
