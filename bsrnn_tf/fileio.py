@@ -25,7 +25,7 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
+    tmp = temporary_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -34,6 +34,13 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def temporary_path(path: str) -> str:
+    """This process's temporary name for ``path`` (in the same folder), the
+    one :func:`remove_stale_temporaries` knows."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".tmp{os.getpid()}_{name}")
 
 
 def remove_stale_temporaries(path: str) -> list:

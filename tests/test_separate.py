@@ -446,3 +446,60 @@ def test_ctrl_c_names_what_was_finished(model_dir, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted: 1 of 3 inputs separated" in err
     assert "s0.wav" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------- streaming (issue 26)
+
+def _whole_song_reference(audio, rate, backend, targets, overlap=0.25):
+    """The whole-song path before streaming: resample the song, one scale,
+    overlap-add over the whole array, resample back, fit the length."""
+    from bsrnn_tf.audio import resample, to_stereo
+    from bsrnn_tf.inference import overlap_add
+    from bsrnn_tf.preprocess import song_scale
+
+    model_input = resample(to_stereo(audio), rate, backend.sample_rate)
+    scale = np.float32(song_scale(model_input))
+    out = overlap_add(model_input, lambda b: {t: np.asarray(v) / scale for t, v in
+                                              backend(b * scale).items() if t in targets},
+                      backend.segment_samples, overlap, chunks_per_call=backend.max_batch)
+    result = {}
+    for t in targets:
+        x = resample(out[t], backend.sample_rate, rate)[:audio.shape[0]]
+        x = np.pad(x, ((0, audio.shape[0] - len(x)), (0, 0)))
+        result[t] = x.mean(axis=1, keepdims=True) if audio.shape[1] == 1 else x
+    return result
+
+
+@pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1), (22050, 2)])
+def test_streamed_stems_equal_the_whole_song_path(model_dir, tmp_path, rate, channels):
+    from bsrnn_tf.separate import open_model
+    song = _write(tmp_path / "song.wav", 7.3, rate, channels, "FLOAT")
+    out = tmp_path / "out"
+    assert main(["separate", song, "-m", model_dir, "-o", str(out), "--wav-subtype", "float32",
+                 "--clip-mode", "none", "--quiet"]) == 0
+    audio, _ = load_audio(song)
+    reference = _whole_song_reference(audio, rate, open_model(model_dir), TARGETS)
+    for target in TARGETS:
+        written, written_rate = load_audio(str(out / "song" / f"{target}.wav"))
+        assert written_rate == rate and written.shape == audio.shape
+        np.testing.assert_allclose(written, reference[target], atol=2e-6, rtol=0)
+
+
+def test_separate_reads_and_writes_in_blocks_not_the_whole_song(model_dir, tmp_path,
+                                                                monkeypatch):
+    import bsrnn_tf.audio as audio_module
+    import bsrnn_tf.separate as separate_module
+    song = _write(tmp_path / "long.wav", 12.0, 48000, 2)
+    monkeypatch.setattr(separate_module, "READ_BLOCK", 8192)
+    reads, writes = [], []
+    real_read, real_write = audio_module.AudioReader.read, audio_module.StemWriter.write
+    monkeypatch.setattr(audio_module.AudioReader, "read",
+                        lambda self, a, b: reads.append(b - a) or real_read(self, a, b))
+    monkeypatch.setattr(audio_module.StemWriter, "write",
+                        lambda self, block: writes.append(len(block)) or real_write(self, block))
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet",
+                 "--two-stems", "vocals"]) == 0
+    # The model's segment is 1 s, 4 chunks per call: no block near the song's 12 s.
+    assert max(reads) <= 48000 * 4 and max(writes) <= 48000 * 4, (max(reads), max(writes))
+    assert sum(writes) == 2 * 12 * 48000
+    assert sorted(os.listdir(tmp_path / "o" / "long")) == ["no_vocals.wav", "vocals.wav"]
