@@ -95,7 +95,55 @@ def _with_segment(backend, segment: Optional[float]):
     if backend.segment_samples < backend.info.n_fft:
         raise SeparationError(f"segment of {backend.segment_samples} samples is shorter than the "
                               f"model's STFT window ({backend.info.n_fft} samples)")
+    if isinstance(backend, KerasBackend):
+        _check_call_memory(backend)
     return backend
+
+
+# Bytes per STFT frame and (bin x channel) of one chunk in a model call, for
+# the spectrum, the features and, per target, a mask and an estimate: float32
+# (real, imaginary) pairs, two working copies. A rough upper estimate: a
+# four-target `cpu` model was seen past 12 GB on one chunk of 1000 s (issue
+# 26), where this gives 28 GB.
+BYTES_PER_BIN_FRAME = 4 * 2 * 2
+
+
+def call_memory_bytes(info, chunks: int) -> int:
+    """Estimated peak memory (bytes) of one model call on ``chunks`` chunks."""
+    per_frame = BYTES_PER_BIN_FRAME * info.bins * info.channels * (2 + 2 * len(info.targets))
+    return int(chunks * info.frames * per_frame)
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give (MemAvailable on Linux, else physical)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_call_memory(backend) -> None:
+    """Refuses a segment whose model calls would not fit in memory, naming
+    the largest one that does."""
+    info = backend.info
+    needed = call_memory_bytes(info, backend.max_batch)
+    available = available_memory_bytes()
+    if needed <= available:
+        return
+    per_second = call_memory_bytes(info, backend.max_batch) / (info.segment_samples /
+                                                                info.sample_rate)
+    largest = math.floor(available / per_second * 0.8)
+    advice = (f"use --segment {largest:g} or less, or a smaller --batch-size" if
+              largest * info.sample_rate >= info.n_fft else "use a smaller --batch-size")
+    raise SeparationError(
+        f"a segment of {info.segment_samples / info.sample_rate:g} s needs about "
+        f"{needed / 1e9:.1f} GB per model call ({backend.max_batch} chunks of "
+        f"{info.frames} STFT frames) and {available / 1e9:.1f} GB of memory is available: "
+        f"{advice}")
 
 
 def select_targets(available: Sequence[str], targets: Optional[Sequence[str]] = None,

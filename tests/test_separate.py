@@ -503,3 +503,19 @@ def test_separate_reads_and_writes_in_blocks_not_the_whole_song(model_dir, tmp_p
     assert max(reads) <= 48000 * 4 and max(writes) <= 48000 * 4, (max(reads), max(writes))
     assert sum(writes) == 2 * 12 * 48000
     assert sorted(os.listdir(tmp_path / "o" / "long")) == ["no_vocals.wav", "vocals.wav"]
+
+
+@pytest.mark.parametrize("segment", ["1e6", "1000"])
+def test_a_segment_beyond_memory_is_one_line_naming_one_that_fits(model_dir, tmp_path, capsys,
+                                                                   monkeypatch, segment):
+    import bsrnn_tf.separate as separate_module
+    monkeypatch.setattr(separate_module, "available_memory_bytes", lambda: 2 * 10 ** 9)
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"),
+                 "--segment", segment]) == 2
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "Traceback" not in err and "use --segment" in errors[0], err
+    largest = float(errors[0].split("use --segment ")[1].split()[0])
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet",
+                 "--segment", str(largest)]) == 0
