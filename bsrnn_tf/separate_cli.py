@@ -120,6 +120,7 @@ class SeparateJob:
         self.done = 0
         self.last_done: Optional[str] = None
         self.written: Dict[str, str] = {}  # output path -> input that produced it
+        self.inputs: Dict[object, str] = {}  # real path and (device, inode) -> input
         # The input in progress: (path, its outputs, those finished so far).
         self.current: Optional[Tuple[str, List[str], List[str]]] = None
 
@@ -182,6 +183,7 @@ class SeparateJob:
                 self.failed += 1
             found.extend((f, _track_name(f, _strip_ext(os.path.relpath(f, given))))
                          for f in files)
+        self.inputs = {key: f for f, _ in found for key in _file_keys(f)}
         return found
 
     # -- one input -----------------------------------------------------------------
@@ -236,6 +238,15 @@ class SeparateJob:
         planned = {name: os.path.join(self.args.out, self.args.filename.format(
             track=track, trackext=ext, target=name, stem=name, ext=self.args.format))
             for name in self.output_names()}
+        clashes = [(o, self.inputs[key]) for o in planned.values()
+                   for key in _file_keys(o) if key in self.inputs]
+        if clashes:
+            self.error(f"{path}: not separated: its output "
+                       + ", ".join(f"{o} is the input {i}" for o, i in clashes)
+                       + " (inputs are never written over, with --overwrite or not); use "
+                         "another -o or --filename")
+            self.failed += 1
+            return None
         for out_path in planned.values():
             if out_path in self.written:
                 self.error(f"{path}: output {out_path} was already written for "
@@ -311,6 +322,22 @@ def check_filename_template(template: str) -> None:
                               f"else every stem goes to the same file")
     if not template.strip() or template.endswith(("/", os.sep)):
         raise SeparationError(f"--filename {template!r} must name a file")
+    example = os.path.normpath(template.format(**{f: "x" for f in FILENAME_FIELDS}))
+    if os.path.isabs(example) or example.split(os.sep)[0] == os.pardir:
+        raise SeparationError(f"--filename {template!r} leads outside the output folder (-o); "
+                              f"give a path under it, e.g. {DEFAULT_FILENAME!r}")
+
+
+def _file_keys(path: str) -> list:
+    """What identifies a file whatever the path that names it: its real path
+    and, when it exists, its (device, inode) (hard links, bind mounts)."""
+    keys = [os.path.realpath(path)]
+    try:
+        stat = os.stat(path)
+        keys.append((stat.st_dev, stat.st_ino))
+    except OSError:
+        pass
+    return keys
 
 
 def _strip_ext(name: str) -> str:

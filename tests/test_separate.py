@@ -289,6 +289,9 @@ def test_same_track_name_twice_is_not_overwritten(model_dir, tmp_path, capsys):
     (["--format", "flac", "--wav-subtype", "float32"], "float32"),
     (["--segment", "0.001"], "shorter than"),
     (["--threads", "0"], "--threads"),
+    (["--filename", "../../x_{target}.{ext}"], "leads outside the output folder"),
+    (["--filename", "/tmp/x_{target}.{ext}"], "leads outside the output folder"),
+    (["--filename", "{track}/../../{target}.{ext}"], "leads outside the output folder"),
 ])
 def test_bad_options_one_line(model_dir, tmp_path, capsys, args, words):
     song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
@@ -519,3 +522,29 @@ def test_a_segment_beyond_memory_is_one_line_naming_one_that_fits(model_dir, tmp
     largest = float(errors[0].split("use --segment ")[1].split()[0])
     assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet",
                  "--segment", str(largest)]) == 0
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_input_file_is_never_written_over(model_dir, tmp_path, capsys, overwrite):
+    """``separate DIR -o DIR`` on a MUSDB-like folder: mixture.wav's outputs
+    would be the ground-truth stems beside it."""
+    song = tmp_path / "musdb" / "Song A"
+    song.mkdir(parents=True)
+    _write(song / "mixture.wav", 0.5, 44100, 2)
+    truth = _write(song / "vocals.wav", 0.5, 44100, 2, seed=1)
+    before = open(truth, "rb").read()
+    root = str(tmp_path / "musdb")
+    code = main(["separate", root, "-o", root, "-m", model_dir, "--quiet", "--targets", "vocals",
+                 *overwrite])
+    assert code == 1 and open(truth, "rb").read() == before
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "mixture.wav: not separated" in errors[0], errors
+    assert "is the input" in errors[0] and "vocals.wav" in errors[0]
+    # The input itself, named through a symbolic link to its folder.
+    link = tmp_path / "link"
+    link.symlink_to(song)
+    assert main(["separate", truth, "-o", str(tmp_path), "--filename",
+                 "link/{target}.{ext}", "-m", model_dir, "--quiet", "--targets", "vocals",
+                 "--overwrite"]) == 1
+    assert open(truth, "rb").read() == before
+    assert len(_error_lines(capsys.readouterr().err)) == 1
