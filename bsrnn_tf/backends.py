@@ -72,10 +72,21 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, data: dict, where: str) -> "ModelInfo":
+        if not isinstance(data, dict):
+            raise BackendError(f"{where}: metadata is a {type(data).__name__}, not an object")
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in data]
         if missing:
             raise BackendError(f"{where}: metadata lacks {missing}")
+        wrong = [f"{n} {data[n]!r}" for n in names if n != "targets" and not (
+            isinstance(data[n], int) and not isinstance(data[n], bool) and data[n] > 0)]
+        targets = data["targets"]
+        if not (isinstance(targets, list) and targets and all(isinstance(t, str)
+                                                              for t in targets)):
+            wrong.append(f"targets {targets!r}")
+        if wrong:
+            raise BackendError(f"{where}: metadata has {', '.join(wrong)}; expected positive "
+                               f"integers and a list of target names")
         return cls(**{n: data[n] for n in names})
 
 
@@ -321,7 +332,7 @@ def tflite_metadata_from_bytes(content: bytes, where: str = "<bytes>") -> Option
             if entry.Name() == TFLITE_METADATA_NAME.encode():
                 data = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
                 return json.loads(data.decode("utf-8"))
-    except (struct.error, IndexError, AttributeError, UnicodeDecodeError, ValueError) as e:
+    except (struct.error, IndexError, AttributeError, TypeError, OverflowError, ValueError) as e:
         raise BackendError(f"{where}: truncated or corrupt TFLite file ({len(content)} bytes; "
                            f"its flatbuffer cannot be parsed: {type(e).__name__})") from None
     return None

@@ -548,3 +548,66 @@ def test_an_input_file_is_never_written_over(model_dir, tmp_path, capsys, overwr
                  "--overwrite"]) == 1
     assert open(truth, "rb").read() == before
     assert len(_error_lines(capsys.readouterr().err)) == 1
+
+
+# ------------------------------------------------ crafted inputs (issue 26)
+
+def _wav_claiming_rate(path, rate, frames=1000):
+    import struct
+    data = np.zeros((frames, 2), "<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 2, rate, (rate * 4) & 0xFFFFFFFF, 4, 16)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data"
+            + struct.pack("<I", len(data)) + data)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return str(path)
+
+
+def test_a_crafted_sample_rate_is_one_line_and_the_batch_goes_on(model_dir, tmp_path, capsys):
+    crafted = _wav_claiming_rate(tmp_path / "a_crafted.wav", 2147483647)
+    good = _write(tmp_path / "b_good.wav", 0.5, 44100, 2)
+    assert main(["separate", crafted, good, "-m", model_dir, "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 1
+    captured = capsys.readouterr()
+    errors = _error_lines(captured.err)
+    assert len(errors) == 1 and "a_crafted.wav" in errors[0] and "2147483647 Hz" in errors[0]
+    assert "Traceback" not in captured.err and "1 separated" in captured.out
+    assert sorted(os.listdir(tmp_path / "o" / "b_good")) == ["drums.wav", "vocals.wav"]
+
+
+def test_an_odd_rate_ratio_too_large_to_resample_is_an_error_not_a_memory_error():
+    from bsrnn_tf.audio import AudioError, StreamResampler, resample
+    with pytest.raises(AudioError, match="cannot resample 700001 Hz to 44100 Hz"):
+        resample(np.zeros((10, 2), np.float32), 700001, 44100)
+    with pytest.raises(AudioError, match="filter of"):
+        StreamResampler(700001, 44100, 10)
+
+
+def test_tflite_with_a_valid_header_and_a_garbage_body_is_one_line(model_dir, tmp_path,
+                                                                    capsys):
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    garbage = tmp_path / "g.tflite"  # this body makes flatbuffers raise TypeError
+    body = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    garbage.write_bytes(b"\x1c\x00\x00\x00TFL3" + body)
+    assert main(["separate", song, "-m", str(garbage), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "g.tflite: truncated or corrupt TFLite file" in errors[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("field,value", [("sample_rate", "44100"), ("targets", "vocals"),
+                                         ("segment_samples", -1)])
+def test_export_json_with_a_wrong_type_is_one_line(tmp_path, capsys, field, value):
+    import json
+    version = tmp_path / "served" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    model = {"sample_rate": 44100, "segment_samples": 4096, "channels": 2,
+             "targets": ["vocals"], "n_fft": 512, "hop_length": 128, field: value}
+    (version / "export.json").write_text(json.dumps({"format": "savedmodel", "model": model}))
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", str(tmp_path / "served"), "-o",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "export.json" in errors[0] and field in errors[0], err
