@@ -25,7 +25,7 @@ import dataclasses
 import json
 import os
 import struct
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -265,6 +265,41 @@ def load_backend(path: str, max_batch: int = 4, num_threads: Optional[int] = 1,
     return SavedModelBackend(version_dir, read_export_info(version_dir), max_batch)
 
 
+def artifact_files(path: str) -> List[str]:
+    """The files that hold the model ``path`` opens (see :func:`load_backend`):
+    the ``.keras`` or ``.tflite`` file, a run directory's ``model.keras``, or
+    every file of a SavedModel version directory."""
+    if os.path.isfile(path):
+        return [path]
+    if os.path.exists(os.path.join(path, MODEL_FILE)):
+        return [os.path.join(path, MODEL_FILE)]
+    version_dir = resolve_savedmodel_dir(path)
+    return sorted(os.path.join(root, name) for root, _, names in os.walk(version_dir)
+                  for name in names)
+
+
+def artifact_fingerprint(path: str) -> str:
+    """SHA-256 (hex) of the model files of ``path`` (:func:`artifact_files`,
+    names relative to their folder and contents): it changes whenever the
+    model does, however the files were copied or touched."""
+    import hashlib
+
+    if not os.path.exists(path):
+        raise BackendError(f"{path}: no such file or directory")
+    files = artifact_files(path)
+    base = os.path.dirname(files[0]) if len(files) == 1 else os.path.commonpath(files)
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(os.path.relpath(file, base).encode() + b"\0")
+        try:
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as e:
+            raise BackendError(f"{file}: cannot read ({e})") from e
+    return digest.hexdigest()
+
+
 def resolve_savedmodel_dir(path: str) -> str:
     """A version directory itself, or the highest numbered version of a
     TF Serving model directory ``<name>/<version>/saved_model.pb``."""
@@ -340,5 +375,6 @@ def tflite_metadata_from_bytes(content: bytes, where: str = "<bytes>") -> Option
 
 __all__: Sequence[str] = [
     "Backend", "BackendError", "KerasBackend", "ModelInfo", "SavedModelBackend",
+    "artifact_files", "artifact_fingerprint",
     "TFLiteBackend", "load_backend", "read_export_info", "read_tflite_metadata", "resolve_savedmodel_dir",
 ]
