@@ -16,6 +16,7 @@ from typing import Any, Callable
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 EXPORT_FILE = "export.json"
+BEST_FILE = "best.json"  # the epoch and score of a run's model.keras
 
 
 def atomic_save(path: str, write: Callable[[str], Any]) -> str:
