@@ -279,3 +279,13 @@ def test_scores_of_another_model_are_recomputed_not_reused(generated_dataset, tm
     # Another --overlap is another computation too.
     assert evaluate.main(args + ["--overlap", "0.5"]) == 0
     assert "another overlap (0.25, now 0.5)" in capsys.readouterr().out
+
+
+def test_ctrl_c_while_tensorflow_starts_is_one_line(monkeypatch, capsys, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "quiet_tensorflow", interrupted)
+    assert evaluate.main(["-m", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err

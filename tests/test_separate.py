@@ -611,3 +611,42 @@ def test_export_json_with_a_wrong_type_is_one_line(tmp_path, capsys, field, valu
     err = capsys.readouterr().err
     errors = _error_lines(err)
     assert len(errors) == 1 and "export.json" in errors[0] and field in errors[0], err
+
+
+def test_ctrl_c_while_stems_are_written_names_those_written(model_dir, tmp_path, capsys,
+                                                           monkeypatch):
+    import bsrnn_tf.audio as audio_module
+    song = _write(tmp_path / "song.wav", 1.0, 44100, 2)
+    real_finish, calls = audio_module.StemWriter.finish, []
+
+    def finish(self):
+        calls.append(self.path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_finish(self)
+
+    monkeypatch.setattr(audio_module.StemWriter, "finish", finish)
+    out = tmp_path / "o"
+    assert main(["separate", song, "-m", model_dir, "-o", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    drums, vocals = out / "song" / "drums.wav", out / "song" / "vocals.wav"
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"of {song}, {drums} written, {vocals} not" in err, err
+    assert os.listdir(out / "song") == ["drums.wav"]  # no temporary left
+
+
+def test_a_file_size_limit_is_named(model_dir, tmp_path):
+    import resource
+    song = _write(tmp_path / "song.wav", 2.0, 44100, 2)
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    out = subprocess.run([sys.executable, "-m", "bsrnn_tf.cli", "separate", song, "-m", model_dir,
+                          "-o", str(tmp_path / "o"), "--quiet"], capture_output=True, text=True,
+                         timeout=300, preexec_fn=limit_file_size,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    errors = _error_lines(out.stderr)
+    assert out.returncode == 1 and len(errors) == 1, out.stderr[-2000:]
+    assert "file too large" in errors[0] and "ulimit -f" in errors[0] and "0.1 MB" in errors[0]
+    assert "Traceback" not in out.stderr

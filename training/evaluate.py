@@ -311,8 +311,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from bsrnn_tf.separate import SeparationError
 
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
     try:
+        quiet_tensorflow()  # seconds of importing: a Ctrl-C here is one line too
         return run(args)
     except (AudioError, DataError, SeparationError, ValueError) as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
