@@ -63,6 +63,29 @@ def remove_stale_temporaries(path: str) -> list:
 _TMP_NAME = re.compile(r"^\.tmp(\d+)_(.+)$")
 
 
+def temporary_dir(directory: str, prefix: str) -> str:
+    """A new folder ``<prefix><pid>-<random>`` in ``directory`` for work
+    files of this process; :func:`remove_stale_temporary_dirs` removes those
+    of processes that died (remove it yourself when done)."""
+    import tempfile
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=directory)
+
+
+def remove_stale_temporary_dirs(directory: str, prefix: str) -> list:
+    """Removes the :func:`temporary_dir` folders of ``prefix`` in ``directory``
+    left by processes that no longer run (killed); returns their paths."""
+    import shutil
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-")
+    removed = []
+    for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        match = pattern.match(entry)
+        path = os.path.join(directory, entry)
+        if match and os.path.isdir(path) and not _process_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
