@@ -8,6 +8,11 @@ The pipeline for one waveform ``(samples, channels)`` at any rate::
     -> chunked overlap-add through the model (bsrnn_tf.inference)
     -> normalisation undone -> back to the input's rate, length and channels
 
+:func:`separate_stream` runs it a block at a time (a file is read twice:
+for the loudness, then to separate), so the command line's memory does not
+grow with the song; :func:`separate` and :func:`separate_waveform` run the
+same stream over an array and return whole arrays.
+
 ``model`` is anything :func:`bsrnn_tf.backends.load_backend` opens (a
 ``.keras`` file, a run directory, a SavedModel, a ``.tflite`` file), an
 opened :class:`~bsrnn_tf.backends.Backend`, or a

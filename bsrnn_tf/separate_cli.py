@@ -4,8 +4,10 @@ This module owns the subcommand's options (:func:`register_cli`), the
 check of the ``--filename`` template and the output names it gives, and
 :class:`SeparateJob`, which opens one model, separates every input (files,
 or folders walked for audio files), writes the stems and reports each
-problem on one stderr line while the other inputs go on. The separation
-itself is :func:`bsrnn_tf.separate.separate_waveform`::
+problem on one stderr line while the other inputs go on. Each input is
+read, separated (:func:`bsrnn_tf.separate.separate_stream`) and written
+(:class:`bsrnn_tf.audio.StemWriter`) a block at a time, so memory does not
+grow with the song; no output is ever an input file::
 
     bsrnn-tf separate song.mp3 album/ -m saved_models/small-mtl-v7 -o separated
     bsrnn-tf separate song.wav -m model.keras --two-stems vocals --format flac
