@@ -262,7 +262,8 @@ def _one_error_line(capsys, words):
 
 
 @pytest.mark.parametrize("flags, targets, words", [
-    ([], ("bogus",), "--targets bogus: not a stem of the training tracks (they have"),
+    ([], ("bogus",), "--targets bogus: not a stem of any training track (they have"),
+    ([], ("Bogus",), "--targets: 'Bogus' cannot be a target"),
     (["--cpu-devices", "3"], ("vocals",), "batch size 2 is not divisible by the 3 replicas"),
     (["--segment-seconds", "100"], ("vocals",),
      "--segment-seconds 100 is longer than every training track (the longest is 6.00 s)"),

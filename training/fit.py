@@ -350,14 +350,28 @@ def _check_segment_length(config: ExperimentConfig) -> None:
                           f"{stft.n_fft / stft.sample_rate:.3f} s); give at least that")
 
 
+def _check_target_names(config: ExperimentConfig) -> None:
+    """A target that cannot name a stem file is a config error."""
+    from bsrnn_tf.data.musdb import source_set
+    try:
+        source_set(config.model.targets)
+    except ValueError as e:
+        raise ConfigError(f"--targets: {e}") from None
+
+
 def _check_targets(config: ExperimentConfig, tracks) -> None:
-    """Every target must be a stem of every training track."""
-    from bsrnn_tf.data.musdb import DataError
-    stems = list(dict.fromkeys(s for t in tracks for s in t.source_names))
-    missing = [target for target in config.model.targets
-               if any(target not in t.source_names for t in tracks)]
+    """Every target must be a stem some training track has: one of the four,
+    or an instrument stem file (``piano.wav``) of at least one track (a
+    target no track has would train on silence)."""
+    from bsrnn_tf.data.musdb import SOURCES, DataError
+
+    def has(track, target: str) -> bool:
+        return target in SOURCES or target in (getattr(track, "paths", None) or {})
+
+    missing = [t for t in config.model.targets if not any(has(tr, t) for tr in tracks)]
     if missing:
-        raise DataError(f"--targets {' '.join(missing)}: not a stem of the training tracks "
+        stems = list(dict.fromkeys(s for tr in tracks for s in tr.source_names if has(tr, s)))
+        raise DataError(f"--targets {' '.join(missing)}: not a stem of any training track "
                         f"(they have {', '.join(stems)})")
 
 
@@ -423,6 +437,7 @@ def _run(args) -> int:
     keras.utils.set_random_seed(config.train.seed)
     set_run_dtype_policy(config)
     _check_segment_length(config)
+    _check_target_names(config)
     train_tracks, valid_tracks = _load_tracks(config)
     _check_targets(config, train_tracks)
     _check_segment_fits(config, train_tracks)
