@@ -42,9 +42,11 @@ SiSEC 2018).
 
 Resumable: a track whose JSON exists is not separated again (unless
 ``--overwrite``) when that JSON records the same model (SHA-256 of its
-files), segment and overlap; a score of another model, or one that does not
-say which, is computed again, and each track's line says which it was.
-Without ``--musdb-root`` (or ``MUSDB_PATH``) the built-in sampled dataset's held-out test songs are used (`--dataset synth`: the synthesized one), and the table says so.
+files), segment, overlap and ``--no-csdr`` choice; a score of another model,
+or one that does not say which, is computed again, and each track's line
+says which it was. Without ``--musdb-root`` (or ``MUSDB_PATH``) the built-in
+sampled dataset's held-out test songs are used (`--dataset synth`: the
+synthesized one), and the table says so.
 """
 
 from __future__ import annotations
