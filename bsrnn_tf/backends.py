@@ -25,7 +25,7 @@ import dataclasses
 import json
 import os
 import struct
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -72,10 +72,21 @@ class ModelInfo:
 
     @classmethod
     def from_dict(cls, data: dict, where: str) -> "ModelInfo":
+        if not isinstance(data, dict):
+            raise BackendError(f"{where}: metadata is a {type(data).__name__}, not an object")
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in data]
         if missing:
             raise BackendError(f"{where}: metadata lacks {missing}")
+        wrong = [f"{n} {data[n]!r}" for n in names if n != "targets" and not (
+            isinstance(data[n], int) and not isinstance(data[n], bool) and data[n] > 0)]
+        targets = data["targets"]
+        if not (isinstance(targets, list) and targets and all(isinstance(t, str)
+                                                              for t in targets)):
+            wrong.append(f"targets {targets!r}")
+        if wrong:
+            raise BackendError(f"{where}: metadata has {', '.join(wrong)}; expected positive "
+                               f"integers and a list of target names")
         return cls(**{n: data[n] for n in names})
 
 
@@ -254,6 +265,41 @@ def load_backend(path: str, max_batch: int = 4, num_threads: Optional[int] = 1,
     return SavedModelBackend(version_dir, read_export_info(version_dir), max_batch)
 
 
+def artifact_files(path: str) -> List[str]:
+    """The files that hold the model ``path`` opens (see :func:`load_backend`):
+    the ``.keras`` or ``.tflite`` file, a run directory's ``model.keras``, or
+    every file of a SavedModel version directory."""
+    if os.path.isfile(path):
+        return [path]
+    if os.path.exists(os.path.join(path, MODEL_FILE)):
+        return [os.path.join(path, MODEL_FILE)]
+    version_dir = resolve_savedmodel_dir(path)
+    return sorted(os.path.join(root, name) for root, _, names in os.walk(version_dir)
+                  for name in names)
+
+
+def artifact_fingerprint(path: str) -> str:
+    """SHA-256 (hex) of the model files of ``path`` (:func:`artifact_files`,
+    names relative to their folder and contents): it changes whenever the
+    model does, however the files were copied or touched."""
+    import hashlib
+
+    if not os.path.exists(path):
+        raise BackendError(f"{path}: no such file or directory")
+    files = artifact_files(path)
+    base = os.path.dirname(files[0]) if len(files) == 1 else os.path.commonpath(files)
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(os.path.relpath(file, base).encode() + b"\0")
+        try:
+            with open(file, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as e:
+            raise BackendError(f"{file}: cannot read ({e})") from e
+    return digest.hexdigest()
+
+
 def resolve_savedmodel_dir(path: str) -> str:
     """A version directory itself, or the highest numbered version of a
     TF Serving model directory ``<name>/<version>/saved_model.pb``."""
@@ -321,7 +367,7 @@ def tflite_metadata_from_bytes(content: bytes, where: str = "<bytes>") -> Option
             if entry.Name() == TFLITE_METADATA_NAME.encode():
                 data = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
                 return json.loads(data.decode("utf-8"))
-    except (struct.error, IndexError, AttributeError, UnicodeDecodeError, ValueError) as e:
+    except (struct.error, IndexError, AttributeError, TypeError, OverflowError, ValueError) as e:
         raise BackendError(f"{where}: truncated or corrupt TFLite file ({len(content)} bytes; "
                            f"its flatbuffer cannot be parsed: {type(e).__name__})") from None
     return None
@@ -329,5 +375,6 @@ def tflite_metadata_from_bytes(content: bytes, where: str = "<bytes>") -> Option
 
 __all__: Sequence[str] = [
     "Backend", "BackendError", "KerasBackend", "ModelInfo", "SavedModelBackend",
+    "artifact_files", "artifact_fingerprint",
     "TFLiteBackend", "load_backend", "read_export_info", "read_tflite_metadata", "resolve_savedmodel_dir",
 ]

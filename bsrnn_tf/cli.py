@@ -161,12 +161,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet_tensorflow()
     try:
+        quiet_tensorflow()  # seconds of importing: a Ctrl-C here is one line too
         return int(args.func(args) or 0)
     except (BandSchemaError, ConfigError, DataError, GenerationError) as e:
         print(f"bsrnn-tf: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # subcommands that write say what they finished
+        print(f"bsrnn-tf {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

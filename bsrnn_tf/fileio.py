@@ -16,6 +16,7 @@ from typing import Any, Callable
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 EXPORT_FILE = "export.json"
+BEST_FILE = "best.json"  # the epoch and score of a run's model.keras
 
 
 def atomic_save(path: str, write: Callable[[str], Any]) -> str:
@@ -25,7 +26,7 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     remove_stale_temporaries(path)
-    tmp = os.path.join(directory, f".tmp{os.getpid()}_{os.path.basename(path)}")
+    tmp = temporary_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -34,6 +35,13 @@ def atomic_save(path: str, write: Callable[[str], Any]) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def temporary_path(path: str) -> str:
+    """This process's temporary name for ``path`` (in the same folder), the
+    one :func:`remove_stale_temporaries` knows."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".tmp{os.getpid()}_{name}")
 
 
 def remove_stale_temporaries(path: str) -> list:
@@ -53,6 +61,29 @@ def remove_stale_temporaries(path: str) -> list:
 
 
 _TMP_NAME = re.compile(r"^\.tmp(\d+)_(.+)$")
+
+
+def temporary_dir(directory: str, prefix: str) -> str:
+    """A new folder ``<prefix><pid>-<random>`` in ``directory`` for work
+    files of this process; :func:`remove_stale_temporary_dirs` removes those
+    of processes that died (remove it yourself when done)."""
+    import tempfile
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=directory)
+
+
+def remove_stale_temporary_dirs(directory: str, prefix: str) -> list:
+    """Removes the :func:`temporary_dir` folders of ``prefix`` in ``directory``
+    left by processes that no longer run (killed); returns their paths."""
+    import shutil
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-")
+    removed = []
+    for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        match = pattern.match(entry)
+        path = os.path.join(directory, entry)
+        if match and os.path.isdir(path) and not _process_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _process_alive(pid: int) -> bool:

@@ -23,7 +23,7 @@ alike in the loss.
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
+from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -45,12 +45,24 @@ def song_scale(audio: np.ndarray, target_rms_db: float = TARGET_RMS_DB, peak: fl
     """The factor the rule multiplies ``audio`` ``(samples, channels)`` by,
     computed ``block`` samples at a time (no copy of a long song)."""
     audio = np.asarray(audio, np.float32)
-    energy, top = 0.0, 0.0
-    for start in range(0, audio.shape[0] if audio.ndim else 0, block):
-        piece = audio[start:start + block].astype(np.float64)
-        energy += float(np.sum(piece * piece))
-        top = max(top, float(np.max(np.abs(piece))))
-    rms = math.sqrt(energy / audio.size) if audio.size else 0.0
+    blocks = (audio[start:start + block] for start in range(0, audio.shape[0] if audio.ndim
+                                                             else 0, block))
+    return song_scale_of_blocks(blocks, target_rms_db, peak)
+
+
+def song_scale_of_blocks(blocks: Iterable[np.ndarray], target_rms_db: float = TARGET_RMS_DB,
+                         peak: float = PEAK) -> float:
+    """:func:`song_scale` of the song made of ``blocks`` (consecutive
+    ``(samples, channels)`` pieces), so a song read from a file a block at a
+    time never needs to be in memory whole."""
+    energy, top, size = 0.0, 0.0, 0
+    for piece in blocks:
+        piece = np.asarray(piece, np.float64)
+        if piece.size:
+            energy += float(np.sum(piece * piece))
+            top = max(top, float(np.max(np.abs(piece))))
+            size += piece.size
+    rms = math.sqrt(energy / size) if size else 0.0
     return _scale_from(rms, top, target_rms_db, peak)
 
 

@@ -8,6 +8,11 @@ The pipeline for one waveform ``(samples, channels)`` at any rate::
     -> chunked overlap-add through the model (bsrnn_tf.inference)
     -> normalisation undone -> back to the input's rate, length and channels
 
+:func:`separate_stream` runs it a block at a time (a file is read twice:
+for the loudness, then to separate), so the command line's memory does not
+grow with the song; :func:`separate` and :func:`separate_waveform` run the
+same stream over an array and return whole arrays.
+
 ``model`` is anything :func:`bsrnn_tf.backends.load_backend` opens (a
 ``.keras`` file, a run directory, a SavedModel, a ``.tflite`` file), an
 opened :class:`~bsrnn_tf.backends.Backend`, or a
@@ -21,11 +26,11 @@ import math
 import os
 import sys
 import types
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from bsrnn_tf.audio import load_audio, resample, to_stereo
+from bsrnn_tf.audio import load_audio, to_stereo
 
 COMPLEMENT_PREFIX = "no_"
 
@@ -95,7 +100,55 @@ def _with_segment(backend, segment: Optional[float]):
     if backend.segment_samples < backend.info.n_fft:
         raise SeparationError(f"segment of {backend.segment_samples} samples is shorter than the "
                               f"model's STFT window ({backend.info.n_fft} samples)")
+    if isinstance(backend, KerasBackend):
+        _check_call_memory(backend)
     return backend
+
+
+# Bytes per STFT frame and (bin x channel) of one chunk in a model call, for
+# the spectrum, the features and, per target, a mask and an estimate: float32
+# (real, imaginary) pairs, two working copies. A rough upper estimate: a
+# four-target `cpu` model was seen past 12 GB on one chunk of 1000 s (issue
+# 26), where this gives 28 GB.
+BYTES_PER_BIN_FRAME = 4 * 2 * 2
+
+
+def call_memory_bytes(info, chunks: int) -> int:
+    """Estimated peak memory (bytes) of one model call on ``chunks`` chunks."""
+    per_frame = BYTES_PER_BIN_FRAME * info.bins * info.channels * (2 + 2 * len(info.targets))
+    return int(chunks * info.frames * per_frame)
+
+
+def available_memory_bytes() -> int:
+    """Memory the system can give (MemAvailable on Linux, else physical)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_call_memory(backend) -> None:
+    """Refuses a segment whose model calls would not fit in memory, naming
+    the largest one that does."""
+    info = backend.info
+    needed = call_memory_bytes(info, backend.max_batch)
+    available = available_memory_bytes()
+    if needed <= available:
+        return
+    per_second = call_memory_bytes(info, backend.max_batch) / (info.segment_samples /
+                                                                info.sample_rate)
+    largest = math.floor(available / per_second * 0.8)
+    advice = (f"use --segment {largest:g} or less, or a smaller --batch-size" if
+              largest * info.sample_rate >= info.n_fft else "use a smaller --batch-size")
+    raise SeparationError(
+        f"a segment of {info.segment_samples / info.sample_rate:g} s needs about "
+        f"{needed / 1e9:.1f} GB per model call ({backend.max_batch} chunks of "
+        f"{info.frames} STFT frames) and {available / 1e9:.1f} GB of memory is available: "
+        f"{advice}")
 
 
 def select_targets(available: Sequence[str], targets: Optional[Sequence[str]] = None,
@@ -183,10 +236,27 @@ def read_input(audio_or_path, offset: float = 0.0, duration: Optional[float] = N
     return audio, int(sample_rate)
 
 
+READ_BLOCK = 1 << 16  # input samples read (and resampled) at a time
+
+
+class ArraySource:
+    """A waveform ``(samples, channels)`` at ``samplerate`` Hz behind the
+    block-reading interface of :class:`bsrnn_tf.audio.AudioReader`."""
+
+    def __init__(self, audio: np.ndarray, samplerate: int):
+        self.audio = audio
+        self.frames, self.channels = audio.shape
+        self.samplerate = int(samplerate)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.audio[start:stop]
+
+
 def separate_waveform(audio: np.ndarray, rate: int, backend, targets: Sequence[str],
                       overlap: float = 0.25, window: str = "triangular",
                       progress: Optional[Progress] = None) -> Dict[str, np.ndarray]:
-    """The pipeline of the module docstring for an opened ``backend``.
+    """The pipeline of the module docstring for an opened ``backend``
+    (:func:`separate_stream` over a whole array).
 
     Args:
       audio: ``(samples, channels)`` float32 at ``rate`` Hz.
@@ -195,28 +265,108 @@ def separate_waveform(audio: np.ndarray, rate: int, backend, targets: Sequence[s
       ``{target: (samples, out_channels) float32}`` at ``rate`` Hz;
       ``out_channels`` is ``channels`` (2 when ``channels`` > 2).
     """
-    from bsrnn_tf.inference import overlap_add
-    from bsrnn_tf.preprocess import song_scale
+    estimates: Dict[str, np.ndarray] = {}
+    for start, blocks in separate_stream(ArraySource(audio, rate), backend, targets, overlap,
+                                         window, progress):
+        for target, block in blocks.items():
+            if target not in estimates:
+                estimates[target] = np.empty((audio.shape[0], block.shape[1]), np.float32)
+            estimates[target][start:start + len(block)] = block
+    return estimates
 
-    length, channels = audio.shape
-    model_input = resample(_to_model_channels(audio, backend.channels), rate, backend.sample_rate)
-    # The loudness normalisation is a scale, applied to each batch of chunks
-    # and undone on its estimates: no normalised copy of the song.
-    scale = np.float32(song_scale(model_input))
+
+def separate_stream(source, backend, targets: Sequence[str], overlap: float = 0.25,
+                    window: str = "triangular", progress: Optional[Progress] = None,
+                    complement: Optional[str] = None
+                    ) -> Iterator[Tuple[int, Dict[str, np.ndarray]]]:
+    """The pipeline of the module docstring, a block at a time: memory does
+    not grow with the song (two passes over ``source``: the loudness scale
+    of the whole song first, then the separation).
+
+    Args:
+      source: an :class:`~bsrnn_tf.audio.AudioReader` or :class:`ArraySource`
+        (``frames``, ``samplerate``, ``channels``, ``read(start, stop)``).
+      targets: a subset of ``backend.targets``.
+      complement: also give ``no_<complement>``, the input minus that
+        target's estimate.
+    Yields:
+      ``(start, {name: (n, out_channels) float32})``: samples ``[start,
+      start + n)`` of every stem at the input's rate, in order, together
+      covering the input; ``out_channels`` is the input's channel count
+      (2 when it has more than two).
+    """
+    from bsrnn_tf.audio import StreamResampler
+    from bsrnn_tf.inference import overlap_add_blocks
+    from bsrnn_tf.preprocess import song_scale_of_blocks
+
+    length, channels, rate = source.frames, source.channels, source.samplerate
+    model_rate = backend.sample_rate
+    scale = np.float32(song_scale_of_blocks(_model_input_blocks(source, backend)))
+    model_input = _ModelInput(_model_input_blocks(source, backend),
+                              StreamResampler(rate, model_rate, length).num_out)
     wanted = set(targets)
 
     def fn(batch: np.ndarray) -> Dict[str, np.ndarray]:
+        # The loudness normalisation is a scale, applied to each batch of
+        # chunks and undone on its estimates: no normalised copy of the song.
         return {t: np.asarray(v, np.float32) / scale
                 for t, v in backend(batch * scale).items() if t in wanted}
 
-    estimates = overlap_add(model_input, fn, backend.segment_samples, overlap, window,
-                            chunks_per_call=backend.max_batch, progress=progress,
-                            sample_rate=backend.sample_rate)
-    del model_input
-    for target in targets:  # one target at a time: at most one extra copy alive
-        estimate = _fit_length(resample(estimates.pop(target), backend.sample_rate, rate), length)
-        estimates[target] = _from_model_channels(estimate, channels)
-    return estimates
+    back = {t: StreamResampler(model_rate, rate, model_input.frames) for t in targets}
+    given = 0  # output samples yielded so far
+    for _, finished in overlap_add_blocks(
+            model_input.read, model_input.frames, backend.channels, fn,
+            backend.segment_samples, overlap, window, chunks_per_call=backend.max_batch,
+            progress=progress, sample_rate=model_rate):
+        stems = {t: back[t].push(finished[t]) for t in targets}
+        if back[targets[0]].given == back[targets[0]].num_out:  # the last block
+            stems = {t: _fit_length(v, length - given) for t, v in stems.items()}
+        else:
+            stems = {t: v[:length - given] for t, v in stems.items()}
+        count = len(stems[targets[0]])
+        if not count:
+            continue
+        stems = {t: _from_model_channels(v, channels) for t, v in stems.items()}
+        if complement is not None:
+            stems[COMPLEMENT_PREFIX + complement] = _complement(
+                source.read(given, given + count), stems[complement])
+        yield given, stems
+        given += count
+
+
+def _model_input_blocks(source, backend) -> Iterator[np.ndarray]:
+    """The model's input (its channels, its rate) of ``source``, a block at a time."""
+    from bsrnn_tf.audio import StreamResampler
+
+    resampler = StreamResampler(source.samplerate, backend.sample_rate, source.frames)
+    for start in range(0, source.frames, READ_BLOCK):
+        block = _to_model_channels(source.read(start, start + READ_BLOCK), backend.channels)
+        out = resampler.push(block)
+        if len(out):
+            yield out
+
+
+class _ModelInput:
+    """Random reads with a start that never decreases (what
+    :func:`~bsrnn_tf.inference.overlap_add_blocks` does) over a stream of
+    blocks; keeps only the samples from the last read's start on."""
+
+    def __init__(self, blocks: Iterator[np.ndarray], frames: int):
+        self.blocks, self.frames = blocks, frames
+        self.buffer: Optional[np.ndarray] = None
+        self.start = 0  # sample index of buffer[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        stop = min(stop, self.frames)
+        while self.buffer is None or self.start + len(self.buffer) < stop:
+            block = next(self.blocks, None)
+            if block is None:
+                break
+            self.buffer = block if self.buffer is None else np.concatenate([self.buffer, block])
+        if start > self.start:
+            self.buffer = self.buffer[start - self.start:]
+            self.start = start
+        return self.buffer[start - self.start:stop - self.start]
 
 
 def _to_model_channels(audio: np.ndarray, model_channels: int) -> np.ndarray:

@@ -4,8 +4,10 @@ This module owns the subcommand's options (:func:`register_cli`), the
 check of the ``--filename`` template and the output names it gives, and
 :class:`SeparateJob`, which opens one model, separates every input (files,
 or folders walked for audio files), writes the stems and reports each
-problem on one stderr line while the other inputs go on. The separation
-itself is :func:`bsrnn_tf.separate.separate_waveform`::
+problem on one stderr line while the other inputs go on. Each input is
+read, separated (:func:`bsrnn_tf.separate.separate_stream`) and written
+(:class:`bsrnn_tf.audio.StemWriter`) a block at a time, so memory does not
+grow with the song; no output is ever an input file::
 
     bsrnn-tf separate song.mp3 album/ -m saved_models/small-mtl-v7 -o separated
     bsrnn-tf separate song.wav -m model.keras --two-stems vocals --format flac
@@ -19,13 +21,11 @@ import string
 import sys
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
-
-from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, ensure_output_folder,
-                            list_audio_files, load_audio, save_audio)
+from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, StemWriter, list_audio_files,
+                            open_audio)
 from bsrnn_tf.config import check_number
-from bsrnn_tf.separate import (COMPLEMENT_PREFIX, SeparationError, _complement, open_model,
-                               select_targets, separate_waveform)
+from bsrnn_tf.separate import (COMPLEMENT_PREFIX, SeparationError, open_model, select_targets,
+                               separate_stream)
 
 DEFAULT_FILENAME = "{track}/{target}.{ext}"
 FILENAME_FIELDS = ("track", "trackext", "target", "stem", "ext")
@@ -102,10 +102,7 @@ def _cli_separate(args: argparse.Namespace) -> int:
         for path, track in inputs:
             job.run_one(path, track)
     except KeyboardInterrupt:
-        job.error(f"interrupted: {job.done} of {len(inputs)} inputs separated into "
-                  f"{job.args.out}{f' (last: {job.last_done})' if job.last_done else ''}; "
-                  f"the one in progress was not written (rerun to do the rest: finished "
-                  f"outputs are skipped)")
+        job.error(job.interrupted_line(len(inputs)))
         return 130
     return job.finish()
 
@@ -125,6 +122,9 @@ class SeparateJob:
         self.done = 0
         self.last_done: Optional[str] = None
         self.written: Dict[str, str] = {}  # output path -> input that produced it
+        self.inputs: Dict[object, str] = {}  # real path and (device, inode) -> input
+        # The input in progress: (path, its outputs, those finished so far).
+        self.current: Optional[Tuple[str, List[str], List[str]]] = None
 
     # -- set-up --------------------------------------------------------------------
     def error(self, message: str) -> None:
@@ -185,29 +185,50 @@ class SeparateJob:
                 self.failed += 1
             found.extend((f, _track_name(f, _strip_ext(os.path.relpath(f, given))))
                          for f in files)
+        self.inputs = {key: f for f, _ in found for key in _file_keys(f)}
         return found
 
     # -- one input -----------------------------------------------------------------
     def run_one(self, path: str, track: str) -> None:
+        """Separates one input into its outputs, reading, separating and
+        writing a block at a time (memory does not grow with the song)."""
         outputs = self.plan_outputs(path, track)
         if outputs is None:
             return
+        self.current = (path, list(outputs.values()), [])
+        writers: Dict[str, StemWriter] = {}
         try:
-            audio, rate = load_audio(path, self.args.offset, self.args.duration)
-            if audio.shape[1] > 2:
-                print(f"{self.name}: warning: {path} has {audio.shape[1]} channels; the model "
-                      f"separates the first two and its stems are stereo", file=sys.stderr)
-            for out_path in outputs.values():  # fail before separating, not after
-                ensure_output_folder(os.path.dirname(os.path.abspath(out_path)), out_path)
-            stems = self.separate(audio, rate, track)
-            for target, out_path in outputs.items():
-                save_audio(out_path, stems[target], rate, format=self.args.format,
-                           subtype=self.subtype(), clip_mode=self.args.clip_mode,
-                           overwrite=self.args.overwrite)
+            with open_audio(path, self.args.offset, self.args.duration) as reader:
+                if reader.channels > 2:
+                    print(f"{self.name}: warning: {path} has {reader.channels} channels; the "
+                          f"model separates the first two and its stems are stereo",
+                          file=sys.stderr)
+                out_channels = min(reader.channels, 2)
+                writers = {name: StemWriter(out_path, reader.samplerate, out_channels,
+                                            format=self.args.format, subtype=self.subtype(),
+                                            clip_mode=self.args.clip_mode,
+                                            overwrite=self.args.overwrite)
+                           for name, out_path in outputs.items()}
+                for _, stems in self.separate(reader, track):
+                    for name, writer in writers.items():
+                        writer.write(stems[name])
+            for name, writer in writers.items():
+                self.current[2].append(writer.finish())
         except (AudioError, SeparationError) as e:
-            self.error(str(e))
+            self.error(str(e) if path in str(e) else f"{path}: {e}")
             self.failed += 1
+            self.current = None
             return
+        except MemoryError:
+            self.error(f"{path}: out of memory while separating it (a smaller --segment or "
+                       f"--batch-size needs less)")
+            self.failed += 1
+            self.current = None
+            return
+        finally:
+            for writer in writers.values():
+                writer.discard()
+        self.current = None
         self.written.update({p: path for p in outputs.values()})
         self.done += 1
         self.last_done = path
@@ -219,6 +240,15 @@ class SeparateJob:
         planned = {name: os.path.join(self.args.out, self.args.filename.format(
             track=track, trackext=ext, target=name, stem=name, ext=self.args.format))
             for name in self.output_names()}
+        clashes = [(o, self.inputs[key]) for o in planned.values()
+                   for key in _file_keys(o) if key in self.inputs]
+        if clashes:
+            self.error(f"{path}: not separated: its output "
+                       + ", ".join(f"{o} is the input {i}" for o, i in clashes)
+                       + " (inputs are never written over, with --overwrite or not); use "
+                         "another -o or --filename")
+            self.failed += 1
+            return None
         for out_path in planned.values():
             if out_path in self.written:
                 self.error(f"{path}: output {out_path} was already written for "
@@ -240,10 +270,12 @@ class SeparateJob:
             return None
         return todo
 
-    def separate(self, audio: np.ndarray, rate: int, track: str) -> Dict[str, np.ndarray]:
+    def separate(self, reader, track: str):
+        """:func:`~bsrnn_tf.separate.separate_stream` of one opened input,
+        with a progress bar."""
         from tqdm import tqdm
 
-        total = audio.shape[0] / rate
+        total = reader.frames / reader.samplerate
         with tqdm(total=round(total, 2), desc=track, unit="s", disable=True if
                   self.args.quiet else None, leave=False,
                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s "
@@ -251,15 +283,26 @@ class SeparateJob:
             def progress(done: float, _total: float) -> None:
                 bar.update(round(min(done * total / _total, total), 2) - bar.n)
 
-            stems = separate_waveform(audio, rate, self.backend, self.targets,
-                                      self.args.overlap, progress=progress)
-        if self.args.two_stems:
-            stems[COMPLEMENT_PREFIX + self.args.two_stems] = _complement(
-                audio, stems[self.args.two_stems])
-        return stems
+            yield from separate_stream(reader, self.backend, self.targets, self.args.overlap,
+                                       progress=progress, complement=self.args.two_stems)
 
     def subtype(self) -> Optional[str]:
         return self.args.wav_subtype if self.args.format in ("wav", "flac") else None
+
+    def interrupted_line(self, total: int) -> str:
+        """What a Ctrl-C leaves: the inputs done, and of the one in progress
+        the outputs that were finished and those that were not."""
+        line = (f"interrupted: {self.done} of {total} inputs separated into {self.args.out}"
+                f"{f' (last: {self.last_done})' if self.last_done else ''}; ")
+        if self.current is None:
+            return line + "rerun to do the rest (finished outputs are skipped)"
+        path, outputs, finished = self.current
+        if not finished:
+            return line + (f"{path} was in progress: none of its outputs was written (rerun to "
+                           f"do the rest: finished outputs are skipped)")
+        missing = [o for o in outputs if o not in finished]
+        return line + (f"of {path}, {', '.join(finished)} written, {', '.join(missing)} not "
+                       f"(rerun to write the rest: finished outputs are skipped)")
 
     def finish(self) -> int:
         print(f"{self.done} separated into {self.args.out}, {self.skipped} skipped (outputs "
@@ -281,6 +324,22 @@ def check_filename_template(template: str) -> None:
                               f"else every stem goes to the same file")
     if not template.strip() or template.endswith(("/", os.sep)):
         raise SeparationError(f"--filename {template!r} must name a file")
+    example = os.path.normpath(template.format(**{f: "x" for f in FILENAME_FIELDS}))
+    if os.path.isabs(example) or example.split(os.sep)[0] == os.pardir:
+        raise SeparationError(f"--filename {template!r} leads outside the output folder (-o); "
+                              f"give a path under it, e.g. {DEFAULT_FILENAME!r}")
+
+
+def _file_keys(path: str) -> list:
+    """What identifies a file whatever the path that names it: its real path
+    and, when it exists, its (device, inode) (hard links, bind mounts)."""
+    keys = [os.path.realpath(path)]
+    try:
+        stat = os.stat(path)
+        keys.append((stat.st_dev, stat.st_ino))
+    except OSError:
+        pass
+    return keys
 
 
 def _strip_ext(name: str) -> str:

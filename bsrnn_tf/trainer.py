@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from bsrnn_tf.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
 from bsrnn_tf.config import ExperimentConfig
-from bsrnn_tf.fileio import MODEL_FILE, atomic_write_text
+from bsrnn_tf.fileio import BEST_FILE, MODEL_FILE, atomic_write_text
 from bsrnn_tf.distribute import is_chief, worker_index
 from bsrnn_tf.losses import multitask_loss, target_loss
 from bsrnn_tf.summaries import write_examples, write_hparams
@@ -246,6 +246,7 @@ class Trainer:
         # A manager that reads the state file as restore_newest_readable left it.
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory,
                                                   max_to_keep=KEEP_CHECKPOINTS)
+        self._reconcile()
         if int(self.epoch.numpy()) >= self.train_cfg.epochs:
             return True  # a finished run: the caller says so
         self.log(f"resumed from {latest}: epoch {int(self.epoch.numpy()) + 1}, step "
@@ -381,22 +382,80 @@ class Trainer:
         if improved:
             self.best_usdr.assign(score)
             self.bad_epochs.assign(0)
-            if self.chief:
-                save_separator(self.model, self.run_dir, self.config)
         else:
             self.bad_epochs.assign_add(1)
         self.epoch.assign_add(1)
         self.step_in_epoch.assign(0)
-        self.manager.save(checkpoint_number=self.optimizer.iterations)
+        # The order makes a crash between two writes harmless (restore()
+        # reconciles): the history first (epochs past the checkpoint are
+        # dropped on resume), then the checkpoint, then the model with its
+        # score (a checkpoint whose best epoch is newer than model.keras
+        # saves the model again on resume).
         if self.chief:
             atomic_write_text(os.path.join(self.run_dir, "history.json"),
                               json.dumps(self.history, indent=2) + "\n")
+        self.manager.save(checkpoint_number=self.optimizer.iterations)
+        if improved and self.chief:
+            self._save_best(result.epoch, score)
         if writer is not None:
             with writer.as_default(step=result.epoch):
                 tf.summary.scalar("epoch/train_loss", result.train_loss)
                 tf.summary.scalar("epoch/seconds", result.seconds)
             writer.flush()
         return improved
+
+    def _save_best(self, epoch: int, score: float) -> None:
+        """``model.keras`` + ``config.json``, then ``best.json`` naming the
+        epoch and score they are of."""
+        save_separator(self.model, self.run_dir, self.config)
+        atomic_write_text(os.path.join(self.run_dir, BEST_FILE),
+                          json.dumps({"epoch": int(epoch), "score": float(score)}) + "\n")
+
+    def _read_best(self) -> Optional[dict]:
+        """``best.json`` as ``{"epoch", "score"}``; ``{"epoch": 0, "score": -inf}``
+        without a model; None for a model of a run from before best.json (or
+        an unreadable one): nothing is known about it."""
+        path = os.path.join(self.run_dir, BEST_FILE)
+        if not os.path.exists(os.path.join(self.run_dir, MODEL_FILE)):
+            return {"epoch": 0, "score": -math.inf}
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            return {"epoch": int(data["epoch"]), "score": float(data["score"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _reconcile(self) -> None:
+        """Makes ``history.json`` and ``model.keras`` agree with the restored
+        checkpoint after a crash between their writes, or a fallback past an
+        unreadable checkpoint: no epoch twice in the history, and the best
+        model is never replaced by a worse one."""
+        done = int(self.epoch.numpy())
+        later = [h.get("epoch") for h in self.history if h.get("epoch", 0) > done]
+        if later:
+            self.history = [h for h in self.history if h.get("epoch", 0) <= done]
+            self.log(f"warning: history.json has epoch(s) {', '.join(map(str, later))} past the "
+                     f"checkpoint (epoch {done}): they are trained again and recorded once")
+        saved = self._read_best() if self.chief else None
+        if saved is None:
+            return
+        best = float(self.best_usdr.numpy())
+        if saved["score"] > best:
+            self.best_usdr.assign(saved["score"])
+            self.log(f"warning: {MODEL_FILE} (epoch {saved['epoch']}, score "
+                     f"{saved['score']:.2f}) is newer than the checkpoint restored (epoch "
+                     f"{done}): it is kept, and only a better epoch replaces it")
+        elif best > saved["score"]:
+            if (done > saved["epoch"] and int(self.step_in_epoch.numpy()) == 0
+                    and int(self.bad_epochs.numpy()) == 0):  # these weights are the best
+                self._save_best(done, best)
+                self.log(f"warning: {MODEL_FILE} was older than the checkpoint's best epoch "
+                         f"{done} (stopped between the two writes?): saved again from the "
+                         f"checkpoint")
+            else:
+                self.log(f"warning: the checkpoint records a best score of {best:.2f} but "
+                         f"{MODEL_FILE} is of epoch {saved['epoch']} ({saved['score']:.2f}), "
+                         f"and the best weights are not in the checkpoint: {MODEL_FILE} is kept")
 
     # -- helpers -------------------------------------------------------------------
     def _learning_rate(self) -> float:
@@ -414,10 +473,24 @@ class Trainer:
                 f"lr {r.learning_rate:.2e}  {r.seconds:.0f} s")
 
     def _load_history(self) -> list:
+        """The run's ``history.json``; an unreadable one is moved aside with
+        a warning (the checkpoints, not the history, hold the run's state)."""
         path = os.path.join(self.run_dir, "history.json")
-        if os.path.exists(path):
+        if not os.path.exists(path):
+            return []
+        try:
             with open(path) as f:
-                return json.load(f)
+                history = json.load(f)
+            if isinstance(history, list) and all(isinstance(h, dict) for h in history):
+                return history
+            problem = f"a {type(history).__name__}, not a list of epochs"
+        except (OSError, ValueError) as e:
+            problem = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        aside = path + ".unreadable"
+        if self.chief:
+            os.replace(path, aside)
+        self.log(f"warning: {path} cannot be read ({problem}); moved to {aside}: the history "
+                 f"goes on from the next epoch without the earlier ones")
         return []
 
 

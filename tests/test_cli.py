@@ -58,3 +58,16 @@ def test_info_counts_parameters(capsys):
 def test_info_unknown_preset(capsys):
     assert main(["info", "huge"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["bands", "list"], ["separate", "song.wav"]])
+def test_ctrl_c_while_tensorflow_starts_is_one_line(monkeypatch, capsys, argv):
+    import bsrnn_tf.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "quiet_tensorflow", interrupted)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err == f"bsrnn-tf {argv[0]}: interrupted\n"

@@ -243,3 +243,49 @@ def test_no_csdr_gives_the_same_gains_without_museval(evaluated, generated_datas
         for key in ("gain", "usdr", "scaled_mixture_usdr", "oracle_irm_usdr"):
             assert quick[target][key] == pytest.approx(row[key], abs=1e-6)
         assert np.isnan(quick[target]["csdr"]) and np.isfinite(row["csdr"])
+
+
+def test_scores_of_another_model_are_recomputed_not_reused(generated_dataset, tmp_path_factory,
+                                                           capsys):
+    """Training on changes model.keras: its old scores in the same folder must
+    not be reported for the new model; scores without a model record neither."""
+    model = _model_dir(tmp_path_factory, ["vocals"])
+    out = str(tmp_path_factory.mktemp("eval") / "stale")
+    name = _track_names(generated_dataset)[0]
+    args = ["-m", model, "--musdb-root", generated_dataset, "-o", out, "--tracks", name]
+    assert evaluate.main(args) == 0
+    first = json.load(open(os.path.join(out, "results.json")))["targets"]["vocals"]["usdr"]
+    capsys.readouterr()
+    config = preset("tiny")
+    config.segment_seconds = 2.0
+    import keras
+    keras.utils.set_random_seed(7)  # other weights, same architecture and path
+    save_separator(build_separator(config, targets=["vocals"]), model)
+    assert evaluate.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "evaluated again (its score is of another model" in printed
+    assert "1 track(s) evaluated now, 0 score(s) of this same model reused" in printed
+    second = json.load(open(os.path.join(out, "results.json")))["targets"]["vocals"]["usdr"]
+    assert second != first
+    assert evaluate.main(args) == 0  # the same model again: reused
+    assert "already evaluated with this model" in capsys.readouterr().out
+    # A score written before models were recorded: recomputed.
+    path = evaluate.track_json_path(out, "test", name)
+    document = json.load(open(path))
+    del document["bsrnn_tf"]["made_by"]
+    open(path, "w").write(json.dumps(document))
+    assert evaluate.main(args) == 0
+    assert "does not record which model" in capsys.readouterr().out
+    # Another --overlap is another computation too.
+    assert evaluate.main(args + ["--overlap", "0.5"]) == 0
+    assert "another overlap (0.25, now 0.5)" in capsys.readouterr().out
+
+
+def test_ctrl_c_while_tensorflow_starts_is_one_line(monkeypatch, capsys, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "quiet_tensorflow", interrupted)
+    assert evaluate.main(["-m", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err

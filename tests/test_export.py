@@ -534,3 +534,45 @@ def test_ctrl_c_during_tflite_conversion_leaves_only_whole_files(exported, tmp_p
     assert len(err) == 1 and "interrupted" in err[0] and "--overwrite" in err[0], err
     assert sorted(os.listdir(out / "tflite")) == ["b-spectrum-float32.tflite"]
     load_backend(str(out / "tflite" / "b-spectrum-float32.tflite"))
+
+
+# -- issue 26: leftovers of killed exports, a run config that contradicts the model ----
+
+def test_a_killed_conversion_s_temporary_folder_is_removed_by_the_next_export(tmp_path,
+                                                                              monkeypatch):
+    from bsrnn_tf.export import tflite
+
+    out = tmp_path / "tflite"
+    dead = out / f"{tflite.TMP_PREFIX}999999999-abcd"  # no such process
+    alive = out / f"{tflite.TMP_PREFIX}{os.getpid()}-efgh"  # this one: still running
+    for folder in (dead, alive):
+        (folder / "variables").mkdir(parents=True)
+        (folder / "saved_model.pb").write_bytes(b"x" * 1000)
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(tflite, "separator_archive", stop)
+    logs = []
+    model = build_separator(preset("tiny"), targets=["vocals"])
+    with pytest.raises(Stop):
+        tflite.export_tflite(model, str(out), log=logs.append)
+    assert not dead.exists() and alive.exists()
+    assert any("left by an export that was killed" in line for line in logs), logs
+    assert sorted(os.listdir(out)) == [alive.name]  # its own temporary is gone too
+
+
+def test_a_run_config_that_contradicts_the_model_is_refused(tmp_path):
+    run = tmp_path / "run"
+    save_separator(build_separator(preset("tiny"), targets=["vocals"]), str(run))
+    config = _read_json(run / "config.json")
+    config["model"]["targets"] = ["drums", "bass"]
+    config["model"]["feature_dim"] = 999
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportError, match=r"config.json contradicts model.keras beside it: "
+                                          r"feature_dim 999 \(model.keras: \d+\); targets "):
+        export.export_model(str(run), str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()

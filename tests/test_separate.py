@@ -289,6 +289,9 @@ def test_same_track_name_twice_is_not_overwritten(model_dir, tmp_path, capsys):
     (["--format", "flac", "--wav-subtype", "float32"], "float32"),
     (["--segment", "0.001"], "shorter than"),
     (["--threads", "0"], "--threads"),
+    (["--filename", "../../x_{target}.{ext}"], "leads outside the output folder"),
+    (["--filename", "/tmp/x_{target}.{ext}"], "leads outside the output folder"),
+    (["--filename", "{track}/../../{target}.{ext}"], "leads outside the output folder"),
 ])
 def test_bad_options_one_line(model_dir, tmp_path, capsys, args, words):
     song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
@@ -446,3 +449,204 @@ def test_ctrl_c_names_what_was_finished(model_dir, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted: 1 of 3 inputs separated" in err
     assert "s0.wav" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------- streaming (issue 26)
+
+def _whole_song_reference(audio, rate, backend, targets, overlap=0.25):
+    """The whole-song path before streaming: resample the song, one scale,
+    overlap-add over the whole array, resample back, fit the length."""
+    from bsrnn_tf.audio import resample, to_stereo
+    from bsrnn_tf.inference import overlap_add
+    from bsrnn_tf.preprocess import song_scale
+
+    model_input = resample(to_stereo(audio), rate, backend.sample_rate)
+    scale = np.float32(song_scale(model_input))
+    out = overlap_add(model_input, lambda b: {t: np.asarray(v) / scale for t, v in
+                                              backend(b * scale).items() if t in targets},
+                      backend.segment_samples, overlap, chunks_per_call=backend.max_batch)
+    result = {}
+    for t in targets:
+        x = resample(out[t], backend.sample_rate, rate)[:audio.shape[0]]
+        x = np.pad(x, ((0, audio.shape[0] - len(x)), (0, 0)))
+        result[t] = x.mean(axis=1, keepdims=True) if audio.shape[1] == 1 else x
+    return result
+
+
+@pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1), (22050, 2)])
+def test_streamed_stems_equal_the_whole_song_path(model_dir, tmp_path, rate, channels):
+    from bsrnn_tf.separate import open_model
+    song = _write(tmp_path / "song.wav", 7.3, rate, channels, "FLOAT")
+    out = tmp_path / "out"
+    assert main(["separate", song, "-m", model_dir, "-o", str(out), "--wav-subtype", "float32",
+                 "--clip-mode", "none", "--quiet"]) == 0
+    audio, _ = load_audio(song)
+    reference = _whole_song_reference(audio, rate, open_model(model_dir), TARGETS)
+    for target in TARGETS:
+        written, written_rate = load_audio(str(out / "song" / f"{target}.wav"))
+        assert written_rate == rate and written.shape == audio.shape
+        np.testing.assert_allclose(written, reference[target], atol=2e-6, rtol=0)
+
+
+def test_separate_reads_and_writes_in_blocks_not_the_whole_song(model_dir, tmp_path,
+                                                                monkeypatch):
+    import bsrnn_tf.audio as audio_module
+    import bsrnn_tf.separate as separate_module
+    song = _write(tmp_path / "long.wav", 12.0, 48000, 2)
+    monkeypatch.setattr(separate_module, "READ_BLOCK", 8192)
+    reads, writes = [], []
+    real_read, real_write = audio_module.AudioReader.read, audio_module.StemWriter.write
+    monkeypatch.setattr(audio_module.AudioReader, "read",
+                        lambda self, a, b: reads.append(b - a) or real_read(self, a, b))
+    monkeypatch.setattr(audio_module.StemWriter, "write",
+                        lambda self, block: writes.append(len(block)) or real_write(self, block))
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet",
+                 "--two-stems", "vocals"]) == 0
+    # The model's segment is 1 s, 4 chunks per call: no block near the song's 12 s.
+    assert max(reads) <= 48000 * 4 and max(writes) <= 48000 * 4, (max(reads), max(writes))
+    assert sum(writes) == 2 * 12 * 48000
+    assert sorted(os.listdir(tmp_path / "o" / "long")) == ["no_vocals.wav", "vocals.wav"]
+
+
+@pytest.mark.parametrize("segment", ["1e6", "1000"])
+def test_a_segment_beyond_memory_is_one_line_naming_one_that_fits(model_dir, tmp_path, capsys,
+                                                                   monkeypatch, segment):
+    import bsrnn_tf.separate as separate_module
+    monkeypatch.setattr(separate_module, "available_memory_bytes", lambda: 2 * 10 ** 9)
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"),
+                 "--segment", segment]) == 2
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "Traceback" not in err and "use --segment" in errors[0], err
+    largest = float(errors[0].split("use --segment ")[1].split()[0])
+    assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"), "--quiet",
+                 "--segment", str(largest)]) == 0
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_an_input_file_is_never_written_over(model_dir, tmp_path, capsys, overwrite):
+    """``separate DIR -o DIR`` on a MUSDB-like folder: mixture.wav's outputs
+    would be the ground-truth stems beside it."""
+    song = tmp_path / "musdb" / "Song A"
+    song.mkdir(parents=True)
+    _write(song / "mixture.wav", 0.5, 44100, 2)
+    truth = _write(song / "vocals.wav", 0.5, 44100, 2, seed=1)
+    before = open(truth, "rb").read()
+    root = str(tmp_path / "musdb")
+    code = main(["separate", root, "-o", root, "-m", model_dir, "--quiet", "--targets", "vocals",
+                 *overwrite])
+    assert code == 1 and open(truth, "rb").read() == before
+    errors = _error_lines(capsys.readouterr().err)
+    assert len(errors) == 1 and "mixture.wav: not separated" in errors[0], errors
+    assert "is the input" in errors[0] and "vocals.wav" in errors[0]
+    # The input itself, named through a symbolic link to its folder.
+    link = tmp_path / "link"
+    link.symlink_to(song)
+    assert main(["separate", truth, "-o", str(tmp_path), "--filename",
+                 "link/{target}.{ext}", "-m", model_dir, "--quiet", "--targets", "vocals",
+                 "--overwrite"]) == 1
+    assert open(truth, "rb").read() == before
+    assert len(_error_lines(capsys.readouterr().err)) == 1
+
+
+# ------------------------------------------------ crafted inputs (issue 26)
+
+def _wav_claiming_rate(path, rate, frames=1000):
+    import struct
+    data = np.zeros((frames, 2), "<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 2, rate, (rate * 4) & 0xFFFFFFFF, 4, 16)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data"
+            + struct.pack("<I", len(data)) + data)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return str(path)
+
+
+def test_a_crafted_sample_rate_is_one_line_and_the_batch_goes_on(model_dir, tmp_path, capsys):
+    crafted = _wav_claiming_rate(tmp_path / "a_crafted.wav", 2147483647)
+    good = _write(tmp_path / "b_good.wav", 0.5, 44100, 2)
+    assert main(["separate", crafted, good, "-m", model_dir, "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 1
+    captured = capsys.readouterr()
+    errors = _error_lines(captured.err)
+    assert len(errors) == 1 and "a_crafted.wav" in errors[0] and "2147483647 Hz" in errors[0]
+    assert "Traceback" not in captured.err and "1 separated" in captured.out
+    assert sorted(os.listdir(tmp_path / "o" / "b_good")) == ["drums.wav", "vocals.wav"]
+
+
+def test_an_odd_rate_ratio_too_large_to_resample_is_an_error_not_a_memory_error():
+    from bsrnn_tf.audio import AudioError, StreamResampler, resample
+    with pytest.raises(AudioError, match="cannot resample 700001 Hz to 44100 Hz"):
+        resample(np.zeros((10, 2), np.float32), 700001, 44100)
+    with pytest.raises(AudioError, match="filter of"):
+        StreamResampler(700001, 44100, 10)
+
+
+def test_tflite_with_a_valid_header_and_a_garbage_body_is_one_line(model_dir, tmp_path,
+                                                                    capsys):
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    garbage = tmp_path / "g.tflite"  # this body makes flatbuffers raise TypeError
+    body = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    garbage.write_bytes(b"\x1c\x00\x00\x00TFL3" + body)
+    assert main(["separate", song, "-m", str(garbage), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "g.tflite: truncated or corrupt TFLite file" in errors[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("field,value", [("sample_rate", "44100"), ("targets", "vocals"),
+                                         ("segment_samples", -1)])
+def test_export_json_with_a_wrong_type_is_one_line(tmp_path, capsys, field, value):
+    import json
+    version = tmp_path / "served" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    model = {"sample_rate": 44100, "segment_samples": 4096, "channels": 2,
+             "targets": ["vocals"], "n_fft": 512, "hop_length": 128, field: value}
+    (version / "export.json").write_text(json.dumps({"format": "savedmodel", "model": model}))
+    song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
+    assert main(["separate", song, "-m", str(tmp_path / "served"), "-o",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    errors = _error_lines(err)
+    assert len(errors) == 1 and "export.json" in errors[0] and field in errors[0], err
+
+
+def test_ctrl_c_while_stems_are_written_names_those_written(model_dir, tmp_path, capsys,
+                                                           monkeypatch):
+    import bsrnn_tf.audio as audio_module
+    song = _write(tmp_path / "song.wav", 1.0, 44100, 2)
+    real_finish, calls = audio_module.StemWriter.finish, []
+
+    def finish(self):
+        calls.append(self.path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_finish(self)
+
+    monkeypatch.setattr(audio_module.StemWriter, "finish", finish)
+    out = tmp_path / "o"
+    assert main(["separate", song, "-m", model_dir, "-o", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    drums, vocals = out / "song" / "drums.wav", out / "song" / "vocals.wav"
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"of {song}, {drums} written, {vocals} not" in err, err
+    assert os.listdir(out / "song") == ["drums.wav"]  # no temporary left
+
+
+def test_a_file_size_limit_is_named(model_dir, tmp_path):
+    import resource
+    song = _write(tmp_path / "song.wav", 2.0, 44100, 2)
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    out = subprocess.run([sys.executable, "-m", "bsrnn_tf.cli", "separate", song, "-m", model_dir,
+                          "-o", str(tmp_path / "o"), "--quiet"], capture_output=True, text=True,
+                         timeout=300, preexec_fn=limit_file_size,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    errors = _error_lines(out.stderr)
+    assert out.returncode == 1 and len(errors) == 1, out.stderr[-2000:]
+    assert "file too large" in errors[0] and "ulimit -f" in errors[0] and "0.1 MB" in errors[0]
+    assert "Traceback" not in out.stderr

@@ -269,3 +269,110 @@ def test_line_progress_writes_whole_lines_at_each_tenth():
     assert lines[0].split(", ")[1] == "mean loss 1.5000"      # (1 + 2) / 2
     assert lines[-1].split(", ")[1] == "mean loss 9.5000"     # mean of 1..18
     assert all("\r" not in line for line in lines)
+
+
+# -- model.keras and the checkpoint stay a consistent pair (issue 26, item 3) -------
+
+def _scored_trainer(tmp_path, scores, **train):
+    """A trainer whose validation gives ``scores[epoch]`` (dB) for every target."""
+    from trainer_run import TARGETS
+    trainer = _trainer(tmp_path, _synthetic(), valid=object(), steps=2, **train)
+    trainer.valid_references = {"scaled_mixture": {t: 0.0 for t in TARGETS}}
+    trainer.validate = lambda writer, epoch: {t: scores[epoch] for t in TARGETS}
+    return trainer
+
+
+def _model_weights(path):
+    from bsrnn_tf.models import load_separator
+    return [w.numpy() for w in load_separator(str(path)).weights]
+
+
+def _epochs(path):
+    return [h["epoch"] for h in json.loads((path / "history.json").read_text())]
+
+
+def test_stopped_between_model_and_checkpoint_writes_never_overwrites_a_better_model(
+        tmp_path, monkeypatch):
+    """Killed while the checkpoint of a better epoch 2 is written: the rerun
+    of epoch 2 (worse this time) must not replace a better model.keras, and
+    the history holds each epoch once."""
+    import bsrnn_tf.trainer as trainer_module
+    real_save = trainer_module.save_separator
+    active, saved_scores = [], []
+
+    def recording_save(model, *args):
+        saved_scores.append(float(active[-1].best_usdr.numpy()))
+        return real_save(model, *args)
+
+    monkeypatch.setattr(trainer_module, "save_separator", recording_save)
+    first = _scored_trainer(tmp_path, [1.0, 2.0], epochs=2)
+    active.append(first)
+    real_checkpoint = first.manager.save
+
+    def dies_at_epoch_two(**kwargs):
+        if int(first.epoch.numpy()) == 2:
+            raise RuntimeError("killed")
+        return real_checkpoint(**kwargs)
+
+    first.manager.save = dies_at_epoch_two
+    with pytest.raises(RuntimeError, match="killed"):
+        first.fit()
+    second = _scored_trainer(tmp_path, [1.0, 1.5], epochs=2)
+    active.append(second)
+    assert second.restore() and int(second.epoch.numpy()) == 1
+    second.fit()
+    assert _epochs(tmp_path) == [1, 2]
+    assert saved_scores == sorted(saved_scores), saved_scores  # never a worse one after
+    assert json.loads((tmp_path / "best.json").read_text())["score"] == saved_scores[-1]
+
+
+def test_stopped_between_checkpoint_and_model_saves_the_model_on_resume(tmp_path, monkeypatch):
+    import bsrnn_tf.trainer as trainer_module
+    first = _scored_trainer(tmp_path, [1.0, 2.0], epochs=2)
+    real_save = trainer_module.save_separator
+
+    def dies_at_epoch_two(model, *args):
+        if int(first.epoch.numpy()) == 2:
+            raise RuntimeError("killed")
+        return real_save(model, *args)
+
+    monkeypatch.setattr(trainer_module, "save_separator", dies_at_epoch_two)
+    with pytest.raises(RuntimeError, match="killed"):
+        first.fit()
+    best_weights = [w.numpy().copy() for w in first.model.weights]
+    monkeypatch.setattr(trainer_module, "save_separator", real_save)
+    logs = []
+    second = _scored_trainer(tmp_path, [1.0, 2.0], epochs=2, log=logs.append)
+    assert second.restore() and int(second.epoch.numpy()) == 2
+    assert any("saved again from the checkpoint" in line for line in logs), logs
+    for a, b in zip(best_weights, _model_weights(tmp_path)):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((tmp_path / "best.json").read_text()) == {"epoch": 2, "score": 2.0}
+    assert _epochs(tmp_path) == [1, 2]
+
+
+def test_fallback_past_an_unreadable_checkpoint_keeps_the_better_model(tmp_path):
+    first = _scored_trainer(tmp_path, [1.0, 2.0], epochs=2)
+    first.fit()
+    best = _model_weights(tmp_path)
+    data = tmp_path / "checkpoints" / "ckpt-4.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    logs = []
+    second = _scored_trainer(tmp_path, [1.0, 1.5], epochs=2, log=logs.append)
+    assert second.restore() and int(second.epoch.numpy()) == 1
+    second.fit()  # epoch 2 again, worse than the model.keras of the lost epoch 2
+    assert _epochs(tmp_path) == [1, 2]
+    for a, b in zip(best, _model_weights(tmp_path)):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((tmp_path / "best.json").read_text())["score"] == 2.0
+    assert any("is newer than the checkpoint" in line for line in logs), logs
+
+
+def test_a_corrupt_history_is_moved_aside_with_a_warning(tmp_path):
+    (tmp_path / "history.json").write_text("[{\"epoch\": 1, ")
+    logs = []
+    trainer = _trainer(tmp_path, _synthetic(), steps=2, log=logs.append)
+    assert trainer.history == [] and (tmp_path / "history.json.unreadable").exists()
+    assert any("cannot be read" in line for line in logs), logs
+    trainer.fit()
+    assert _epochs(tmp_path) == [1]

@@ -41,8 +41,12 @@ with it: all of the model's are evaluated together (a four-stem model as in
 SiSEC 2018).
 
 Resumable: a track whose JSON exists is not separated again (unless
-``--overwrite``). Without ``--musdb-root`` (or ``MUSDB_PATH``) the built-in
-sampled dataset's held-out test songs are used (`--dataset synth`: the synthesized one), and the table says so.
+``--overwrite``) when that JSON records the same model (SHA-256 of its
+files), segment, overlap and ``--no-csdr`` choice; a score of another model,
+or one that does not say which, is computed again, and each track's line
+says which it was. Without ``--musdb-root`` (or ``MUSDB_PATH``) the built-in
+sampled dataset's held-out test songs are used (`--dataset synth`: the
+synthesized one), and the table says so.
 """
 
 from __future__ import annotations
@@ -128,10 +132,12 @@ def median_over_windows(values) -> float:
 # ------------------------------------------------------------------ one track
 
 def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str,
-                   overlap: float, csdr: bool = True) -> dict:
+                   overlap: float, csdr: bool = True, made_by: Optional[dict] = None) -> dict:
     """Separates ``track``, writes its estimates and its JSON; returns the
     summary ``{"usdr", "csdr", "gain", "mixture": {"usdr", "csdr"},
-    "scaled_mixture": {"usdr"}, "oracle_irm": {"usdr"}, "seconds", ...}``.
+    "scaled_mixture": {"usdr"}, "oracle_irm": {"usdr"}, "seconds", "made_by",
+    ...}`` (``made_by``: the model's fingerprint and the chunking, so a
+    later run reuses the score only for the same model).
     The references need every source of the track (the IRM's denominator)."""
     from bsrnn_tf.audio import save_audio
     from bsrnn_tf.metrics import reference_scores
@@ -157,7 +163,7 @@ def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str
                "oracle_irm": {"usdr": refs["oracle_irm"]},
                "gain": {t: model["usdr"][t] - refs["scaled_mixture"][t] for t in targets},
                "audio_seconds": mixture.shape[0] / track.sample_rate,
-               "separation_seconds": elapsed}
+               "separation_seconds": elapsed, "made_by": made_by}
     document = {**model["museval"], SUMMARY_KEY: summary}
     atomic_write_text(track_json_path(out, subset, track.name),
                       json.dumps(document, indent=1, allow_nan=True) + "\n")
@@ -311,8 +317,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from bsrnn_tf.separate import SeparationError
 
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
     try:
+        quiet_tensorflow()  # seconds of importing: a Ctrl-C here is one line too
         return run(args)
     except (AudioError, DataError, SeparationError, ValueError) as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
@@ -328,6 +334,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bsrnn_tf.data.musdb import load_tracks, resolve_root, source_set
+    from bsrnn_tf.backends import artifact_fingerprint
     from bsrnn_tf.separate import open_model
 
     root, builtin = resolve_root(args.musdb_root, args.dataset)
@@ -339,7 +346,12 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or default_out(args.model) + (
         f"-{args.dataset}" if builtin and args.dataset != "sampled" else "")
     check_out(out, root, args.subset, args.overwrite)
-    per_track = {}
+    # What made a score: the model's files, the chunking, cSDR or not. Scores
+    # of anything else are recomputed, never reused.
+    made_by = {"sha256": artifact_fingerprint(args.model),
+               "segment_samples": backend.segment_samples, "overlap": args.overlap,
+               "csdr": not args.no_csdr}
+    per_track, reused = {}, 0
     for track in tqdm(tracks, desc="tracks", unit="track"):
         # An instrument stem the track lacks is no reference (silence): skipped.
         present = [t for t in targets if t not in track.extras or t in track.paths]
@@ -348,14 +360,20 @@ def run(args: argparse.Namespace) -> int:
             continue
         summary = None if args.overwrite else read_summary(
             track_json_path(out, args.subset, track.name))
-        if summary is None or "gain" not in summary or not set(present) <= set(summary["gain"]):
+        stale = None if summary is None else why_stale(summary, made_by, present)
+        if summary is None or stale:
             summary = evaluate_track(track, backend, present, out, args.subset, args.overlap,
-                                     csdr=not args.no_csdr)
-            tqdm.write(f"{track.name}: gain over the best-scaled mixture " + ", ".join(
-                f"{t} {summary['gain'][t]:+.2f}" for t in present) + " dB")
+                                     csdr=not args.no_csdr, made_by=made_by)
+            tqdm.write(f"{track.name}: {f'evaluated again ({stale}); ' if stale else ''}gain "
+                       f"over the best-scaled mixture " + ", ".join(
+                           f"{t} {summary['gain'][t]:+.2f}" for t in present) + " dB")
         else:
-            tqdm.write(f"{track.name}: already evaluated (kept; --overwrite to redo)")
+            reused += 1
+            tqdm.write(f"{track.name}: already evaluated with this model (kept; --overwrite "
+                       f"to redo)")
         per_track[track.name] = summary
+    print(f"model {made_by['sha256'][:12]} (sha256 of its files): {len(per_track) - reused} "
+          f"track(s) evaluated now, {reused} score(s) of this same model reused")
     write_results(out, args, root, builtin, targets, per_track)
     return 0
 
@@ -369,6 +387,23 @@ def dataset_stems(root: str, subset: str, candidates: Sequence[str]) -> List[str
     extras = [c for c in candidates if c not in SOURCES and any(
         os.path.isfile(os.path.join(folder, n, f"{c}.wav")) for n in names)]
     return list(SOURCES) + extras
+
+
+def why_stale(summary: dict, made_by: dict, targets: Sequence[str]) -> Optional[str]:
+    """Why a stored track summary cannot be reused for this model, or None."""
+    recorded = summary.get("made_by")
+    if not isinstance(recorded, dict):
+        return "its score does not record which model made it"
+    if recorded.get("sha256") != made_by["sha256"]:
+        return (f"its score is of another model, {str(recorded.get('sha256'))[:12]}, not "
+                f"{made_by['sha256'][:12]}")
+    changed = [k for k in made_by if k != "sha256" and recorded.get(k) != made_by[k]]
+    if changed:
+        return "its score used another " + ", ".join(
+            f"{k} ({recorded.get(k)}, now {made_by[k]})" for k in changed)
+    if "gain" not in summary or not set(targets) <= set(summary["gain"]):
+        return "its score lacks targets"
+    return None
 
 
 def choose_targets(available: Sequence[str], wanted: Optional[Sequence[str]],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from typing import Optional, Sequence
@@ -227,8 +228,8 @@ FIELD_FLAGS = {"model.targets": "--targets/--mtl", "model.bands": "--bands",
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet_tensorflow()
     try:
+        quiet_tensorflow()  # seconds of importing: a Ctrl-C here is one line too
         with keeping_dtype_policy():
             return _run(args)
     except KeyboardInterrupt:
@@ -248,9 +249,37 @@ def _one_line_error(error: Exception) -> Optional[str]:
     from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
     from bsrnn_tf.models import ModelLoadError
-    if isinstance(error, (ConfigError, DataError, GenerationError, ModelLoadError)):
+    from bsrnn_tf.trainer import TrainingError
+    if isinstance(error, (ConfigError, DataError, GenerationError, ModelLoadError,
+                          TrainingError)):
         return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}{_write_advice(error.errno)}"
     return None
+
+
+def _write_advice(errno: Optional[int]) -> str:
+    """What to do about a failed write, by its errno."""
+    import errno as codes
+    return {codes.ENOSPC: " (the disk is full: free space, then rerun)",
+            codes.EFBIG: " (a file-size limit, ulimit -f, or the file system's: raise it, "
+                         "then rerun)",
+            codes.EROFS: " (a read-only file system: give another --run-dir)",
+            codes.EACCES: " (no permission: give another --run-dir)"}.get(errno, "")
+
+
+def _check_run_dir(run_dir: str) -> None:
+    """Refuses a --run-dir that cannot hold a run, before any work: a file,
+    or a folder (or its nearest existing parent) that cannot be written."""
+    existing = os.path.abspath(run_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"--run-dir {run_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--run-dir {run_dir}: {existing} is not writable; give another "
+                          f"--run-dir")
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
@@ -287,10 +316,9 @@ def resumed_config(saved_path: str, args) -> ExperimentConfig:
 def _complete(trainer, run_dir: str) -> Optional[str]:
     """Why a restored run has nothing left to do, or None."""
     done, cfg = int(trainer.epoch.numpy()), trainer.train_cfg
-    best = float(trainer.best_usdr.numpy())
     if done >= cfg.epochs:
         return (f"{run_dir} is already complete: {done} of {cfg.epochs} epochs trained (best "
-                f"validation uSDR {best:.2f} dB); nothing was written. To train on, rerun with "
+                f"{_best_text(trainer)}); nothing was written. To train on, rerun with "
                 f"--epochs {done + max(1, cfg.epochs // 2)} (any number above {done})")
     if cfg.patience and int(trainer.bad_epochs.numpy()) >= cfg.patience:
         return (f"{run_dir} stopped early after {done} epochs (no validation improvement for "
@@ -314,19 +342,75 @@ def _check_target_activity(config: ExperimentConfig, tracks) -> None:
                             f"target, or use --no-activity-detection")
 
 
+def _check_segment_length(config: ExperimentConfig) -> None:
+    """A training chunk shorter than the STFT window has no frame to learn
+    from (``--segment-seconds 0.001`` trained on 44-sample chunks)."""
+    stft = config.model.stft
+    samples = int(round(config.data.segment_seconds * stft.sample_rate))
+    if samples < stft.n_fft:
+        raise ConfigError(f"--segment-seconds {config.data.segment_seconds:g} is {samples} "
+                          f"samples, shorter than the model's STFT window (n_fft {stft.n_fft} = "
+                          f"{stft.n_fft / stft.sample_rate:.3f} s); give at least that")
+
+
+def _check_target_names(config: ExperimentConfig) -> None:
+    """A target that cannot name a stem file is a config error."""
+    from bsrnn_tf.data.musdb import source_set
+    try:
+        source_set(config.model.targets)
+    except ValueError as e:
+        raise ConfigError(f"--targets: {e}") from None
+
+
+def _check_targets(config: ExperimentConfig, tracks) -> None:
+    """Every target must be a stem some training track has: one of the four,
+    or an instrument stem file (``piano.wav``) of at least one track (a
+    target no track has would train on silence)."""
+    from bsrnn_tf.data.musdb import SOURCES, DataError
+
+    def has(track, target: str) -> bool:
+        return target in SOURCES or target in (getattr(track, "paths", None) or {})
+
+    missing = [t for t in config.model.targets if not any(has(tr, t) for tr in tracks)]
+    if missing:
+        stems = list(dict.fromkeys(s for tr in tracks for s in tr.source_names if has(tr, s)))
+        raise DataError(f"--targets {' '.join(missing)}: not a stem of any training track "
+                        f"(they have {', '.join(stems)})")
+
+
+def _check_segment_fits(config: ExperimentConfig, tracks) -> None:
+    """A chunk longer than every track can never be drawn: say so now, not
+    after minutes of rejected draws."""
+    from bsrnn_tf.data.musdb import DataError
+    rate = config.model.stft.sample_rate
+    samples = int(round(config.data.segment_seconds * rate))
+    longest = max((t.num_samples for t in tracks), default=0)
+    if tracks and samples > longest:
+        raise DataError(f"--segment-seconds {config.data.segment_seconds:g} is longer than "
+                        f"every training track (the longest is {longest / rate:.2f} s); give at "
+                        f"most {math.floor(longest / rate * 100) / 100:g}")
+
+
 def _load_tracks(config: ExperimentConfig) -> tuple:
     """``(train, valid)`` tracks; a validation split without usable tracks
     (a bad track that was the only one) means training without validation."""
     from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root
     from bsrnn_tf.trainer_setup import load_tracks_for
     try:
-        return load_tracks_for(config)
+        train, valid = load_tracks_for(config)
     except DataError as e:
         root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
         train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
-        print(f"fit.py: warning: {e}; training without validation (early stopping and the "
-              f"best model follow the training loss)", file=sys.stderr)
+        print(f"fit.py: warning: {e}; {NO_VALIDATION}", file=sys.stderr)
         return train, []
+    if not valid:
+        print(f"fit.py: warning: the dataset has no validation tracks (a root with too few "
+              f"training tracks for a validation split?); {NO_VALIDATION}", file=sys.stderr)
+    return train, valid
+
+
+NO_VALIDATION = ("training without validation (early stopping and the best model follow the "
+                 "training loss)")
 
 
 def _run(args) -> int:
@@ -343,6 +427,7 @@ def _run(args) -> int:
 
     config = config_from_args(args)
     run_dir = args.run_dir or os.path.join("saved_models", config.name)
+    _check_run_dir(run_dir)
     saved = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isdir(os.path.join(run_dir, "checkpoints")) and os.path.exists(saved):
         config = resumed_config(saved, args)
@@ -354,7 +439,11 @@ def _run(args) -> int:
 
     keras.utils.set_random_seed(config.train.seed)
     set_run_dtype_policy(config)
+    _check_segment_length(config)
+    _check_target_names(config)
     train_tracks, valid_tracks = _load_tracks(config)
+    _check_targets(config, train_tracks)
+    _check_segment_fits(config, train_tracks)
     _check_target_activity(config, train_tracks)
 
     with strategy.scope():
@@ -401,6 +490,16 @@ def _train(trainer, run_dir: str) -> int:
     except tf.errors.InvalidArgumentError as e:  # a data assertion of the pipeline
         print(f"fit.py: error: {_assert_message(e)}", file=sys.stderr)
         return 1
+    except (OSError, tf.errors.OpError) as e:
+        message = _one_line_error(e) if isinstance(e, OSError) else _write_failure(e)
+        if message is None:
+            raise
+        latest = trainer.manager.latest_checkpoint
+        print(f"fit.py: error: cannot write the run: {message}; "
+              + (f"the last complete checkpoint {latest} is kept: rerun the same command to "
+                 f"resume from it" if latest else "no checkpoint was saved yet"),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         latest = trainer.manager.latest_checkpoint
         print(f"fit.py: interrupted in epoch {int(trainer.epoch.numpy()) + 1}; "
@@ -414,17 +513,20 @@ def _train(trainer, run_dir: str) -> int:
     if not os.path.exists(model_file):
         print(f"no model was written to {model_file}")
         return 1
-    print(f"best model: {model_file} ({_best_line(trainer.history)}); "
+    print(f"best model: {model_file} ({_best_line(trainer)}); "
           f"TensorBoard: {_tensorboard()} --logdir {trainer.logdir}")
     return 0
 
 
-def _best_line(history: list) -> str:
+def _best_line(trainer) -> str:
     """The kept epoch's headline: its validation gain over the best-scaled
-    mixture (mean over targets) and uSDR."""
-    scored = [h for h in history if h.get("valid_usdr")]
+    mixture (mean over targets) and uSDR; without validation the best score
+    is minus the training loss, and is named so."""
+    if trainer.valid_data is None:
+        return f"no validation: chosen by the training loss, {-float(trainer.best_usdr.numpy()):.4f}"
+    scored = [h for h in trainer.history if h.get("valid_usdr")]
     if not scored:
-        return "no validation: the last epoch"
+        return f"validation uSDR {float(trainer.best_usdr.numpy()):.2f} dB"
     best = max(scored, key=lambda h: sum(h["valid_usdr"].values()) / len(h["valid_usdr"]))
     usdr = sum(best["valid_usdr"].values()) / len(best["valid_usdr"])
     gain = best.get("valid_gain") or {}
@@ -438,6 +540,19 @@ def _tensorboard() -> str:
     bin/) when it is there."""
     beside = os.path.join(os.path.dirname(sys.executable), "tensorboard")
     return beside if os.path.exists(beside) else "tensorboard"
+
+
+def _write_failure(error: Exception) -> Optional[str]:
+    """The message of a TensorFlow file write that failed for a reason a
+    user can act on (disk full, file-size limit, read-only, permission)."""
+    import errno as codes
+    text = getattr(error, "message", str(error))
+    for words, errno in [("No space left", codes.ENOSPC), ("File too large", codes.EFBIG),
+                         ("Read-only file system", codes.EROFS),
+                         ("Permission denied", codes.EACCES)]:
+        if words in text:
+            return text.strip().splitlines()[0][:200] + _write_advice(errno)
+    return None
 
 
 def _assert_message(error: Exception) -> str:

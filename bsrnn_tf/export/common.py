@@ -57,11 +57,36 @@ def _run_config(path: str, model) -> dict:
     if is_run and os.path.exists(file):
         try:
             with open(file) as f:
-                return json.load(f)
+                config = json.load(f)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ExportError(f"{file}: not a readable config JSON ({e}); it would be shipped "
                               f"with every export: fix or remove it") from None
+        _check_run_config(file, config, model)
+        return config
     return {"model": model.model_config}
+
+
+def _check_run_config(file: str, config, model) -> None:
+    """Refuses a run's ``config.json`` whose model section is not the model
+    in ``model.keras`` (it would describe every export wrongly)."""
+    import dataclasses
+
+    from bsrnn_tf.config import ConfigError, model_config_from_dict
+
+    section = config.get("model") if isinstance(config, dict) else None
+    try:
+        described = dataclasses.asdict(model_config_from_dict(section))
+    except (ConfigError, TypeError) as e:
+        raise ExportError(f"{file}: its model section cannot be read ({e}); it would be shipped "
+                          f"with every export: fix or remove it") from None
+    actual = dataclasses.asdict(model.config_object())
+    differ = [f"{k} {described.get(k)!r} (model.keras: {actual.get(k)!r})"
+              for k in sorted(actual.keys() | described.keys())
+              if described.get(k) != actual.get(k)]
+    if differ:
+        raise ExportError(f"{file} contradicts {MODEL_FILE} beside it: {'; '.join(differ)}; it "
+                          f"would be shipped with every export: fix or remove it (without it "
+                          f"the model's own config is shipped)")
 
 
 def cpu_copy(model, use_cudnn=False):

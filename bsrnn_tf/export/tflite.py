@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shutil
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
@@ -27,7 +27,11 @@ from bsrnn_tf.export.common import (QUANTIZATION_LABELS, QUANTIZATIONS, VARIANTS
                                     provenance, write_config, write_json)
 from bsrnn_tf.export.parity import ParityProbe
 from bsrnn_tf.export.savedmodel import separator_archive
-from bsrnn_tf.fileio import EXPORT_FILE, atomic_write_bytes
+from bsrnn_tf.fileio import (EXPORT_FILE, atomic_write_bytes, remove_stale_temporary_dirs,
+                             temporary_dir)
+
+
+TMP_PREFIX = ".tmp-tflite-"  # the SavedModel a conversion reads: OUT/tflite/.tmp-tflite-<pid>-*/
 
 
 def tflite_file_name(name: str, variant: str, quantize: str) -> str:
@@ -54,7 +58,10 @@ def export_tflite(model, out_dir: str, name: str = "bsrnn",
     ensure_writable(out_dir)
     info = model_info(model, segment)
     artifacts, paths = {}, []
-    with tempfile.TemporaryDirectory(prefix=".tmp-tflite-", dir=out_dir) as tmp:
+    for stale in remove_stale_temporary_dirs(out_dir, TMP_PREFIX):
+        log(f"removed {stale}, left by an export that was killed")
+    tmp = temporary_dir(out_dir, TMP_PREFIX)
+    try:
         archive = separator_archive(model, segment, {v: v for v in variants}, for_tflite=True)
         archive.write_out(tmp, verbose=False)
         for variant in variants:
@@ -67,6 +74,8 @@ def export_tflite(model, out_dir: str, name: str = "bsrnn",
                     entry["parity_vs_keras"] = probe.measure(TFLiteBackend(path, num_threads))
                 artifacts[os.path.basename(path)] = entry
                 paths.append(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     write_config(out_dir, model, config)
     section = model_section(model, segment)
     export = {**provenance("tflite", source), "model": section,
