@@ -39,8 +39,8 @@ metadata), ``L`` blocks, ``K`` bands, ``H`` time-LSTM units (3 x feature_dim).
 
 from __future__ import annotations
 
-import json
-from typing import Callable, Dict, List, Optional, Tuple
+import time
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -130,33 +130,48 @@ def input_signature(model) -> list:
                     for name, shape in state_layout(model)]
 
 
-def stream_song(step: Callable[[np.ndarray, dict], Tuple[np.ndarray, dict]],
-                audio: np.ndarray, hop_length: int, n_fft: int, state: dict,
-                on_hop: Optional[Callable[[int], None]] = None) -> np.ndarray:
-    """Runs a whole song through a stream hop by hop.
+def stream_hops(step: Callable[[np.ndarray, dict], Tuple[np.ndarray, dict]],
+                hops: Iterable[np.ndarray], hop_length: int, n_fft: int,
+                state: dict) -> Iterator[np.ndarray]:
+    """Feeds hops to a stream as they come and yields each call's stems.
 
     Args:
       step: ``(hop (1, hop, C), state) -> (stems (1, T, hop, C), new state)``.
-      audio: ``(samples, C)`` float32.
+      hops: arrays ``(<= hop, C)``; a short one (the last) is padded with zeros.
       state: the initial state (:func:`initial_state`).
-      on_hop: called with the hop index after each call.
-    Returns:
-      ``(T, samples, C)``: the stems, without the stream's ``n_fft - hop``
-      samples of delay (as the offline model aligns them). The last hop is
-      padded with zeros and ``n_fft - hop`` samples of zeros flush the tail.
+    Yields:
+      ``(T, hop, C)`` per call; after the last hop, zeros flush the
+      ``n_fft - hop`` samples still in the tail. Output sample ``k`` is the
+      separated input sample ``k - (n_fft - hop)``.
     """
-    samples, channels = audio.shape
+    channels = None
+    for hop in hops:
+        channels = hop.shape[1]
+        if len(hop) < hop_length:
+            hop = np.concatenate([hop, np.zeros((hop_length - len(hop), channels), hop.dtype)])
+        stems, state = step(np.asarray(hop, np.float32)[None], state)
+        yield np.asarray(stems)[0]
+    if channels is None:
+        return
+    silence = np.zeros((1, hop_length, channels), np.float32)
+    for _ in range(-(-(n_fft - hop_length) // hop_length)):
+        stems, state = step(silence, state)
+        yield np.asarray(stems)[0]
+
+
+def stream_song(step: Callable[[np.ndarray, dict], Tuple[np.ndarray, dict]],
+                audio: np.ndarray, hop_length: int, n_fft: int, state: dict) -> np.ndarray:
+    """Runs a whole song ``(samples, C)`` through a stream hop by hop
+    (:func:`stream_hops`).
+
+    Returns:
+      ``(T, samples, C)``: the stems without the stream's ``n_fft - hop``
+      samples of delay (aligned as the offline model aligns them).
+    """
+    hops = (audio[i:i + hop_length] for i in range(0, len(audio), hop_length))
+    out = np.concatenate(list(stream_hops(step, hops, hop_length, n_fft, state)), axis=1)
     delay = n_fft - hop_length
-    calls = (samples - 1 + delay) // hop_length + 1
-    padded = np.zeros((calls * hop_length, channels), np.float32)
-    padded[:samples] = audio
-    outputs = []
-    for t in range(calls):
-        stems, state = step(padded[None, t * hop_length:(t + 1) * hop_length], state)
-        outputs.append(np.asarray(stems)[0])
-        if on_hop is not None:
-            on_hop(t)
-    return np.concatenate(outputs, axis=1)[:, delay:delay + samples]
+    return out[:, delay:delay + len(audio)]
 
 
 class KerasStream:
@@ -247,6 +262,24 @@ def stream_metadata(model) -> dict:
             "latency": algorithmic_latency(model.n_fft, model.hop_length, model.sample_rate)}
 
 
-def describe_layout(metadata: dict) -> str:
-    """The inputs and outputs of a stream as text lines."""
-    return json.dumps({"inputs": metadata["inputs"], "outputs": metadata["outputs"]})
+class TimedStep:
+    """Wraps a step and records the wall time of each call (seconds)."""
+
+    def __init__(self, step):
+        self.step = step
+        self.times: List[float] = []
+
+    def __call__(self, audio, state):
+        start = time.perf_counter()
+        out = self.step(audio, state)
+        self.times.append(time.perf_counter() - start)
+        return out
+
+    def summary(self, hop_seconds: float, skip: int = 0) -> dict:
+        """p50, p99 and max per-hop compute (ms) over the calls after the
+        first ``skip``, and p99 as a fraction of the hop's duration."""
+        times = np.asarray(self.times[skip:] or self.times) * 1000.0
+        p50, p99 = np.percentile(times, [50, 99])
+        return {"hops": int(len(times)), "p50_ms": float(p50), "p99_ms": float(p99),
+                "max_ms": float(times.max()), "hop_ms": 1000.0 * hop_seconds,
+                "p99_over_hop": float(p99 / (1000.0 * hop_seconds))}

@@ -222,3 +222,52 @@ def test_the_waveform_backend_refuses_a_stream_file(exported):
 
     with pytest.raises(BackendError, match="bsrnn-tf stream"):
         load_backend(exported[1][1])
+
+
+# ------------------------------------------------------------------ the command
+
+class _Pipe:
+    def __init__(self, data=b""):
+        import io
+        self.buffer = io.BytesIO(data)
+
+
+def test_stream_command_on_a_file_and_on_stdin_gives_the_offline_stems(exported, tmp_path,
+                                                                          monkeypatch, capsys):
+    import soundfile as sf
+
+    from bsrnn_tf.cli import main
+
+    model, paths, song, offline = exported
+    part = song[:6000]
+    reference = {t: v.numpy()[0] for t, v in model(part[None]).items()}
+    sf.write(str(tmp_path / "song.wav"), part, model.sample_rate, subtype="FLOAT")
+    tflite = paths[1]
+    assert main(["stream", str(tmp_path / "song.wav"), "-m", tflite, "-o", str(tmp_path / "out")]) == 0
+    report = capsys.readouterr().err
+    assert "algorithmic latency 512 samples = 11.6 ms" in report and "p99" in report
+    for t in model.targets:
+        got, rate = sf.read(str(tmp_path / "out" / "song" / f"{t}.wav"), dtype="float32")
+        assert rate == model.sample_rate and got.shape == part.shape
+        np.testing.assert_allclose(got, reference[t], atol=2e-4 * np.abs(reference[t]).max() + 2 / 32768)
+    # Raw float32 PCM on stdin, one stem live on stdout (with the stream's delay).
+    monkeypatch.setattr("sys.stdin", _Pipe(part.astype("<f4").tobytes()))
+    stdout = _Pipe()
+    monkeypatch.setattr("sys.stdout", stdout)
+    assert main(["stream", "-", "-m", tflite, "-o", str(tmp_path / "out"), "--stdout", "bass"]) == 0
+    got, _ = sf.read(str(tmp_path / "out" / "stdin" / "bass.wav"), dtype="float32")
+    np.testing.assert_allclose(got, reference["bass"],
+                               atol=2e-4 * np.abs(reference["bass"]).max() + 2 / 32768)
+    live = np.frombuffer(stdout.buffer.getvalue(), "<f4").reshape(-1, 2)
+    delay = model.n_fft - model.hop_length
+    np.testing.assert_allclose(live[delay:delay + len(part)], reference["bass"],
+                               atol=1e-4 * np.abs(reference["bass"]).max())
+
+
+def test_stream_command_refuses_a_bidirectional_model_in_one_line(tmp_path, capsys):
+    from bsrnn_tf.cli import main
+
+    save_separator(build_separator(preset("tiny"), targets=["drums"]), str(tmp_path / "run"))
+    assert main(["stream", "x.wav", "-m", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a causal (streaming) model" in err[0]
