@@ -18,8 +18,10 @@ buffering plus ``n_fft - hop`` of overlap; no lookahead beyond the window):
 46.4 ms at n_fft 2048 and 23.2 ms at n_fft 1024, 44.1 kHz
 (:func:`algorithmic_latency`), plus the compute time of one call.
 
-**State layout** (:func:`state_layout`), the order of the step's inputs after
-``audio``; each output of the same name is the next call's input, and the
+**State layout** (:func:`state_layout`): the step's arguments after
+``audio``, in this order (the SavedModel function's order; a TFLite caller
+addresses the signature's tensors by these names, their indices are the
+converter's); each output of the same name is the next call's input, and the
 initial state is all zeros:
 
 =============  ======================================  ==============================

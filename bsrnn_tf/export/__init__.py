@@ -73,7 +73,7 @@ def export_model(model_path: str, out_dir: str, formats: Optional[Sequence[str]]
       ``{"savedmodel": version dir, "tflite": [files], "backbone": dir}``
       for the formats exported.
     """
-    check_choices(formats or FORMATS, (*FORMATS, STREAM_FORMAT), "format")
+    check_choices(FORMATS if formats is None else formats, (*FORMATS, STREAM_FORMAT), "format")
     check_choices(variants, VARIANTS, "variant")
     check_choices(quantizations, QUANTIZATIONS, "quantization")
     model, config = load_for_export(model_path)
