@@ -268,7 +268,8 @@ class TimedStep:
     """Wraps a step and records, per call, the wall time and the CPU time of
     the calling thread (seconds; with one interpreter thread the TFLite
     graph runs in the caller, so the CPU time is its compute, without the
-    time other processes took the core)."""
+    time other processes took the core; a TF function runs its ops on
+    TensorFlow's thread pools, so for :class:`KerasStream` it undercounts)."""
 
     def __init__(self, step):
         self.step = step

@@ -271,3 +271,12 @@ def test_stream_command_refuses_a_bidirectional_model_in_one_line(tmp_path, caps
     assert main(["stream", "x.wav", "-m", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a causal (streaming) model" in err[0]
+
+
+def test_exporting_a_stream_of_a_bidirectional_model_is_one_error(tmp_path):
+    from bsrnn_tf.export import ExportError, export_model
+
+    save_separator(build_separator(preset("tiny"), targets=["drums"]), str(tmp_path / "run"))
+    with pytest.raises(ExportError, match="--format stream needs a causal model"):
+        export_model(str(tmp_path / "run"), str(tmp_path / "out"), ["stream"])
+    assert not (tmp_path / "out").exists()
