@@ -213,6 +213,9 @@ class TFLiteBackend(Backend):
         metadata = read_tflite_metadata(path)
         super().__init__(path, ModelInfo.from_dict(metadata, path), max_batch=1)
         self.variant = metadata.get("variant", "waveform")
+        if self.variant == "stream":
+            raise BackendError(f"{path}: a streaming graph (one hop and a state per call); "
+                               f"run it with bsrnn-tf stream")
         self.quantization = metadata.get("quantization", "none")
         self.num_threads = num_threads
         try:

@@ -151,6 +151,8 @@ def _register_optional(sub) -> None:
     datasets_cli.register_cli(sub)
     from bsrnn_tf import separate_cli
     separate_cli.register_cli(sub)
+    from bsrnn_tf import stream_cli
+    stream_cli.register_cli(sub)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -94,6 +94,10 @@ class ModelConfig:
     the features and the chunk's frames) or ``"frame"`` (per-frame layer norm,
     bsrnn_tf before 0.2); see :mod:`bsrnn_tf.layers.norm`. A saved config
     without the field (``from_json(..., saved=True)``) means ``"frame"``.
+
+    ``causal``: a streaming model (:mod:`bsrnn_tf.streaming`): forward time
+    LSTMs and the causal STFT framing; needs ``norm="frame"`` and
+    ``standardize=False`` (both others use the whole chunk). Absent: False.
     """
 
     bands: str = "v7"
@@ -106,6 +110,7 @@ class ModelConfig:
     segment_seconds: float = 3.0
     standardize: bool = True
     norm: str = "chunk"
+    causal: bool = False
     use_cudnn: Any = "auto"  # "auto", True or False
     stft: StftConfig = dataclasses.field(default_factory=StftConfig)
 
@@ -127,6 +132,12 @@ class ModelConfig:
             raise ConfigError(f"model.segment_seconds must be positive, got {self.segment_seconds}")
         if self.norm not in NORMS:
             raise ConfigError(f"model.norm must be one of {NORMS}, got {self.norm!r}")
+        if not isinstance(self.causal, bool):
+            raise ConfigError(f"model.causal must be true or false, got {self.causal!r}")
+        if self.causal and (self.norm != "frame" or self.standardize):
+            raise ConfigError(f"model.causal needs norm 'frame' and standardize false (got "
+                              f"norm {self.norm!r}, standardize {self.standardize}): the "
+                              f"others take statistics over the chunk's frames")
         if self.num_edges is not None and self.num_edges < 1:
             raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
         try:

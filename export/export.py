@@ -8,13 +8,16 @@ Examples::
     # TF Serving only, 6 s chunks, a chosen model name
     python export/export.py -m run/model.keras --format savedmodel --segment 6 --name bsrnn \\
         -o saved_models/export
+    # a causal model's streaming step (SavedModel + TFLite float32/float16/int8)
+    python export/export.py -m saved_models/cpu-stream --format stream -o saved_models/export
     # the waveform TFLite model in float16 only
     python export/export.py -m saved_models/small-mtl-v7 --format tflite --variant waveform \\
         --quantize float16 -o saved_models/export
 
 Layout under OUT: serving/<name>/<version>/ (TF Serving base path
 OUT/serving/<name>; each export adds a version), tflite/<name>-<variant>-<q>.tflite,
-backbone/ (backbone.keras, heads.keras and their SavedModels). Each directory
+backbone/ (backbone.keras, heads.keras and their SavedModels), stream/ (a causal
+model's one-hop step: savedmodel/, <name>-stream-<q>.tflite). Each directory
 carries config.json and export.json (parity against Keras, sizes).
 Full-integer int8 is not offered: the TFLite converter crashes on Keras 3 LSTMs.
 """
@@ -32,8 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
-from bsrnn_tf.export import (FORMATS, QUANTIZATIONS, VARIANTS, ExportError,  # noqa: E402
-                             export_model)
+from bsrnn_tf.export import (FORMATS, QUANTIZATIONS, STREAM_FORMAT, VARIANTS,  # noqa: E402
+                             ExportError, export_model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("-m", "--model", required=True, help="run directory or .keras file")
     p.add_argument("-o", "--output", required=True, help="export root directory")
-    p.add_argument("--format", nargs="+", default=["all"], choices=[*FORMATS, "all"],
-                   help="what to export (default all)")
+    p.add_argument("--format", nargs="+", default=["all"],
+                   choices=[*FORMATS, STREAM_FORMAT, "all"],
+                   help="what to export (default all; stream: a causal model's one-hop "
+                        "streaming step, part of all for causal models)")
     p.add_argument("--quantize", nargs="+", default=["all"], choices=[*QUANTIZATIONS, "all"],
                    help="TFLite quantizations (default all): none = float32, float16 "
                         "weights, dynamic-int8 = int8 weights with float activations")
@@ -76,7 +81,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"[{time.time() - start:6.1f}s] {message}", flush=True)
 
     try:
-        results = export_model(args.model, args.output, _expand(args.format, FORMATS),
+        formats = None if "all" in args.format else list(dict.fromkeys(args.format))
+        results = export_model(args.model, args.output, formats,
                                _expand(args.variant, VARIANTS),
                                _expand(args.quantize, QUANTIZATIONS), args.segment, args.name,
                                parity=not args.no_parity, num_threads=args.threads, log=log,
@@ -107,6 +113,14 @@ def print_summary(results: dict) -> None:
     if "backbone" in results:
         data = _read(os.path.join(results["backbone"], "export.json"))
         rows.append((results["backbone"], sum(data["files"].values()), None))
+    if STREAM_FORMAT in results:
+        data = _read(os.path.join(results[STREAM_FORMAT][0], "..", "export.json"))
+        for path in results[STREAM_FORMAT][1:]:
+            entry = data["artifacts"][os.path.basename(path)]
+            parity = entry.get("parity_vs_keras")
+            rows.append((path, entry["size_bytes"], parity and {
+                "random_chunks": {"max_abs_error": parity["max_abs_error"]},
+                "song": {"min_sdr_db": min(parity["sdr_db"].values())}}))
     print(f"\n{'artifact':<64} {'MB':>7} {'max abs err':>12} {'song SDR dB':>12}")
     for path, size, parity in rows:
         err = f"{parity['random_chunks']['max_abs_error']:.2e}" if parity else "-"

@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--config", help="experiment config JSON (e.g. from tune.py); flags override it")
-    p.add_argument("--preset", help="paper, small, cpu or tiny (default cpu: the CPU recipe, see README)")
+    p.add_argument("--preset", help="paper, small, cpu, cpu-stream (causal, for streaming) or "
+                                    "tiny (default cpu: the CPU recipe, see README)")
     p.add_argument("--mtl", action="store_true",
                    help="multi-task: one head per target, loss = sum of per-target losses")
     p.add_argument("--targets", nargs="+",

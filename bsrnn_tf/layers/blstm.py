@@ -101,11 +101,16 @@ def _gpu_present() -> bool:
 
 
 def unsupported_reason(layer, any_dtype: bool = False) -> str:
-    """Why ``layer`` (a ``Bidirectional(LSTM)``) cannot take the fused path
-    (with ``any_dtype``: the unrolled path), or ``""`` when it can."""
-    if getattr(layer, "merge_mode", None) != "concat":
+    """Why ``layer`` (a ``Bidirectional(LSTM)``, or a forward ``LSTM``: a
+    causal model's time axis) cannot take the fused path (with
+    ``any_dtype``: the unrolled path), or ``""`` when it can."""
+    if hasattr(layer, "cell"):
+        lstms = (layer,)
+    elif getattr(layer, "merge_mode", None) != "concat":
         return f"merge_mode {getattr(layer, 'merge_mode', None)!r}"
-    for lstm in (layer.forward_layer, layer.backward_layer):
+    else:
+        lstms = (layer.forward_layer, layer.backward_layer)
+    for lstm in lstms:
         cell = lstm.cell
         if lstm.compute_dtype != "float32" and not any_dtype:
             return f"compute dtype {lstm.compute_dtype}"
@@ -154,21 +159,26 @@ def _keras_to_block_gates(gates):
     return tf.concat([i, c, f, o], axis=-1)
 
 
-def _fused_lstm(cell, x, reverse: bool):
+def _fused_lstm(cell, x, reverse: bool, state=None, return_state: bool = False):
     """One direction over time-major ``x (steps, batch, features)``; outputs
-    in input order."""
+    in input order (and, with ``return_state``, the final ``(h, c)``).
+    ``state``: initial ``(h, c)``, each ``(batch, units)``; zeros if None."""
     steps, batch = tf.shape(x)[0], tf.shape(x)[1]
     if reverse:
         x = tf.reverse(x, [0])
     weights = _keras_to_block_gates(tf.concat([tf.convert_to_tensor(cell.kernel),
                                tf.convert_to_tensor(cell.recurrent_kernel)], axis=0))
     zeros = tf.zeros([batch, cell.units], x.dtype)
+    h0, c0 = (zeros, zeros) if state is None else state
     no_peephole = tf.zeros([cell.units], x.dtype)
-    h = tf.raw_ops.BlockLSTM(
-        seq_len_max=tf.cast(steps, tf.int64), x=x, cs_prev=zeros, h_prev=zeros, w=weights,
+    out = tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.cast(steps, tf.int64), x=x, cs_prev=c0, h_prev=h0, w=weights,
         wci=no_peephole, wcf=no_peephole, wco=no_peephole,
         b=_keras_to_block_gates(tf.convert_to_tensor(cell.bias)), forget_bias=0.0, cell_clip=-1.0,
-        use_peephole=False)[6]
+        use_peephole=False)
+    h = out[6]
+    if return_state:
+        return h, (h[-1], out[1][-1])
     return tf.reverse(h, [0]) if reverse else h
 
 
@@ -193,8 +203,29 @@ def unrolled_bidirectional(layer, x):
     return tf.concat([forward, backward], axis=-1)
 
 
-def _unrolled_lstm(cell, x, reverse: bool):
-    """One direction (zero initial state); outputs in input order."""
+def forward_lstm(layer, x, state=None, training=None):
+    """A causal model's time LSTM (a forward ``keras.layers.LSTM`` built
+    with ``return_sequences`` and ``return_state``) on batch-major ``x
+    (batch, steps, features)`` from ``state`` (``(h, c)``, each ``(batch,
+    units)``; zeros if None), through the path in force (fused, unrolled or
+    Keras).
+
+    Returns:
+      ``(outputs (batch, steps, units), (h, c))``.
+    """
+    if use_unrolled(layer):
+        return _unrolled_lstm(layer.cell, x, reverse=False, state=state, return_state=True)
+    if use_fused(layer):
+        y, final = _fused_lstm(layer.cell, tf.transpose(x, [1, 0, 2]), reverse=False,
+                               state=state, return_state=True)
+        return tf.transpose(y, [1, 0, 2]), final
+    y, h, c = layer(x, initial_state=None if state is None else list(state), training=training)
+    return y, (h, c)
+
+
+def _unrolled_lstm(cell, x, reverse: bool, state=None, return_state: bool = False):
+    """One direction from ``state`` (``(h, c)``; zeros if None); outputs in
+    input order (and the final ``(h, c)`` with ``return_state``)."""
     steps, features, units = x.shape[1], x.shape[2], cell.units
     if steps is None:
         raise ValueError("the unrolled LSTM needs a static number of steps")
@@ -205,11 +236,12 @@ def _unrolled_lstm(cell, x, reverse: bool):
     # strided slices of a batch-major tensor cost more than the step itself.
     z = tf.matmul(tf.reshape(x, [-1, features]), kernel) + bias
     z = tf.unstack(tf.transpose(tf.reshape(z, [batch, steps, 4 * units]), [1, 0, 2]))
-    h = c = tf.zeros([batch, units], x.dtype)
+    h, c = (tf.zeros([batch, units], x.dtype),) * 2 if state is None else state
     outputs = [None] * steps
     for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
         i, f, g, o = tf.split(z[t] + tf.matmul(h, recurrent), 4, axis=-1)
         c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
         h = tf.sigmoid(o) * tf.tanh(c)
         outputs[t] = h
-    return tf.transpose(tf.stack(outputs), [1, 0, 2])
+    y = tf.transpose(tf.stack(outputs), [1, 0, 2])
+    return (y, (h, c)) if return_state else y

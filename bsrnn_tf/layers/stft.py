@@ -9,6 +9,13 @@ signal of ``S`` samples gives ``1 + S // hop`` frames, and the inverse
 divides by the overlap-added squared window, which reconstructs every sample
 (to float rounding) for a Hann window with ``hop <= n_fft / 2``.
 
+Two framings (:data:`FRAMINGS`): ``"centre"`` (``n_fft // 2`` zeros on
+both sides, the offline models') and ``"causal"`` (a causal model's,
+:func:`causal_padding`: ``n_fft - hop`` zeros before the signal and frame
+``t`` ending at sample ``(t + 1) * hop``, so frame ``t`` needs no sample
+after the ``t``-th hop and a stream of hops computes exactly the same frames,
+:mod:`bsrnn_tf.streaming`).
+
 The inverse has three ways to compute the inverse real DFT
 (:data:`ISTFT_METHODS`), one for each place it runs: ``irfft`` (training and
 TF Serving), ``rfft`` (TFLite builtin RFFT2D, power-of-two ``n_fft``) and
@@ -24,6 +31,37 @@ from bsrnn_tf.spectral import hann_window as _hann64
 from bsrnn_tf.spectral import window_envelope
 
 ISTFT_METHODS = ("irfft", "rfft", "matmul")
+FRAMINGS = ("centre", "causal")
+
+
+def causal_padding(samples: int, n_fft: int, hop_length: int) -> tuple:
+    """``(left, right)`` zeros of the causal framing of ``samples`` samples.
+
+    ``left = n_fft - hop``: frame ``t`` covers samples ``[(t + 1) * hop -
+    n_fft, (t + 1) * hop)``. Frames run until every sample is covered by all
+    the frames that overlap it (``floor((samples - 1 + left) / hop) + 1``
+    frames), so the inverse divides by the steady-state window envelope
+    everywhere, as a stream does.
+    """
+    left = n_fft - hop_length
+    frames = (samples - 1 + left) // hop_length + 1
+    return left, (frames - 1) * hop_length + n_fft - left - samples
+
+
+def num_frames(samples: int, n_fft: int, hop_length: int, framing: str = "centre") -> int:
+    """Frames of the STFT of ``samples`` samples under ``framing``."""
+    if framing == "causal":
+        left, right = causal_padding(samples, n_fft, hop_length)
+        return 1 + (left + samples + right - n_fft) // hop_length
+    return 1 + samples // hop_length
+
+
+def _padding(samples: int, n_fft: int, hop_length: int, framing: str) -> tuple:
+    if framing not in FRAMINGS:
+        raise ValueError(f"STFT framing must be one of {FRAMINGS}, got {framing!r}")
+    if framing == "causal":
+        return causal_padding(samples, n_fft, hop_length)
+    return n_fft // 2, n_fft // 2
 
 
 def hann_window(n_fft: int) -> np.ndarray:
@@ -47,19 +85,30 @@ def inverse_rdft_matrix(n_fft: int) -> np.ndarray:
     return np.concatenate([real, imag], axis=0).astype(np.float32)
 
 
-def stft(waveform: tf.Tensor, n_fft: int, hop_length: int) -> tf.Tensor:
-    """Centred STFT.
+def stft(waveform: tf.Tensor, n_fft: int, hop_length: int, framing: str = "centre") -> tf.Tensor:
+    """STFT, centred or causal (module docstring).
 
     Args:
-      waveform: ``(batch, samples, channels)`` float32.
+      waveform: ``(batch, samples, channels)`` float32 (``samples`` static
+        for the causal framing).
     Returns:
-      packed spectrum ``(batch, 1 + samples // hop, n_fft // 2 + 1, channels * 2)``.
+      packed spectrum ``(batch, frames, n_fft // 2 + 1, channels * 2)``,
+      ``frames`` = :func:`num_frames` (centred: ``1 + samples // hop``).
     """
-    waveform = tf.cast(waveform, tf.float32)
+    if framing == "causal":
+        left, right = _padding(waveform.shape[1], n_fft, hop_length, framing)
+    else:
+        left, right = _padding(0, n_fft, hop_length, framing)
+    waveform = tf.pad(tf.cast(waveform, tf.float32), [[0, 0], [left, right], [0, 0]])
+    return frames_spectrum(waveform, n_fft, hop_length)
+
+
+def frames_spectrum(waveform: tf.Tensor, n_fft: int, hop_length: int) -> tf.Tensor:
+    """STFT of ``waveform`` as it is (no padding): frame ``t`` covers samples
+    ``[t * hop, t * hop + n_fft)``; packed ``(batch, frames, bins, C * 2)``.
+    A stream calls it on one frame of ``n_fft`` samples."""
     channels = waveform.shape[-1]
-    x = tf.transpose(waveform, [0, 2, 1])  # (batch, channels, samples)
-    pad = n_fft // 2
-    x = tf.pad(x, [[0, 0], [0, 0], [pad, pad]])
+    x = tf.transpose(tf.cast(waveform, tf.float32), [0, 2, 1])  # (batch, channels, samples)
     spec = tf.signal.stft(x, frame_length=n_fft, frame_step=hop_length, fft_length=n_fft,
                           window_fn=lambda length, dtype: tf.constant(hann_window(n_fft)),
                           pad_end=False)  # (batch, channels, frames, bins) complex64
@@ -70,17 +119,34 @@ def stft(waveform: tf.Tensor, n_fft: int, hop_length: int) -> tf.Tensor:
 
 
 def istft(spectrum: tf.Tensor, n_fft: int, hop_length: int, length: int,
-          method: str = "irfft") -> tf.Tensor:
+          method: str = "irfft", framing: str = "centre") -> tf.Tensor:
     """Inverse of :func:`stft`.
 
     Args:
       spectrum: packed ``(batch, frames, bins, channels * 2)``; ``frames`` static.
-      length: samples of the output (``<= (frames - 1) * hop``).
+      length: samples of the output (centred: ``<= (frames - 1) * hop``;
+        causal: the length the spectrum was computed from).
       method: one of :data:`ISTFT_METHODS` (``rfft`` falls back to
         ``matmul`` when ``n_fft`` is not a power of two).
+      framing: the :func:`stft` framing of ``spectrum``.
     Returns:
       ``(batch, length, channels)`` float32.
     """
+    frames = spectrum.shape[1]
+    signal = windowed_frames(spectrum, n_fft, method)  # (batch, channels, frames, n_fft)
+    audio = tf.signal.overlap_and_add(signal, hop_length)  # (batch, channels, total)
+    pad = _padding(length, n_fft, hop_length, framing)[0]
+    envelope = window_envelope(frames, n_fft, hop_length)[pad:pad + length]
+    if np.any(envelope < 1e-6):
+        raise ValueError(f"iSTFT: window envelope vanishes (n_fft {n_fft}, hop {hop_length})")
+    audio = audio[:, :, pad:pad + length] * tf.constant((1.0 / envelope).astype(np.float32))
+    return tf.transpose(audio, [0, 2, 1])
+
+
+def windowed_frames(spectrum: tf.Tensor, n_fft: int, method: str = "irfft") -> tf.Tensor:
+    """The inverse DFT of every frame times the synthesis window, before
+    overlap-add: packed ``(batch, frames, bins, C * 2)`` -> ``(batch, C,
+    frames, n_fft)``; ``method`` as in :func:`istft`."""
     if method not in ISTFT_METHODS:
         raise ValueError(f"iSTFT method must be one of {ISTFT_METHODS}, got {method!r}")
     if method == "rfft" and n_fft & (n_fft - 1):
@@ -99,14 +165,16 @@ def istft(spectrum: tf.Tensor, n_fft: int, hop_length: int, length: int,
         signal = _irfft_by_rfft(real, imag, n_fft)
     else:
         signal = tf.signal.irfft(tf.complex(real, imag), fft_length=[n_fft])
-    signal = signal * tf.constant(hann_window(n_fft))
-    audio = tf.signal.overlap_and_add(signal, hop_length)  # (batch, channels, total)
-    pad = n_fft // 2
-    envelope = window_envelope(frames, n_fft, hop_length)[pad:pad + length]
-    if np.any(envelope < 1e-6):
-        raise ValueError(f"iSTFT: window envelope vanishes (n_fft {n_fft}, hop {hop_length})")
-    audio = audio[:, :, pad:pad + length] * tf.constant((1.0 / envelope).astype(np.float32))
-    return tf.transpose(audio, [0, 2, 1])
+    return signal * tf.constant(hann_window(n_fft))
+
+
+def steady_envelope(n_fft: int, hop_length: int) -> np.ndarray:
+    """The overlap-added squared window where every overlapping frame is
+    present, for the ``hop`` positions of one hop, ``(hop,)`` float64: what
+    the iSTFT divides by everywhere under the causal framing, and in a
+    stream."""
+    window_sq = hann_window(n_fft).astype(np.float64) ** 2
+    return np.array([window_sq[j::hop_length].sum() for j in range(hop_length)])
 
 
 def _irfft_by_rfft(real, imag, n_fft: int):

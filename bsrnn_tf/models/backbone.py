@@ -25,14 +25,17 @@ class Backbone(keras.Model):
     every block. Peak training memory drops 1.6x (``small``) to 4.2x
     (``paper``) for 1.1x-1.6x the time per step
     (``benchmarks/model.py --train-memory``); gradients are unchanged.
+
+    ``causal``: forward time LSTMs (:class:`BandSequence`), for streaming.
     """
 
     recompute_blocks = False
 
     def __init__(self, band_ranges, feature_dim: int = 128, num_layers: int = 12,
                  audio_channels: int = 2, standardize: bool = True, use_cudnn="auto",
-                 norm: str = "frame", **kwargs):
+                 norm: str = "frame", causal: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.causal = bool(causal)
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
         self.feature_dim = feature_dim
         self.num_layers = num_layers
@@ -43,7 +46,7 @@ class Backbone(keras.Model):
         self.band_split = BandSplit(self.band_ranges, feature_dim, standardize=standardize,
                                     norm=norm, name="band_split", dtype=self.dtype_policy)
         self.blocks = [BandSequence(feature_dim, use_cudnn=use_cudnn, norm=norm,
-                                    name=f"band_sequence_{i}", dtype=self.dtype_policy)
+                                    causal=self.causal, name=f"band_sequence_{i}", dtype=self.dtype_policy)
                        for i in range(num_layers)]
 
     @property
@@ -71,10 +74,28 @@ class Backbone(keras.Model):
                 x = block(x, training=training)
         return x
 
+    def step(self, spectrum, state):
+        """A causal backbone from a carried state (:mod:`bsrnn_tf.streaming`).
+
+        Args:
+          spectrum: packed ``(batch, frames, bins, C * 2)`` (one frame in a stream).
+          state: per block ``(h, c)`` of its time LSTM, each ``(batch * K,
+            time_units)``.
+        Returns:
+          ``(features (batch, frames, K, N), new state)``.
+        """
+        x = self.band_split(spectrum)
+        new_state = []
+        for block, block_state in zip(self.blocks, state):
+            x, block_state = block.step(x, block_state, training=False)
+            new_state.append(block_state)
+        return x, new_state
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
                 "band_ranges": [list(r) for r in self.band_ranges],
                 "feature_dim": self.feature_dim, "num_layers": self.num_layers,
                 "audio_channels": self.audio_channels, "standardize": self.standardize,
-                "use_cudnn": self.use_cudnn, "norm": self.norm}
+                "use_cudnn": self.use_cudnn, "norm": self.norm,
+                **({"causal": True} if self.causal else {})}

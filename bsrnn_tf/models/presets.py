@@ -20,6 +20,10 @@ PRESETS = {
     # steps: experiments/CPU_RECIPE.md). Training settings: PRESET_TRAINING.
     "cpu": ModelConfig(bands="universal", num_edges=41, feature_dim=32, num_layers=3,
                        mlp_ratio=4),
+    # Real-time streaming (bsrnn_tf.streaming): the cpu preset made causal:
+    # forward time LSTMs (3N units), per-frame norms, no chunk standardisation.
+    "cpu-stream": ModelConfig(bands="universal", num_edges=41, feature_dim=32, num_layers=3,
+                              mlp_ratio=4, causal=True, norm="frame", standardize=False),
     # Tests and smoke runs: a smaller STFT and model, well under 100 k parameters.
     "tiny": ModelConfig(bands="v7", feature_dim=8, num_layers=1, mlp_ratio=2,
                         stft=StftConfig(n_fft=512, hop_length=128)),
@@ -32,6 +36,7 @@ PRESET_TRAINING = {
     "cpu": {"data": {"segment_seconds": 2.0, "examples_per_epoch": 400, "valid_examples": 32},
             "train": {"batch_size": 4, "epochs": 10, "patience": 0, "loss": "bsrnn+sdr"}},
 }
+PRESET_TRAINING["cpu-stream"] = PRESET_TRAINING["cpu"]  # the same budget, for comparison
 
 
 def apply_preset_training(name: str, config) -> None:
@@ -69,7 +74,7 @@ def build_separator(config: ModelConfig, targets=None, **overrides):
                       audio_channels=config.audio_channels, sample_rate=stft.sample_rate,
                       n_fft=stft.n_fft, hop_length=stft.hop_length,
                       segment_samples=config.segment_samples, standardize=config.standardize,
-                      use_cudnn=config.use_cudnn, norm=config.norm,
+                      use_cudnn=config.use_cudnn, norm=config.norm, causal=config.causal,
                       model_config=dataclasses.asdict(config),
                       **overrides)
     model.build()

@@ -22,6 +22,10 @@ class Separator(keras.Model):
     exposed for training and export: :meth:`spectrum`, :meth:`masks`,
     :meth:`estimate_spectra`, :meth:`waveform`.
 
+    ``causal=True``: a streaming model (forward time LSTMs, per-frame norms,
+    no chunk standardisation, the causal STFT framing), whose output on a
+    whole song equals that of :mod:`bsrnn_tf.streaming` fed hop by hop.
+
     ``model_config`` (a :class:`ModelConfig` as a dict) is kept only for
     provenance; the layers are built from the explicit arguments, band ranges
     included, so a saved model never recomputes them.
@@ -31,8 +35,13 @@ class Separator(keras.Model):
                  num_layers: int = 12, mlp_ratio: int = 4, audio_channels: int = 2,
                  sample_rate: int = 44100, n_fft: int = 2048, hop_length: int = 512,
                  segment_samples: int = 132300, standardize: bool = True, use_cudnn="auto",
-                 model_config: Optional[dict] = None, norm: str = "frame", **kwargs):
+                 model_config: Optional[dict] = None, norm: str = "frame",
+                 causal: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.causal = bool(causal)
+        if self.causal and standardize:
+            raise ValueError("Separator: a causal model cannot standardize each chunk (its "
+                             "statistics cover the chunk's frames); use standardize=False")
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
         self.feature_dim = feature_dim
         self.num_layers = num_layers
@@ -50,7 +59,8 @@ class Separator(keras.Model):
             raise ValueError(f"band ranges cover {self.band_ranges[-1][1]} bins, "
                              f"n_fft {n_fft} has {n_fft // 2 + 1}")
         self.backbone = Backbone(self.band_ranges, feature_dim, num_layers, audio_channels,
-                                 standardize, use_cudnn, norm=norm, name="backbone",
+                                 standardize, use_cudnn, norm=norm, causal=self.causal,
+                                 name="backbone",
                                  dtype=self.dtype_policy)
         self.heads = {}
         for target in targets:
@@ -114,14 +124,20 @@ class Separator(keras.Model):
         self.built = True
 
     # -- computation ---------------------------------------------------------------
+    @property
+    def framing(self) -> str:
+        """The STFT framing (:mod:`bsrnn_tf.layers.stft`): ``"causal"`` for
+        a causal model, so that a stream computes the same frames."""
+        return "causal" if self.causal else "centre"
+
     def stft(self, waveform):
         """``(batch, samples, channels)`` -> packed ``(batch, frames, bins, C*2)``."""
-        return stft(waveform, self.n_fft, self.hop_length)
+        return stft(waveform, self.n_fft, self.hop_length, self.framing)
 
     def istft(self, spectrum, length: int, method: str = "irfft"):
         """Packed spectrum -> ``(batch, length, channels)``; ``method``: see
         :func:`bsrnn_tf.layers.stft.istft`."""
-        return istft(spectrum, self.n_fft, self.hop_length, length, method)
+        return istft(spectrum, self.n_fft, self.hop_length, length, method, self.framing)
 
     def masks(self, spectrum, training=None, targets=None) -> dict:
         """``{target: packed complex mask}``, each like ``spectrum``."""
@@ -156,7 +172,7 @@ class Separator(keras.Model):
                 "sample_rate": self.sample_rate, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "segment_samples": self.segment_samples,
                 "standardize": self.standardize, "use_cudnn": self.use_cudnn, "norm": self.norm,
-                "model_config": self.model_config}
+                **({"causal": True} if self.causal else {}), "model_config": self.model_config}
 
     def config_object(self) -> ModelConfig:
         """The :class:`ModelConfig` this separator was built from."""
