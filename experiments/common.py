@@ -74,7 +74,9 @@ BASE = {
 
 BAND_SPLITS = {  # name -> fit.py flags
     "v7": ["--bands", "v7"],
-    "universal": ["--bands", "universal"],
+    # All 120 edges: a preset's own edge count (the cpu preset's 41) would
+    # otherwise stay with --bands universal.
+    "universal": ["--bands", "universal", "--num-edges", "120"],
     "universal41": ["--bands", "universal", "--num-edges", "41"],
 }
 
