@@ -85,6 +85,7 @@ class Driver:
         about 2 MB for the cpu preset, and config.json): what a later
         session needs to train heads on this run's backbone after the run
         dir (checkpoints, 60+ MB) is gone."""
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the driver's log stays readable
         from bsrnn_tf.models import load_separator, save_separator
         model = load_separator(self.run_dir(run.key))
         for target in model.targets:
