@@ -319,7 +319,7 @@ def _complete(trainer, run_dir: str) -> Optional[str]:
     done, cfg = int(trainer.epoch.numpy()), trainer.train_cfg
     if done >= cfg.epochs:
         return (f"{run_dir} is already complete: {done} of {cfg.epochs} epochs trained (best "
-                f"{_best_text(trainer)}); nothing was written. To train on, rerun with "
+                f"{_best_line(trainer)}); nothing was written. To train on, rerun with "
                 f"--epochs {done + max(1, cfg.epochs // 2)} (any number above {done})")
     if cfg.patience and int(trainer.bad_epochs.numpy()) >= cfg.patience:
         return (f"{run_dir} stopped early after {done} epochs (no validation improvement for "
