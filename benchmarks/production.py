@@ -39,9 +39,9 @@ sys.path.insert(0, HERE)
 import numpy as np  # noqa: E402
 
 from bsrnn_tf.config import DataConfig  # noqa: E402
+from bsrnn_tf.data.track import SOURCES  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "production.json")
-SOURCES = ("drums", "bass", "other", "vocals")
 SR = 44100
 
 

@@ -107,8 +107,8 @@ def main(argv=None) -> int:
               "command": " ".join(["python", "benchmarks/stream.py", *(argv or sys.argv[1:])]),
               "model": "cpu-stream, 4 targets, random weights", "rows": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    from bsrnn_tf.fileio import atomic_write_text
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -411,7 +411,7 @@ class Trainer:
         atomic_write_text(os.path.join(self.run_dir, BEST_FILE),
                           json.dumps({"epoch": int(epoch), "score": float(score)}) + "\n")
 
-    def _read_best(self) -> Optional[dict]:
+    def read_best(self) -> Optional[dict]:
         """``best.json`` as ``{"epoch", "score"}``; ``{"epoch": 0, "score": -inf}``
         without a model; None for a model of a run from before best.json (or
         an unreadable one): nothing is known about it."""
@@ -436,7 +436,7 @@ class Trainer:
             self.history = [h for h in self.history if h.get("epoch", 0) <= done]
             self.log(f"warning: history.json has epoch(s) {', '.join(map(str, later))} past the "
                      f"checkpoint (epoch {done}): they are trained again and recorded once")
-        saved = self._read_best() if self.chief else None
+        saved = self.read_best() if self.chief else None
         if saved is None:
             return
         best = float(self.best_usdr.numpy())

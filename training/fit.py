@@ -520,15 +520,17 @@ def _train(trainer, run_dir: str) -> int:
 
 
 def _best_line(trainer) -> str:
-    """The kept epoch's headline: its validation gain over the best-scaled
-    mixture (mean over targets) and uSDR; without validation the best score
-    is minus the training loss, and is named so."""
+    """The headline of the epoch ``model.keras`` holds (``best.json``): its
+    validation gain over the best-scaled mixture (mean over targets) and
+    uSDR; without validation the best score is minus the training loss, and
+    is named so."""
     if trainer.valid_data is None:
         return f"no validation: chosen by the training loss, {-float(trainer.best_usdr.numpy()):.4f}"
-    scored = [h for h in trainer.history if h.get("valid_usdr")]
-    if not scored:
+    kept = (trainer.read_best() or {}).get("epoch")
+    best = next((h for h in trainer.history if h.get("epoch") == kept and h.get("valid_usdr")),
+                None)
+    if best is None:  # a model saved before best.json: its epoch is not known
         return f"validation uSDR {float(trainer.best_usdr.numpy()):.2f} dB"
-    best = max(scored, key=lambda h: sum(h["valid_usdr"].values()) / len(h["valid_usdr"]))
     usdr = sum(best["valid_usdr"].values()) / len(best["valid_usdr"])
     gain = best.get("valid_gain") or {}
     head = (f"validation gain over the best-scaled mixture {sum(gain.values()) / len(gain):+.2f} "
