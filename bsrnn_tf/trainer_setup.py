@@ -21,7 +21,12 @@ def load_tracks_for(config: ExperimentConfig) -> tuple:
     """``(train_tracks, valid_tracks)`` of the configured dataset (MUSDB root,
     ``$MUSDB_PATH`` or the built-in one), with the instrument stems the
     model's targets name (:func:`~bsrnn_tf.data.track.source_set`); raises
-    ``DataError``."""
+    ``DataError``.
+
+    Validation keeps only the tracks that have every target's stem: a track
+    without an instrument stem reads it as silence, and a silent reference
+    would score the model on nothing; none left means no validation (training needs no such rule: its
+    source-activity detection only draws chunks where the target plays)."""
     from bsrnn_tf.data.musdb import load_tracks, resolve_root, source_set
     root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
     stems = source_set(config.model.targets)
@@ -29,7 +34,7 @@ def load_tracks_for(config: ExperimentConfig) -> tuple:
                         targets=stems)
     valid = load_tracks(root, subset="train", split="valid", is_wav=config.data.is_wav,
                         targets=stems)
-    return train, valid
+    return train, [t for t in valid if all(t.has_stem(s) for s in config.model.targets)]
 
 
 def make_trainer(model, config: ExperimentConfig, run_dir: str,

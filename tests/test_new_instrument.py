@@ -99,6 +99,28 @@ def test_no_track_with_the_stem_is_one_clear_error(piano_root):
         load_tracks(piano_root, "train", targets=source_set(["banjo"]))
 
 
+def test_validation_keeps_only_tracks_with_the_instrument_stem(tmp_path, rng):
+    """A validation track without piano.wav reads piano as silence: scoring
+    the model on it would measure nothing, so validation drops it."""
+    from bsrnn_tf.config import ExperimentConfig
+    from bsrnn_tf.data.musdb import load_tracks
+    from bsrnn_tf.trainer_setup import load_tracks_for
+    root = tmp_path / "musdb"
+    for i in range(15):
+        write_track(str(root / "train" / f"song{i:02d}"), rng, 0.5, piano=True)
+    all_valid = [t.name for t in load_tracks(str(root), "train", split="valid")]
+    assert len(all_valid) >= 2
+    os.remove(root / "train" / all_valid[0] / "piano.wav")  # piano stays inside other
+    config = ExperimentConfig()
+    config.data.musdb_root = str(root)
+    config.model.targets = ["piano", "drums"]
+    train, valid = load_tracks_for(config)
+    assert sorted(t.name for t in valid) == sorted(all_valid[1:])
+    assert len(train) == 15 - len(all_valid)
+    config.model.targets = ["drums"]
+    assert sorted(t.name for t in load_tracks_for(config)[1]) == sorted(all_valid)
+
+
 def test_pipeline_examples_sum_to_the_mixture_with_the_instrument(piano_root):
     from bsrnn_tf.config import DataConfig
     from bsrnn_tf.data.musdb import load_tracks, source_set

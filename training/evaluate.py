@@ -354,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     per_track, reused = {}, 0
     for track in tqdm(tracks, desc="tracks", unit="track"):
         # An instrument stem the track lacks is no reference (silence): skipped.
-        present = [t for t in targets if t not in track.extras or t in track.paths]
+        present = [t for t in targets if track.has_stem(t)]
         if not present:
             tqdm.write(f"{track.name}: no {' or '.join(targets)} stem: skipped")
             continue

@@ -395,18 +395,20 @@ def _check_segment_fits(config: ExperimentConfig, tracks) -> None:
 def _load_tracks(config: ExperimentConfig) -> tuple:
     """``(train, valid)`` tracks; a validation split without usable tracks
     (a bad track that was the only one) means training without validation."""
-    from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root
+    from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root, source_set
     from bsrnn_tf.trainer_setup import load_tracks_for
     try:
         train, valid = load_tracks_for(config)
     except DataError as e:
         root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
-        train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav)
+        train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav,
+                            targets=source_set(config.model.targets))
         print(f"fit.py: warning: {e}; {NO_VALIDATION}", file=sys.stderr)
         return train, []
     if not valid:
-        print(f"fit.py: warning: the dataset has no validation tracks (a root with too few "
-              f"training tracks for a validation split?); {NO_VALIDATION}", file=sys.stderr)
+        print(f"fit.py: warning: the dataset has no validation tracks with a "
+              f"{' and '.join(config.model.targets)} stem (a root with too few training tracks "
+              f"for a validation split?); {NO_VALIDATION}", file=sys.stderr)
     return train, valid
 
 

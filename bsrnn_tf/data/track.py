@@ -152,6 +152,12 @@ class Track:
             audio = np.pad(audio, ((0, length - audio.shape[0]), (0, 0)))
         return np.ascontiguousarray(audio, dtype=np.float32)
 
+    def has_stem(self, source: str) -> bool:
+        """Whether ``source`` has a reference in this track: the four stems
+        always; an instrument stem only where its file exists (a track
+        without it reads it as silence, which is no reference to score)."""
+        return source not in self.extras or source in self.paths
+
     def _derive(self, source: str, read) -> np.ndarray:
         """``source`` from the files, ``read(stem)`` reading one: ``other``
         less the instrument stems, an instrument stem the track lacks as
