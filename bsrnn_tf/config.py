@@ -20,6 +20,10 @@ DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
 # (bsrnn_tf.layers.norm); train.loss: the authors', or plus an SDR term
 # (bsrnn_tf.losses).
 NORMS = ("chunk", "frame")
+# The one default for a model built now, and the norm of a model (config or
+# saved Keras layer) saved before the field existed.
+DEFAULT_NORM = "chunk"
+LEGACY_NORM = "frame"
 LOSSES = ("bsrnn", "bsrnn+sdr")
 
 
@@ -109,7 +113,7 @@ class ModelConfig:
     audio_channels: int = 2
     segment_seconds: float = 3.0
     standardize: bool = True
-    norm: str = "chunk"
+    norm: str = DEFAULT_NORM
     causal: bool = False
     use_cudnn: Any = "auto"  # "auto", True or False
     stft: StftConfig = dataclasses.field(default_factory=StftConfig)
@@ -316,7 +320,7 @@ _SECTIONS = {
 
 # Fields added after models were saved without them, and the value those
 # models behave with.
-_LEGACY_MODEL_DEFAULTS = {"norm": "frame"}
+_LEGACY_MODEL_DEFAULTS = {"norm": LEGACY_NORM}
 
 
 def _with_legacy_defaults(model: dict) -> dict:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from bsrnn_tf.config import parse_use_cudnn
 from bsrnn_tf.layers.blstm import (forward_lstm, fused_bidirectional_time_major,
                                    unrolled_bidirectional, use_fused, use_unrolled)
-from bsrnn_tf.layers.norm import LEGACY_NORM, check_norm, normalize
+from bsrnn_tf.layers.norm import DEFAULT_NORM, check_norm, normalize, with_legacy_norm
 
 
 @contextlib.contextmanager
@@ -96,7 +96,7 @@ class BandSequence(keras.layers.Layer):
     """
 
     def __init__(self, feature_dim: int, hidden_ratio: int = 2, use_cudnn="auto",
-                 epsilon: float = 1e-5, norm: str = LEGACY_NORM, causal: bool = False,
+                 epsilon: float = 1e-5, norm: str = DEFAULT_NORM, causal: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         self.norm = check_norm(norm)
@@ -215,6 +215,10 @@ class BandSequence(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_legacy_norm(config))
 
     def get_config(self):
         return {**super().get_config(), "feature_dim": self.feature_dim,

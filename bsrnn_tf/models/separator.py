@@ -9,6 +9,7 @@ import keras
 
 from bsrnn_tf.config import ModelConfig, model_config_from_dict, parse_use_cudnn
 from bsrnn_tf.layers.mask_head import MaskHead, apply_mask
+from bsrnn_tf.layers.norm import DEFAULT_NORM, with_legacy_norm
 from bsrnn_tf.layers.stft import istft, stft
 from bsrnn_tf.models.backbone import Backbone
 
@@ -35,7 +36,7 @@ class Separator(keras.Model):
                  num_layers: int = 12, mlp_ratio: int = 4, audio_channels: int = 2,
                  sample_rate: int = 44100, n_fft: int = 2048, hop_length: int = 512,
                  segment_samples: int = 132300, standardize: bool = True, use_cudnn="auto",
-                 model_config: Optional[dict] = None, norm: str = "frame",
+                 model_config: Optional[dict] = None, norm: str = DEFAULT_NORM,
                  causal: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.causal = bool(causal)
@@ -53,7 +54,7 @@ class Separator(keras.Model):
         self.segment_samples = segment_samples
         self.standardize = standardize
         self.use_cudnn = use_cudnn = parse_use_cudnn(use_cudnn)
-        self.norm = norm  # "frame" when absent: models saved before the field
+        self.norm = norm  # from_config: LEGACY_NORM when absent (saved before the field)
         self.model_config = dict(model_config or {})
         if self.band_ranges[-1][1] != n_fft // 2 + 1:
             raise ValueError(f"band ranges cover {self.band_ranges[-1][1]} bins, "
@@ -163,6 +164,10 @@ class Separator(keras.Model):
         return {t: self.istft(s, length, istft_method) for t, s in estimates.items()}
 
     # -- serialisation -------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return super().from_config(with_legacy_norm(config), custom_objects=custom_objects)
+
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
