@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from bsrnn_tf.fileio import EXPORT_FILE, MODEL_FILE
-from bsrnn_tf.spectral import apply_packed_mask, numpy_istft, numpy_stft
+from bsrnn_tf.spectral import apply_packed_mask, num_bins, num_frames, numpy_istft, numpy_stft
 
 TFLITE_METADATA_NAME = "bsrnn_tf"
 
@@ -61,11 +61,11 @@ class ModelInfo:
     @property
     def frames(self) -> int:
         """STFT frames of one segment (centred transform)."""
-        return 1 + self.segment_samples // self.hop_length
+        return num_frames(self.segment_samples, self.n_fft, self.hop_length)
 
     @property
     def bins(self) -> int:
-        return self.n_fft // 2 + 1
+        return num_bins(self.n_fft)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -28,6 +28,8 @@ import math
 import os
 from typing import List, Optional, Sequence, Tuple
 
+from bsrnn_tf import spectral
+
 # A band split as STFT bins: one (start_bin, stop_bin) pair per band, stop
 # exclusive, contiguous from bin 0 to the last bin.
 BandRanges = List[Tuple[int, int]]
@@ -130,7 +132,7 @@ def bin_width_ranges(regions, sample_rate: int = 44100, n_fft: int = 2048,
     of a region is ``floor(width_hz / (sample_rate / 2) * bins)`` bins wide
     (``bins = n_fft // 2 + 1``); bands of zero width (a coarse STFT) are
     dropped; the last band takes the bins left over."""
-    num_bins = n_fft // 2 + 1
+    num_bins = spectral.num_bins(n_fft)
     widths = [w for hz, count in regions
               for w in [int(math.floor(hz / (sample_rate / 2) * num_bins))] * count if w > 0]
     ranges, start = [], 0
@@ -203,7 +205,7 @@ def edges_to_bins(edges: Sequence[float], sample_rate: int = 44100, n_fft: int =
         raise BandSchemaError(
             f"{name}: band edges must lie in (0, {nyquist:g}] Hz (Nyquist at "
             f"{sample_rate} Hz); outside: {outside}")
-    num_bins = n_fft // 2 + 1
+    num_bins = spectral.num_bins(n_fft)
     bin_hz = sample_rate / n_fft
     # Number of bin centres k * bin_hz strictly below f.
     cuts = [min(num_bins, max(0, math.ceil(e / bin_hz - 1e-9))) for e in edges]

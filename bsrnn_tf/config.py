@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from bsrnn_tf.bands import BandSchemaError, band_ranges
 from bsrnn_tf.fileio import atomic_write_text
+from bsrnn_tf.spectral import num_bins, num_frames
 
 DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
 # model.norm: the BSRNN authors' normalisation over the chunk, or per frame
@@ -69,11 +70,11 @@ class StftConfig:
 
     @property
     def num_bins(self) -> int:
-        return self.n_fft // 2 + 1
+        return num_bins(self.n_fft)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames of a centred STFT of ``num_samples`` samples."""
-        return 1 + num_samples // self.hop_length
+        return num_frames(num_samples, self.n_fft, self.hop_length)
 
     def validate(self) -> None:
         if self.sample_rate <= 0:

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 from bsrnn_tf.backends import ModelInfo
 from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, atomic_write_text
+from bsrnn_tf.spectral import num_bins, num_frames
 
 FORMATS = ("savedmodel", "tflite", "backbone")
 VARIANTS = ("waveform", "spectrum")
@@ -136,7 +137,8 @@ def model_section(model, segment_samples: int) -> dict:
     """``export.json["model"]``: :class:`ModelInfo` plus architecture figures."""
     return {**model_info(model, segment_samples).to_dict(),
             "segment_seconds": segment_samples / model.sample_rate,
-            "frames": 1 + segment_samples // model.hop_length, "bins": model.n_fft // 2 + 1,
+            "frames": num_frames(segment_samples, model.n_fft, model.hop_length),
+            "bins": num_bins(model.n_fft),
             "num_bands": model.backbone.num_bands, "feature_dim": model.feature_dim,
             "num_layers": model.num_layers, "mlp_ratio": model.mlp_ratio,
             "model_segment_samples": model.segment_samples}

@@ -10,7 +10,7 @@ import keras
 from bsrnn_tf.config import ModelConfig, model_config_from_dict, parse_use_cudnn
 from bsrnn_tf.layers.mask_head import MaskHead, apply_mask
 from bsrnn_tf.layers.norm import DEFAULT_NORM, with_legacy_norm
-from bsrnn_tf.layers.stft import istft, stft
+from bsrnn_tf.layers.stft import istft, num_bins, stft
 from bsrnn_tf.models.backbone import Backbone
 
 
@@ -56,9 +56,9 @@ class Separator(keras.Model):
         self.use_cudnn = use_cudnn = parse_use_cudnn(use_cudnn)
         self.norm = norm  # from_config: LEGACY_NORM when absent (saved before the field)
         self.model_config = dict(model_config or {})
-        if self.band_ranges[-1][1] != n_fft // 2 + 1:
+        if self.band_ranges[-1][1] != num_bins(n_fft):
             raise ValueError(f"band ranges cover {self.band_ranges[-1][1]} bins, "
-                             f"n_fft {n_fft} has {n_fft // 2 + 1}")
+                             f"n_fft {n_fft} has {num_bins(n_fft)}")
         self.backbone = Backbone(self.band_ranges, feature_dim, num_layers, audio_channels,
                                  standardize, use_cudnn, norm=norm, causal=self.causal,
                                  name="backbone",
