@@ -13,10 +13,11 @@ import math
 from typing import Any, Optional
 
 from bsrnn_tf.bands import BandSchemaError, band_ranges
+from bsrnn_tf.data.track import SOURCES
 from bsrnn_tf.fileio import atomic_write_text
 from bsrnn_tf.spectral import num_bins, num_frames
 
-DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
+DEFAULT_TARGETS = SOURCES  # the MUSDB stems, bsrnn_tf.data.track
 # model.norm: the BSRNN authors' normalisation over the chunk, or per frame
 # (bsrnn_tf.layers.norm); train.loss: the authors', or plus an SDR term
 # (bsrnn_tf.losses).
