@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bsrnn_tf.fileio import EXPORT_FILE, MODEL_FILE
+from bsrnn_tf.fileio import EXPORT_FILE, MODEL_FILE, JsonFileError, read_json
 from bsrnn_tf.spectral import apply_packed_mask, num_bins, num_frames, numpy_istft, numpy_stft
 
 TFLITE_METADATA_NAME = "bsrnn_tf"
@@ -331,10 +331,9 @@ def read_export_info(directory: str) -> ModelInfo:
 
 def _read_json(file: str) -> dict:
     try:
-        with open(file) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise BackendError(f"{file}: cannot read JSON ({e})") from e
+        return read_json(file)
+    except JsonFileError as e:
+        raise BackendError(str(e)) from None
 
 
 def read_tflite_metadata(path: str) -> dict:

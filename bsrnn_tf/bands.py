@@ -23,12 +23,12 @@ Built-in schemas (band counts at 44.1 kHz, n_fft 2048):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import List, Optional, Sequence, Tuple
 
 from bsrnn_tf import spectral
+from bsrnn_tf.fileio import JsonFileError, read_json
 
 # A band split as STFT bins: one (start_bin, stop_bin) pair per band, stop
 # exclusive, contiguous from bin 0 to the last bin.
@@ -166,13 +166,13 @@ def schema_edges(name: str, num_edges: Optional[int] = None) -> list:
 
 
 def _edges_from_json(path: str) -> list:
+    absent = object()
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise BandSchemaError(f"{path}: band schema file not found") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise BandSchemaError(f"{path}: cannot read band schema JSON ({e})") from None
+        data = read_json(path, missing=absent)
+    except JsonFileError as e:
+        raise BandSchemaError(f"{path}: cannot read band schema JSON ({e.reason})") from None
+    if data is absent:
+        raise BandSchemaError(f"{path}: band schema file not found")
     if isinstance(data, dict):
         data = data.get("edges")
     if not isinstance(data, list) or not all(

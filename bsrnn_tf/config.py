@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from bsrnn_tf.bands import BandSchemaError, band_ranges
 from bsrnn_tf.data.track import SOURCES
-from bsrnn_tf.fileio import atomic_write_text
+from bsrnn_tf.fileio import JsonFileError, atomic_write_text, read_json
 from bsrnn_tf.spectral import num_bins, num_frames
 
 DEFAULT_TARGETS = SOURCES  # the MUSDB stems, bsrnn_tf.data.track
@@ -280,16 +280,9 @@ class ExperimentConfig:
 
 def _read_json(path: str) -> Any:
     try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a JSON file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        return read_json(path)
+    except JsonFileError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _from_dict(cls, data: dict, where: str):

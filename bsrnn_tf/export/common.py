@@ -13,7 +13,7 @@ import time
 from typing import Optional, Sequence
 
 from bsrnn_tf.backends import ModelInfo
-from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, atomic_write_text
+from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, JsonFileError, atomic_write_text, read_json
 from bsrnn_tf.spectral import num_bins, num_frames
 
 FORMATS = ("savedmodel", "tflite", "backbone")
@@ -55,13 +55,12 @@ def _run_config(path: str, model) -> dict:
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     file = os.path.join(directory, CONFIG_FILE)
     is_run = os.path.isdir(path) or os.path.basename(path) == MODEL_FILE
-    if is_run and os.path.exists(file):
-        try:
-            with open(file) as f:
-                config = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ExportError(f"{file}: not a readable config JSON ({e}); it would be shipped "
-                              f"with every export: fix or remove it") from None
+    try:
+        config = read_json(file, missing=None) if is_run else None
+    except JsonFileError as e:
+        raise ExportError(f"{file}: not a readable config JSON ({e.reason}); it would be "
+                          f"shipped with every export: fix or remove it") from None
+    if config is not None:
         _check_run_config(file, config, model)
         return config
     return {"model": model.model_config}
