@@ -208,7 +208,7 @@ class TFLiteBackend(Backend):
     kind = "tflite"
 
     def __init__(self, path: str, num_threads: Optional[int] = 1):
-        from ai_edge_litert.interpreter import Interpreter
+        from bsrnn_tf.console import open_tflite_interpreter
 
         metadata = read_tflite_metadata(path)
         super().__init__(path, ModelInfo.from_dict(metadata, path), max_batch=1)
@@ -219,7 +219,7 @@ class TFLiteBackend(Backend):
         self.quantization = metadata.get("quantization", "none")
         self.num_threads = num_threads
         try:
-            self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            self._interpreter = open_tflite_interpreter(path, num_threads)
             self._runner = self._interpreter.get_signature_runner(self.variant)
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: cannot open TFLite model ({e})") from e
