@@ -55,12 +55,13 @@ def _run_config(path: str, model) -> dict:
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     file = os.path.join(directory, CONFIG_FILE)
     is_run = os.path.isdir(path) or os.path.basename(path) == MODEL_FILE
+    absent = object()
     try:
-        config = read_json(file, missing=None) if is_run else None
+        config = read_json(file, missing=absent) if is_run else absent
     except JsonFileError as e:
         raise ExportError(f"{file}: not a readable config JSON ({e.reason}); it would be "
                           f"shipped with every export: fix or remove it") from None
-    if config is not None:
+    if config is not absent:
         _check_run_config(file, config, model)
         return config
     return {"model": model.model_config}

@@ -68,9 +68,9 @@ def _blstm(units, use_cudnn, policy, name):
                 or layer.go_backwards != (side == "backward")):
             raise RuntimeError(
                 f"{name}: keras.layers.Bidirectional received a shared {side} LSTM "
-                f"({layer.name!r}, not a copy of {template.name!r}); this Keras "
-                f"({keras.__version__}) shares objects while loading in a way bsrnn_tf "
-                "cannot switch off (keras.src.backend.common.global_state moved)")
+                f"({layer.name!r}, not a copy of {template.name!r}): this Keras "
+                f"({keras.__version__}) shares objects while loading in a way that "
+                "_outside_object_sharing does not switch off")
     return wrapper
 
 
