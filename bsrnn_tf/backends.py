@@ -29,8 +29,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bsrnn_tf.fileio import EXPORT_FILE, MODEL_FILE
-from bsrnn_tf.spectral import apply_packed_mask, numpy_istft, numpy_stft
+from bsrnn_tf.fileio import EXPORT_FILE, MODEL_FILE, JsonFileError, read_json
+from bsrnn_tf.spectral import apply_packed_mask, num_bins, num_frames, numpy_istft, numpy_stft
 
 TFLITE_METADATA_NAME = "bsrnn_tf"
 
@@ -61,11 +61,11 @@ class ModelInfo:
     @property
     def frames(self) -> int:
         """STFT frames of one segment (centred transform)."""
-        return 1 + self.segment_samples // self.hop_length
+        return num_frames(self.segment_samples, self.n_fft, self.hop_length)
 
     @property
     def bins(self) -> int:
-        return self.n_fft // 2 + 1
+        return num_bins(self.n_fft)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -208,7 +208,7 @@ class TFLiteBackend(Backend):
     kind = "tflite"
 
     def __init__(self, path: str, num_threads: Optional[int] = 1):
-        from ai_edge_litert.interpreter import Interpreter
+        from bsrnn_tf.console import open_tflite_interpreter
 
         metadata = read_tflite_metadata(path)
         super().__init__(path, ModelInfo.from_dict(metadata, path), max_batch=1)
@@ -219,7 +219,7 @@ class TFLiteBackend(Backend):
         self.quantization = metadata.get("quantization", "none")
         self.num_threads = num_threads
         try:
-            self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            self._interpreter = open_tflite_interpreter(path, num_threads)
             self._runner = self._interpreter.get_signature_runner(self.variant)
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"{path}: cannot open TFLite model ({e})") from e
@@ -331,10 +331,9 @@ def read_export_info(directory: str) -> ModelInfo:
 
 def _read_json(file: str) -> dict:
     try:
-        with open(file) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise BackendError(f"{file}: cannot read JSON ({e})") from e
+        return read_json(file)
+    except JsonFileError as e:
+        raise BackendError(str(e)) from None
 
 
 def read_tflite_metadata(path: str) -> dict:

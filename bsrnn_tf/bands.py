@@ -23,10 +23,12 @@ Built-in schemas (band counts at 44.1 kHz, n_fft 2048):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import List, Optional, Sequence, Tuple
+
+from bsrnn_tf import spectral
+from bsrnn_tf.fileio import JsonFileError, read_json
 
 # A band split as STFT bins: one (start_bin, stop_bin) pair per band, stop
 # exclusive, contiguous from bin 0 to the last bin.
@@ -130,7 +132,7 @@ def bin_width_ranges(regions, sample_rate: int = 44100, n_fft: int = 2048,
     of a region is ``floor(width_hz / (sample_rate / 2) * bins)`` bins wide
     (``bins = n_fft // 2 + 1``); bands of zero width (a coarse STFT) are
     dropped; the last band takes the bins left over."""
-    num_bins = n_fft // 2 + 1
+    num_bins = spectral.num_bins(n_fft)
     widths = [w for hz, count in regions
               for w in [int(math.floor(hz / (sample_rate / 2) * num_bins))] * count if w > 0]
     ranges, start = [], 0
@@ -164,13 +166,13 @@ def schema_edges(name: str, num_edges: Optional[int] = None) -> list:
 
 
 def _edges_from_json(path: str) -> list:
+    absent = object()
     try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise BandSchemaError(f"{path}: band schema file not found") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise BandSchemaError(f"{path}: cannot read band schema JSON ({e})") from None
+        data = read_json(path, missing=absent)
+    except JsonFileError as e:
+        raise BandSchemaError(f"{path}: cannot read band schema JSON ({e.reason})") from None
+    if data is absent:
+        raise BandSchemaError(f"{path}: band schema file not found")
     if isinstance(data, dict):
         data = data.get("edges")
     if not isinstance(data, list) or not all(
@@ -203,7 +205,7 @@ def edges_to_bins(edges: Sequence[float], sample_rate: int = 44100, n_fft: int =
         raise BandSchemaError(
             f"{name}: band edges must lie in (0, {nyquist:g}] Hz (Nyquist at "
             f"{sample_rate} Hz); outside: {outside}")
-    num_bins = n_fft // 2 + 1
+    num_bins = spectral.num_bins(n_fft)
     bin_hz = sample_rate / n_fft
     # Number of bin centres k * bin_hz strictly below f.
     cuts = [min(num_bins, max(0, math.ceil(e / bin_hz - 1e-9))) for e in edges]

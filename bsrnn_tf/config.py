@@ -13,13 +13,19 @@ import math
 from typing import Any, Optional
 
 from bsrnn_tf.bands import BandSchemaError, band_ranges
-from bsrnn_tf.fileio import atomic_write_text
+from bsrnn_tf.data.track import SOURCES
+from bsrnn_tf.fileio import JsonFileError, atomic_write_text, read_json
+from bsrnn_tf.spectral import num_bins, num_frames
 
-DEFAULT_TARGETS = ("drums", "bass", "other", "vocals")
+DEFAULT_TARGETS = SOURCES  # the MUSDB stems, bsrnn_tf.data.track
 # model.norm: the BSRNN authors' normalisation over the chunk, or per frame
 # (bsrnn_tf.layers.norm); train.loss: the authors', or plus an SDR term
 # (bsrnn_tf.losses).
 NORMS = ("chunk", "frame")
+# The one default for a model built now, and the norm of a model (config or
+# saved Keras layer) saved before the field existed.
+DEFAULT_NORM = "chunk"
+LEGACY_NORM = "frame"
 LOSSES = ("bsrnn", "bsrnn+sdr")
 
 
@@ -65,11 +71,11 @@ class StftConfig:
 
     @property
     def num_bins(self) -> int:
-        return self.n_fft // 2 + 1
+        return num_bins(self.n_fft)
 
     def num_frames(self, num_samples: int) -> int:
         """Frames of a centred STFT of ``num_samples`` samples."""
-        return 1 + num_samples // self.hop_length
+        return num_frames(num_samples, self.n_fft, self.hop_length)
 
     def validate(self) -> None:
         if self.sample_rate <= 0:
@@ -109,7 +115,7 @@ class ModelConfig:
     audio_channels: int = 2
     segment_seconds: float = 3.0
     standardize: bool = True
-    norm: str = "chunk"
+    norm: str = DEFAULT_NORM
     causal: bool = False
     use_cudnn: Any = "auto"  # "auto", True or False
     stft: StftConfig = dataclasses.field(default_factory=StftConfig)
@@ -274,16 +280,9 @@ class ExperimentConfig:
 
 def _read_json(path: str) -> Any:
     try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a JSON file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        return read_json(path)
+    except JsonFileError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _from_dict(cls, data: dict, where: str):
@@ -316,7 +315,7 @@ _SECTIONS = {
 
 # Fields added after models were saved without them, and the value those
 # models behave with.
-_LEGACY_MODEL_DEFAULTS = {"norm": "frame"}
+_LEGACY_MODEL_DEFAULTS = {"norm": LEGACY_NORM}
 
 
 def _with_legacy_defaults(model: dict) -> dict:

@@ -9,10 +9,15 @@ passes every line through except those known start-up notices, so real
 errors still show. ``BSRNN_TF_VERBOSE=1`` turns the filter off. It also
 turns TensorFlow's oneDNN kernels on where they help (:func:`prefer_onednn`):
 the command-line tools choose that, importing the library does not.
+
+The TFLite interpreter prints one more such line, ``INFO: Created TensorFlow
+Lite XNNPACK delegate for CPU.``, when it first allocates its tensors;
+:func:`open_tflite_interpreter` does that with the same filter.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -30,6 +35,7 @@ STARTUP_NOISE = (
     "TF-TRT Warning: Could not find TensorRT",
     "This TensorFlow binary is optimized to use available CPU instructions",
     "To enable the following instructions",
+    "Created TensorFlow Lite XNNPACK delegate for CPU",
 )
 
 
@@ -43,22 +49,49 @@ def quiet_tensorflow(log_level: str = "2") -> None:
     prefer_onednn()
     if "tensorflow" in sys.modules or os.environ.get("BSRNN_TF_VERBOSE") == "1":
         return
+    with filtered_stderr():
+        import tensorflow as tf
+        tf.config.list_physical_devices()  # cuInit happens here
+
+
+@contextlib.contextmanager
+def filtered_stderr():
+    """Captures stderr at the file-descriptor level (C++ logging included)
+    for the ``with`` block, then writes back every line but the notices of
+    :data:`STARTUP_NOISE`. Passes everything through with
+    ``BSRNN_TF_VERBOSE=1`` or without a real stderr."""
+    if os.environ.get("BSRNN_TF_VERBOSE") == "1":
+        yield
+        return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # no real stderr (embedded interpreters)
+        yield
         return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-            tf.config.list_physical_devices()  # cuInit happens here
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
             _replay(captured.read().decode("utf-8", "replace"))
+
+
+def open_tflite_interpreter(path: str, num_threads=1):
+    """A LiteRT ``Interpreter`` for ``path`` with its tensors allocated (where
+    the XNNPACK delegate is created), its ``INFO: Created TensorFlow Lite
+    XNNPACK delegate for CPU.`` line filtered out of stderr. Raises what the
+    ``Interpreter`` raises."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with filtered_stderr():
+        interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 def prefer_onednn() -> None:
@@ -98,4 +131,4 @@ def _replay(text: str) -> None:
         print("\n".join(kept), file=sys.stderr, flush=True)
 
 
-__all__ = ["STARTUP_NOISE", "quiet_tensorflow"]
+__all__ = ["STARTUP_NOISE", "filtered_stderr", "open_tflite_interpreter", "quiet_tensorflow"]

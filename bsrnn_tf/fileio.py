@@ -8,6 +8,7 @@ removed by the next write of the same file.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Callable
@@ -17,6 +18,43 @@ MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 EXPORT_FILE = "export.json"
 BEST_FILE = "best.json"  # the epoch and score of a run's model.keras
+
+
+class JsonFileError(ValueError):
+    """A JSON file that is missing (when required), unreadable or not valid
+    JSON. ``str()`` is ``"<path>: <reason>"``; ``path`` and ``reason`` are
+    kept for callers that raise their own error type around it."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+_REQUIRED = object()
+
+
+def read_json(path: str, missing: Any = _REQUIRED) -> Any:
+    """The JSON value in ``path``: the one reader of config-like JSON files.
+
+    ``missing``: what a file that does not exist gives (an optional file);
+    without it, a missing file is an error. Anything else (a folder, a file
+    that cannot be read, bytes that are not UTF-8, text that is not JSON) is
+    a :class:`JsonFileError` naming the file: a corrupt file is never taken
+    for an absent one.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        if missing is not _REQUIRED:
+            return missing
+        raise JsonFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise JsonFileError(path, "is a folder, not a JSON file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise JsonFileError(path, f"cannot read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise JsonFileError(path, f"not valid JSON ({e})") from None
 
 
 def atomic_save(path: str, write: Callable[[str], Any]) -> str:

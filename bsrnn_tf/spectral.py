@@ -14,6 +14,38 @@ from __future__ import annotations
 
 import numpy as np
 
+# The STFT geometry, computed here only: bins of an ``n_fft``, the causal
+# framing's padding, frames of a signal under either framing.
+FRAMINGS = ("centre", "causal")
+
+
+def num_bins(n_fft: int) -> int:
+    """Bins of the one-sided spectrum of an ``n_fft``-point real DFT."""
+    return n_fft // 2 + 1
+
+
+def causal_padding(samples: int, n_fft: int, hop_length: int) -> tuple:
+    """``(left, right)`` zeros of the causal framing of ``samples`` samples.
+
+    ``left = n_fft - hop``: frame ``t`` covers samples ``[(t + 1) * hop -
+    n_fft, (t + 1) * hop)``. Frames run until every sample is covered by all
+    the frames that overlap it (``floor((samples - 1 + left) / hop) + 1``
+    frames), so the inverse divides by the steady-state window envelope
+    everywhere, as a stream does.
+    """
+    left = n_fft - hop_length
+    frames = (samples - 1 + left) // hop_length + 1
+    return left, (frames - 1) * hop_length + n_fft - left - samples
+
+
+def num_frames(samples: int, n_fft: int, hop_length: int, framing: str = "centre") -> int:
+    """Frames of the STFT of ``samples`` samples under ``framing`` (centred:
+    ``1 + samples // hop``)."""
+    if framing == "causal":
+        left, right = causal_padding(samples, n_fft, hop_length)
+        return 1 + (left + samples + right - n_fft) // hop_length
+    return 1 + samples // hop_length
+
 
 def hann_window(n_fft: int) -> np.ndarray:
     """Periodic Hann window ``(n_fft,)`` float64."""

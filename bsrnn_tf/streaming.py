@@ -205,9 +205,8 @@ class TFLiteStream:
     by ``ai_edge_litert``: ``stream(hop, state) -> (stems, state)``."""
 
     def __init__(self, path: str, num_threads: Optional[int] = 1):
-        from ai_edge_litert.interpreter import Interpreter
-
         from bsrnn_tf.backends import read_tflite_metadata
+        from bsrnn_tf.console import open_tflite_interpreter
 
         metadata = read_tflite_metadata(path)
         if metadata.get("variant") != SIGNATURE:
@@ -223,7 +222,7 @@ class TFLiteStream:
         self.channels = metadata["channels"]
         self.layout = [(name, tuple(shape)) for name, shape in metadata["state"]]
         try:
-            self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
+            self._interpreter = open_tflite_interpreter(path, num_threads)
             self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         except (ValueError, RuntimeError) as e:
             raise StreamError(f"{path}: cannot open TFLite model ({e})") from e

@@ -53,3 +53,35 @@ def test_onednn_forced_only_with_avx512_and_never_over_the_user(monkeypatch, has
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", user)
     console.prefer_onednn()
     assert os.environ.get("TF_ENABLE_ONEDNN_OPTS") == expected
+
+
+def test_the_tflite_xnnpack_info_line_is_filtered_and_real_lines_kept(tmp_path, capfd):
+    """Opening a TFLite model prints ``INFO: Created TensorFlow Lite XNNPACK
+    delegate for CPU.`` from C++ (file descriptor 2) when its tensors are
+    first allocated; the interpreter the backends open drops that line and
+    nothing else, and the model still runs."""
+    import numpy as np
+    import tensorflow as tf
+
+    from bsrnn_tf.console import filtered_stderr, open_tflite_interpreter
+
+    class Double(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        def run(self, x):
+            return {"y": x * 2.0 + 1.0}
+
+    module = Double()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.run.get_concrete_function()], module)
+    path = tmp_path / "double.tflite"
+    path.write_bytes(converter.convert())
+    capfd.readouterr()
+    interpreter = open_tflite_interpreter(str(path))
+    out = interpreter.get_signature_runner()(x=np.ones((1, 4), np.float32))
+    np.testing.assert_array_equal(out["y"], np.full((1, 4), 3.0, np.float32))
+    assert "XNNPACK" not in capfd.readouterr().err
+    # The same filter on descriptor 2: the notice goes, a real line stays.
+    with filtered_stderr():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                    b"ERROR: a real problem\n")
+    assert capfd.readouterr().err == "ERROR: a real problem\n"

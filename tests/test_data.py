@@ -531,3 +531,18 @@ def test_pipeline_under_mirrored_strategy(generated_dataset):
     out = subprocess.run([sys.executable, "-c", code, generated_dataset], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+def test_one_stem_list_for_tracks_generators_and_config():
+    """The MUSDB stem names live in bsrnn_tf.data.track; the generators and
+    the config's default targets use that tuple, and a generated song's stems
+    come in its order."""
+    from bsrnn_tf.config import DEFAULT_TARGETS
+    from bsrnn_tf.data.track import SOURCES as TRACK_SOURCES
+    from bsrnn_tf.datasets import compose, sampled_song, score
+    assert TRACK_SOURCES == ("drums", "bass", "other", "vocals")
+    for copy in (DEFAULT_TARGETS, SOURCES, compose.SOURCES, sampled_song.SOURCES,
+                 score.SOURCES, generate.SOURCES):
+        assert copy is TRACK_SOURCES
+    _, stems = generate.render_song(3, "train", 0, seconds=0.5)
+    assert tuple(stems) == TRACK_SOURCES

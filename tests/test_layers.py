@@ -71,6 +71,36 @@ def test_istft_methods_agree_with_numpys_irfft_on_any_spectrum(n_fft, hop):
                                    reference, atol=2e-5, err_msg=method)
 
 
+@pytest.mark.parametrize("samples,n_fft,hop", [(44100, 2048, 512), (132300, 2048, 512),
+                                               (3001, 512, 128), (5000, 1024, 512),
+                                               (1, 12, 3), (511, 256, 64)])
+def test_stft_geometry_helpers_match_tf_signal_and_counting(samples, n_fft, hop):
+    """``num_bins`` and ``num_frames`` (bsrnn_tf.spectral, the one home of the
+    geometry) against shapes computed elsewhere: ``tf.signal.stft`` of the
+    centred padding, and the causal frames counted one by one (frame ``t``
+    covers ``[(t + 1) * hop - n_fft, (t + 1) * hop)``; frames run while one
+    still starts at or before the last sample)."""
+    from bsrnn_tf.backends import ModelInfo
+    from bsrnn_tf.config import StftConfig
+    from bsrnn_tf.spectral import num_bins, num_frames
+    x = np.zeros((samples,), np.float32)
+    centred = tf.signal.stft(np.pad(x, n_fft // 2), n_fft, hop, n_fft, pad_end=False)
+    assert num_bins(n_fft) == centred.shape[1] == np.fft.rfft(np.zeros(n_fft)).shape[0]
+    assert num_frames(samples, n_fft, hop) == centred.shape[0]
+    causal = 0
+    while (causal + 1) * hop - n_fft <= samples - 1:
+        causal += 1
+    assert num_frames(samples, n_fft, hop, "causal") == causal
+    # The transforms and the figures the config and the backends report agree.
+    wave = np.zeros((1, samples, 1), np.float32)
+    assert stft(wave, n_fft, hop).shape[1:3] == (centred.shape[0], num_bins(n_fft))
+    assert stft(wave, n_fft, hop, framing="causal").shape[1] == causal
+    config = StftConfig(44100, n_fft, hop)
+    assert (config.num_frames(samples), config.num_bins) == tuple(centred.shape)
+    info = ModelInfo(44100, samples, 1, ["drums"], n_fft, hop)
+    assert (info.frames, info.bins) == tuple(centred.shape)
+
+
 def _randomise(layer, rng):
     """Random weights (gamma, beta and biases too, so the affine parameters
     and every statistic matter)."""

@@ -284,3 +284,28 @@ def test_use_cudnn_other_values_are_config_errors():
     from bsrnn_tf.config import ConfigError, ModelConfig
     with pytest.raises(ConfigError, match="model.use_cudnn must be auto, true or false"):
         ModelConfig(use_cudnn="maybe").validate()
+
+
+def test_a_corrupt_optional_config_beside_a_backbone_export_is_an_error_naming_it(tmp_path):
+    """``separator_from_backbone`` reads the export's optional config.json:
+    absent, the new separator has no provenance config; corrupt, the load
+    fails naming the file (it used to be read as absent)."""
+    import json
+
+    from bsrnn_tf import bands
+    from bsrnn_tf.models.backbone import Backbone
+    from bsrnn_tf.models.transfer import separator_from_backbone
+    backbone = Backbone(bands.band_ranges("v7", 44100, 256), 8, 1)
+    backbone.build()
+    backbone.save(str(tmp_path / "backbone.keras"))
+    info = {"mlp_ratio": 2, "sample_rate": 44100, "n_fft": 256, "hop_length": 64,
+            "model_segment_samples": 1024}
+    (tmp_path / "export.json").write_text(json.dumps({"model": info}))
+    model = separator_from_backbone(str(tmp_path), ["piano"])
+    assert model.targets == ["piano"] and model.model_config == {}
+    (tmp_path / "config.json").write_text('{"model": {"feature_dim": 8,')
+    with pytest.raises(ModelLoadError, match=r"config\.json: not valid JSON"):
+        separator_from_backbone(str(tmp_path), ["piano"])
+    (tmp_path / "config.json").write_bytes(b'{"model": "\xff"}')
+    with pytest.raises(ModelLoadError, match=r"config\.json: cannot read"):
+        separator_from_backbone(str(tmp_path), ["piano"])

@@ -170,6 +170,40 @@ def test_configs_saved_without_norm_mean_frame_and_new_configs_chunk():
     assert model_config_from_dict({**saved["model"], "norm": "chunk"}).norm == "chunk"
 
 
+def test_layers_built_directly_use_chunk_and_saved_layer_configs_without_norm_use_frame():
+    """The constructors default to the authors' chunk norm (as ModelConfig
+    does); a layer or model config saved before the field existed (no
+    ``norm`` key) is revived with per-frame norms, what it was trained with."""
+    from bsrnn_tf.layers import MaskHead
+    from bsrnn_tf.models.backbone import Backbone
+    from bsrnn_tf.models.separator import Separator
+    ranges = [(0, 3), (3, 9)]
+    built = {
+        BandSplit: BandSplit(ranges, 8),
+        BandSequence: BandSequence(8),
+        MaskHead: MaskHead(ranges, 8),
+        Backbone: Backbone(ranges, 8, 1),
+        Separator: Separator(bands.band_ranges("v7", 44100, 256), ["drums"], 8, 1, n_fft=256,
+                             hop_length=64, segment_samples=1024),
+    }
+    for cls, layer in built.items():
+        assert layer.norm == "chunk", cls
+        assert ModelConfig().norm == "chunk"
+        config = layer.get_config()
+        assert config["norm"] == "chunk", cls
+        assert cls.from_config(config).norm == "chunk", cls
+        legacy = {k: v for k, v in config.items() if k != "norm"}
+        revived = cls.from_config(legacy)
+        assert revived.norm == "frame", cls
+        if cls is Separator:  # the sublayers follow the model's norm
+            sub = [revived.backbone.band_split, *revived.backbone.blocks, *revived.heads.values()]
+            assert {layer.norm for layer in sub} == {"frame"}
+        # Through Keras' own deserialisation (what load_model runs) too.
+        serialized = keras.saving.serialize_keras_object(layer)
+        serialized["config"].pop("norm")
+        assert keras.saving.deserialize_keras_object(serialized).norm == "frame", cls
+
+
 def test_chunk_model_round_trips_through_keras_file(tmp_path):
     keras.utils.set_random_seed(1)
     model = build_separator(preset("tiny"), targets=["drums", "bass"])

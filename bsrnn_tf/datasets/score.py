@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SOURCES = ("drums", "bass", "other", "vocals")
+from bsrnn_tf.data.track import SOURCES
+
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")

@@ -44,8 +44,8 @@ from bsrnn_tf.datasets.synth_parts import (SongPlan, plan_song, render_bass, ren
                                            render_other, render_vocals)
 from bsrnn_tf.datasets.cache import GenerationError, cached_dataset
 from bsrnn_tf.datasets.synth_dsp import midi_to_hz
+from bsrnn_tf.data.track import SOURCES
 
-SOURCES = ("drums", "bass", "other", "vocals")
 DATASET_VERSION = 1
 MARKER_FILE = "bsrnn_tf_generated.json"
 DEFAULT_TRACKS_TRAIN = 12

@@ -13,6 +13,7 @@ from bsrnn_tf.export.common import (ensure_writable, model_section, path_size, p
                                     write_config, write_json)
 from bsrnn_tf.export.parity import ParityProbe, error_figures
 from bsrnn_tf.fileio import EXPORT_FILE, atomic_save
+from bsrnn_tf.spectral import num_bins
 
 KERAS_FILES = ("backbone.keras", "heads.keras")
 SAVEDMODELS = ("backbone_savedmodel", "heads_savedmodel")
@@ -54,7 +55,7 @@ def export_backbone(model, out_dir: str, *, source: Optional[str] = None,
     atomic_save(os.path.join(out_dir, "backbone.keras"), trainable.save)
     heads = heads_model(model)
     atomic_save(os.path.join(out_dir, "heads.keras"), heads.save)
-    bins, c = model.n_fft // 2 + 1, model.audio_channels
+    bins, c = num_bins(model.n_fft), model.audio_channels
     k, n = model.backbone.num_bands, model.feature_dim
     spectrum_spec = tf.TensorSpec((None, None, bins, 2 * c), tf.float32, name="spectrum")
     features_spec = tf.TensorSpec((None, None, k, n), tf.float32, name="features")

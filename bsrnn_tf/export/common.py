@@ -13,7 +13,8 @@ import time
 from typing import Optional, Sequence
 
 from bsrnn_tf.backends import ModelInfo
-from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, atomic_write_text
+from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, JsonFileError, atomic_write_text, read_json
+from bsrnn_tf.spectral import num_bins, num_frames
 
 FORMATS = ("savedmodel", "tflite", "backbone")
 VARIANTS = ("waveform", "spectrum")
@@ -54,13 +55,13 @@ def _run_config(path: str, model) -> dict:
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     file = os.path.join(directory, CONFIG_FILE)
     is_run = os.path.isdir(path) or os.path.basename(path) == MODEL_FILE
-    if is_run and os.path.exists(file):
-        try:
-            with open(file) as f:
-                config = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ExportError(f"{file}: not a readable config JSON ({e}); it would be shipped "
-                              f"with every export: fix or remove it") from None
+    absent = object()
+    try:
+        config = read_json(file, missing=absent) if is_run else absent
+    except JsonFileError as e:
+        raise ExportError(f"{file}: not a readable config JSON ({e.reason}); it would be "
+                          f"shipped with every export: fix or remove it") from None
+    if config is not absent:
         _check_run_config(file, config, model)
         return config
     return {"model": model.model_config}
@@ -136,7 +137,8 @@ def model_section(model, segment_samples: int) -> dict:
     """``export.json["model"]``: :class:`ModelInfo` plus architecture figures."""
     return {**model_info(model, segment_samples).to_dict(),
             "segment_seconds": segment_samples / model.sample_rate,
-            "frames": 1 + segment_samples // model.hop_length, "bins": model.n_fft // 2 + 1,
+            "frames": num_frames(segment_samples, model.n_fft, model.hop_length),
+            "bins": num_bins(model.n_fft),
             "num_bands": model.backbone.num_bands, "feature_dim": model.feature_dim,
             "num_layers": model.num_layers, "mlp_ratio": model.mlp_ratio,
             "model_segment_samples": model.segment_samples}

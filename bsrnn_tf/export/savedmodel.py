@@ -22,6 +22,7 @@ from bsrnn_tf.export.common import (ExportError, directory_size, ensure_writable
                                     write_json)
 from bsrnn_tf.export.parity import ParityProbe
 from bsrnn_tf.fileio import EXPORT_FILE
+from bsrnn_tf.spectral import num_bins, num_frames
 
 
 def separator_archive(model, segment: int, endpoints: Dict[str, str],
@@ -41,8 +42,9 @@ def separator_archive(model, segment: int, endpoints: Dict[str, str],
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    channels, bins = model.audio_channels, model.n_fft // 2 + 1
-    batch, frames = (1, 1 + segment // model.hop_length) if for_tflite else (None, None)
+    channels, bins = model.audio_channels, num_bins(model.n_fft)
+    batch, frames = ((1, num_frames(segment, model.n_fft, model.hop_length)) if for_tflite
+                     else (None, None))
     for name, kind in endpoints.items():
         if kind == "waveform":
             spec = tf.TensorSpec((batch, segment, channels), tf.float32, name="waveform")
@@ -116,7 +118,8 @@ def export_savedmodel(model, base_dir: str, segment_samples: Optional[int] = Non
 
 
 def _signatures(model, segment: int) -> dict:
-    c, bins, frames = model.audio_channels, model.n_fft // 2 + 1, 1 + segment // model.hop_length
+    c, bins = model.audio_channels, num_bins(model.n_fft)
+    frames = num_frames(segment, model.n_fft, model.hop_length)
     stems = {t: [-1, segment, c] for t in model.targets}
     masks = {t: [-1, frames, bins, 2 * c] for t in model.targets}
     return {"serving_default": {"inputs": {"waveform": [-1, segment, c]}, "outputs": stems},

@@ -10,7 +10,7 @@ import tensorflow as tf
 from bsrnn_tf.config import parse_use_cudnn
 from bsrnn_tf.layers.blstm import (forward_lstm, fused_bidirectional_time_major,
                                    unrolled_bidirectional, use_fused, use_unrolled)
-from bsrnn_tf.layers.norm import LEGACY_NORM, check_norm, normalize
+from bsrnn_tf.layers.norm import DEFAULT_NORM, check_norm, normalize, with_legacy_norm
 
 
 @contextlib.contextmanager
@@ -24,27 +24,54 @@ def _outside_object_sharing():
     layer twice).  Our sub-layers are never shared, so sharing is switched off
     while they are built.
     """
-    keys = ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map")
-    try:
-        from keras.src.backend.common import global_state
-    except ImportError:  # pragma: no cover  (a future Keras without it)
+    global_state = _keras_global_state()
+    if global_state is None:  # a Keras that moved it: _blstm checks the result instead
         yield
         return
-    saved = [global_state.get_global_attribute(k) for k in keys]
-    for k in keys:
+    saved = [global_state.get_global_attribute(k) for k in SHARING_KEYS]
+    for k in SHARING_KEYS:
         global_state.set_global_attribute(k, None)
     try:
         yield
     finally:
-        for k, v in zip(keys, saved):
+        for k, v in zip(SHARING_KEYS, saved):
             global_state.set_global_attribute(k, v)
 
 
+# Keras' object-sharing state (private: keras.src.backend.common.global_state;
+# tests/test_private_apis.py fails if Keras moves or renames it).
+SHARING_KEYS = ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map")
+
+
+def _keras_global_state():
+    """Keras' private ``global_state`` module, or None if it moved."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return None
+    if not all(hasattr(global_state, f) for f in ("get_global_attribute",
+                                                  "set_global_attribute")):
+        return None
+    return global_state
+
+
 def _blstm(units, use_cudnn, policy, name):
+    template = keras.layers.LSTM(units, return_sequences=True, use_cudnn=use_cudnn,
+                                 dtype=policy)
     with _outside_object_sharing():
-        return keras.layers.Bidirectional(
-            keras.layers.LSTM(units, return_sequences=True, use_cudnn=use_cudnn,
-                              dtype=policy), name=name, dtype=policy)
+        wrapper = keras.layers.Bidirectional(template, name=name, dtype=policy)
+    # Whatever Keras does with object sharing, the wrapper must hold its own
+    # two fresh copies of the template, never another block's LSTM.
+    own = {"forward": wrapper.forward_layer, "backward": wrapper.backward_layer}
+    for side, layer in own.items():
+        if (layer.name != f"{side}_{template.name}" or layer.built
+                or layer.go_backwards != (side == "backward")):
+            raise RuntimeError(
+                f"{name}: keras.layers.Bidirectional received a shared {side} LSTM "
+                f"({layer.name!r}, not a copy of {template.name!r}): this Keras "
+                f"({keras.__version__}) shares objects while loading in a way that "
+                "_outside_object_sharing does not switch off")
+    return wrapper
 
 
 def _forward_lstm(units, use_cudnn, policy, name):
@@ -96,7 +123,7 @@ class BandSequence(keras.layers.Layer):
     """
 
     def __init__(self, feature_dim: int, hidden_ratio: int = 2, use_cudnn="auto",
-                 epsilon: float = 1e-5, norm: str = LEGACY_NORM, causal: bool = False,
+                 epsilon: float = 1e-5, norm: str = DEFAULT_NORM, causal: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
         self.norm = check_norm(norm)
@@ -215,6 +242,10 @@ class BandSequence(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_legacy_norm(config))
 
     def get_config(self):
         return {**super().get_config(), "feature_dim": self.feature_dim,

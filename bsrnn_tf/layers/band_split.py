@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from bsrnn_tf.bands import check_ranges
 from bsrnn_tf.layers.grouping import band_groups, band_order, feature_index
-from bsrnn_tf.layers.norm import LEGACY_NORM, check_norm, normalize
+from bsrnn_tf.layers.norm import DEFAULT_NORM, check_norm, normalize, with_legacy_norm
 
 
 def _per_row_normal(row_scale: np.ndarray):
@@ -39,7 +39,7 @@ class BandSplit(keras.layers.Layer):
 
     def __init__(self, band_ranges, feature_dim: int, standardize: bool = True,
                  group_tolerance: float = 1.25, epsilon: float = 1e-5,
-                 norm: str = LEGACY_NORM, **kwargs):
+                 norm: str = DEFAULT_NORM, **kwargs):
         super().__init__(**kwargs)
         self.norm = check_norm(norm)
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
@@ -102,6 +102,10 @@ class BandSplit(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.num_bands, self.feature_dim)
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(with_legacy_norm(config))
 
     def get_config(self):
         return {**super().get_config(), "band_ranges": [list(r) for r in self.band_ranges],

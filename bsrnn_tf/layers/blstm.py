@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Optional
 
 import tensorflow as tf
 
@@ -84,13 +85,29 @@ def lstm_implementation(name):
         _current["impl"] = saved
 
 
-def _in_xla_context() -> bool:
+def xla_probe():
+    """TensorFlow's private test of whether the graph being traced is
+    compiled by XLA (no public API tells), as a function of no arguments,
+    or None if TensorFlow moved it (tests/test_private_apis.py fails then)."""
     try:
         from tensorflow.python.framework import ops
         from tensorflow.python.ops import control_flow_util
-        return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
-    except Exception:  # noqa: BLE001  (private API moved: assume no XLA)
-        return False
+        in_xla, default_graph = control_flow_util.GraphOrParentsInXlaContext, ops.get_default_graph
+    except (ImportError, AttributeError):
+        return None
+    return lambda: bool(in_xla(default_graph()))
+
+
+def _in_xla_context() -> Optional[bool]:
+    """Whether the function being traced is compiled by XLA; None when it
+    cannot be told (the private probe moved or failed)."""
+    probe = xla_probe()
+    if probe is None:
+        return None
+    try:
+        return probe()
+    except Exception:  # noqa: BLE001  (a private API that changed its behaviour)
+        return None
 
 
 def _gpu_present() -> bool:
@@ -136,11 +153,12 @@ def use_fused(layer) -> bool:
     if impl == "fused":
         if reason:
             raise ValueError(f"{layer.name}: the fused LSTM cannot run this layer ({reason})")
-        if _in_xla_context():
+        if _in_xla_context():  # None (cannot tell): the explicit choice is honoured
             raise ValueError(f"{layer.name}: the fused LSTM has no XLA kernel; use "
                              "lstm_implementation('keras') or 'auto' with jit_compile")
         return True
-    return not reason and not _in_xla_context() and not _gpu_present()
+    # "auto" takes the fused kernel only when it is known not to be inside XLA.
+    return not reason and _in_xla_context() is False and not _gpu_present()
 
 
 def use_unrolled(layer) -> bool:

@@ -25,9 +25,16 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from bsrnn_tf.config import NORMS
+from bsrnn_tf.config import DEFAULT_NORM, LEGACY_NORM, NORMS
 
-LEGACY_NORM = "frame"  # what a model saved without the field used
+__all__ = ["DEFAULT_NORM", "LEGACY_NORM", "check_norm", "normalize", "with_legacy_norm"]
+
+
+def with_legacy_norm(config: dict) -> dict:
+    """A saved layer/model config, with ``norm`` set to :data:`LEGACY_NORM`
+    when it lacks the field (saved before it existed): the constructors
+    default to :data:`DEFAULT_NORM`, which such a model was not trained with."""
+    return {"norm": LEGACY_NORM, **config}
 
 
 def check_norm(norm: str) -> str:

@@ -27,33 +27,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from bsrnn_tf.spectral import FRAMINGS, causal_padding, num_bins, num_frames, window_envelope
 from bsrnn_tf.spectral import hann_window as _hann64
-from bsrnn_tf.spectral import window_envelope
+
+__all__ = ["FRAMINGS", "ISTFT_METHODS", "causal_padding", "frames_spectrum", "hann_window",
+           "inverse_rdft_matrix", "istft", "num_bins", "num_frames", "steady_envelope", "stft",
+           "windowed_frames"]
 
 ISTFT_METHODS = ("irfft", "rfft", "matmul")
-FRAMINGS = ("centre", "causal")
-
-
-def causal_padding(samples: int, n_fft: int, hop_length: int) -> tuple:
-    """``(left, right)`` zeros of the causal framing of ``samples`` samples.
-
-    ``left = n_fft - hop``: frame ``t`` covers samples ``[(t + 1) * hop -
-    n_fft, (t + 1) * hop)``. Frames run until every sample is covered by all
-    the frames that overlap it (``floor((samples - 1 + left) / hop) + 1``
-    frames), so the inverse divides by the steady-state window envelope
-    everywhere, as a stream does.
-    """
-    left = n_fft - hop_length
-    frames = (samples - 1 + left) // hop_length + 1
-    return left, (frames - 1) * hop_length + n_fft - left - samples
-
-
-def num_frames(samples: int, n_fft: int, hop_length: int, framing: str = "centre") -> int:
-    """Frames of the STFT of ``samples`` samples under ``framing``."""
-    if framing == "causal":
-        left, right = causal_padding(samples, n_fft, hop_length)
-        return 1 + (left + samples + right - n_fft) // hop_length
-    return 1 + samples // hop_length
 
 
 def _padding(samples: int, n_fft: int, hop_length: int, framing: str) -> tuple:
@@ -73,7 +54,7 @@ def inverse_rdft_matrix(n_fft: int) -> np.ndarray:
     """Matrix ``(2 * bins, n_fft)`` mapping ``[real parts, imag parts]`` of a
     one-sided spectrum to the real signal (the inverse real DFT as a matrix
     product)."""
-    bins = n_fft // 2 + 1
+    bins = num_bins(n_fft)
     k = np.arange(bins)[:, None]
     n = np.arange(n_fft)[None, :]
     scale = np.full((bins, 1), 2.0 / n_fft)

@@ -8,6 +8,7 @@ import tensorflow as tf
 from bsrnn_tf.config import parse_use_cudnn
 from bsrnn_tf.layers.band_sequence import BandSequence
 from bsrnn_tf.layers.band_split import BandSplit
+from bsrnn_tf.layers.norm import DEFAULT_NORM, with_legacy_norm
 
 
 @keras.saving.register_keras_serializable(package="bsrnn_tf")
@@ -33,7 +34,7 @@ class Backbone(keras.Model):
 
     def __init__(self, band_ranges, feature_dim: int = 128, num_layers: int = 12,
                  audio_channels: int = 2, standardize: bool = True, use_cudnn="auto",
-                 norm: str = "frame", causal: bool = False, **kwargs):
+                 norm: str = DEFAULT_NORM, causal: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.causal = bool(causal)
         self.band_ranges = [tuple(int(v) for v in r) for r in band_ranges]
@@ -42,7 +43,7 @@ class Backbone(keras.Model):
         self.audio_channels = audio_channels
         self.standardize = standardize
         self.use_cudnn = use_cudnn = parse_use_cudnn(use_cudnn)
-        self.norm = norm  # "frame" when absent: models saved before the field
+        self.norm = norm  # from_config: LEGACY_NORM when absent (saved before the field)
         self.band_split = BandSplit(self.band_ranges, feature_dim, standardize=standardize,
                                     norm=norm, name="band_split", dtype=self.dtype_policy)
         self.blocks = [BandSequence(feature_dim, use_cudnn=use_cudnn, norm=norm,
@@ -90,6 +91,10 @@ class Backbone(keras.Model):
             x, block_state = block.step(x, block_state, training=False)
             new_state.append(block_state)
         return x, new_state
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return super().from_config(with_legacy_norm(config), custom_objects=custom_objects)
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,

@@ -8,13 +8,12 @@ merge of such heads back into the model whose backbone they were trained on
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Sequence
 
 import numpy as np
 
-from bsrnn_tf.fileio import CONFIG_FILE, EXPORT_FILE
+from bsrnn_tf.fileio import CONFIG_FILE, EXPORT_FILE, JsonFileError, read_json
 from bsrnn_tf.models.io import ModelLoadError
 
 BACKBONE_FILE = "backbone.keras"
@@ -58,10 +57,13 @@ def separator_from_backbone(path: str, targets: Sequence[str], freeze: bool = Tr
     backbone = keras.saving.load_model(keras_file, safe_mode=True)
     if not isinstance(backbone, Backbone):
         raise ModelLoadError(f"{keras_file}: holds a {type(backbone).__name__}, not a Backbone")
-    with open(export_file) as f:
-        info = json.load(f)["model"]
-    model_config = dict(_read_optional_json(os.path.join(directory, CONFIG_FILE))
-                        .get("model") or {})
+    try:
+        info = read_json(export_file)["model"]
+        # config.json is optional; a corrupt one is an error, not an absent one.
+        run_config = read_json(os.path.join(directory, CONFIG_FILE), missing={})
+    except JsonFileError as e:
+        raise ModelLoadError(str(e)) from None
+    model_config = dict(run_config.get("model") or {})
     if model_config:
         model_config["targets"] = list(targets)
     model = Separator(backbone.band_ranges, targets, feature_dim=backbone.feature_dim,
@@ -106,11 +108,3 @@ def merge_heads(base, others: Sequence, replace: bool = False, names: Sequence[s
             base.add_head(target)
             copy_weights(other.heads[target], base.heads[target])
     return base
-
-
-def _read_optional_json(path: str) -> dict:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return {}
