@@ -30,10 +30,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-sys.path.insert(0, HERE)
 
-from model import _write_json  # noqa: E402  (after the path set-up)
+from model import _write_json  # noqa: E402  (after the environment set-up)
 
 FEATURES, UNITS = 128, 256
 VARIANTS = ("fused", "stacked", "stacked_xla")

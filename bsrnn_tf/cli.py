@@ -15,6 +15,15 @@ from bsrnn_tf.console import quiet_tensorflow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Commands with their own parsers, in bsrnn_tf.commands (each is also a
+# script: python training/fit.py ... is bsrnn-tf fit ...): name -> help.
+COMMANDS = {
+    "fit": "train a separator (= python training/fit.py)",
+    "evaluate": "score a separator on a dataset's test songs (= python training/evaluate.py)",
+    "tune": "Keras Tuner search over a model's shape (= python training/tune.py)",
+    "export": "SavedModel, TFLite and backbone exports (= python export/export.py)",
+}
+
 
 def _bands_list(args) -> int:
     from bsrnn_tf import bands
@@ -82,6 +91,8 @@ def _add_band_args(parser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bsrnn-tf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, help in COMMANDS.items():  # listed here; main() hands them their arguments
+        sub.add_parser(name, help=help, add_help=False)
 
     bands = sub.add_parser("bands", help="list, show and plot band schemas")
     bands_sub = bands.add_subparsers(dest="bands_command", required=True)
@@ -161,6 +172,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from bsrnn_tf.datasets.cache import GenerationError
     from bsrnn_tf.data.musdb import DataError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        import importlib
+        command = importlib.import_module(f"bsrnn_tf.commands.{argv[0]}")
+        return int(command.main(argv[1:], prog=f"bsrnn-tf {argv[0]}") or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -11,9 +11,9 @@ held-out gains are in the result files (at ``--scale cpu``).
 
 Examples::
 
-    python experiments/band_split.py --scale cpu          # 3 seeds, held-out evaluation
-    python experiments/band_split.py --scale paper --musdb-root ~/data/musdb18hq
-    python experiments/band_split.py --scale paper --dry-run   # the commands only
+    python -m experiments.band_split --scale cpu          # 3 seeds, held-out evaluation
+    python -m experiments.band_split --scale paper --musdb-root ~/data/musdb18hq
+    python -m experiments.band_split --scale paper --dry-run   # the commands only
 """
 
 from __future__ import annotations
@@ -23,10 +23,8 @@ import os
 import sys
 from typing import List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiments import common, driver, records  # noqa: E402
-from experiments.common import BAND_SPLITS, Run  # noqa: E402
+from experiments import common, driver, records
+from experiments.common import BAND_SPLITS, Run
 
 EXPERIMENT = "band_split"
 SPLITS = ("v7", "universal", "universal41")

@@ -216,7 +216,7 @@ class Driver:
         for transfer runs (their backbone is another run)."""
         if run.backbone:
             return None
-        fit = import_script(FIT)
+        from bsrnn_tf.commands import fit
         try:
             namespace = vars(fit.build_parser().parse_args(self.fit_argv(run)))
         except SystemExit:
@@ -400,7 +400,7 @@ def call_script(script: str, argv: List[str], log_path: str, in_process: bool,
         with open(log_path) as log:
             log.seek(start)
             return code, log.read()
-    module = import_script(script)
+    module = command_module(script)
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
         try:
@@ -416,14 +416,11 @@ def call_script(script: str, argv: List[str], log_path: str, in_process: bool,
     return code or 0, text
 
 
-def import_script(script: str):
-    """training/fit.py or training/evaluate.py as a module (cheap: they import
-    TensorFlow only inside main)."""
-    import importlib
-    training = os.path.dirname(script)
-    if training not in sys.path:
-        sys.path.insert(0, training)
-    return importlib.import_module(os.path.splitext(os.path.basename(script))[0])
+def command_module(script: str):
+    """The module behind training/fit.py or training/evaluate.py (cheap: they
+    import TensorFlow only inside main)."""
+    from bsrnn_tf.commands import evaluate, fit
+    return {FIT: fit, EVALUATE: evaluate}[script]
 
 
 def finish(driver: Driver, summary: dict) -> int:

@@ -19,7 +19,7 @@ Both are made once and kept (``$BSRNN_TF_EXPERIMENT_DATA``, default
 written last, and a derivation writes into a temporary folder renamed at the
 end, so an interrupted one is redone.
 
-    python experiments/holdout_data.py            # make both (about 3 min on 2 cores)
+    python -m experiments.holdout_data            # make both (about 3 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -27,17 +27,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from typing import Sequence
 
 import numpy as np
 import soundfile as sf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:  # run as a script
-    sys.path.insert(0, ROOT)
+from bsrnn_tf.data.track import SOURCES
 
-from bsrnn_tf.data.track import SOURCES  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NEW_INSTRUMENTS = ("piano", "guitar")
 # The dataset: 100 train songs (86 train / 14 validation) and 24 test songs

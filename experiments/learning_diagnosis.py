@@ -8,8 +8,8 @@ on the real training pipeline of the built-in sampled dataset and, every
   (what the estimate's shape is worth, whatever its level);
 - energy: estimate energy over reference energy (dB): below 0, too quiet.
 
-    python experiments/learning_diagnosis.py --steps 300 --every 100 --loss bsrnn
-    python experiments/learning_diagnosis.py --steps 300 --every 100 --loss bsrnn+sdr
+    python -m experiments.learning_diagnosis --steps 300 --every 100 --loss bsrnn
+    python -m experiments.learning_diagnosis --steps 300 --every 100 --loss bsrnn+sdr
 
 Results of both on 2 CPU cores: experiments/results/cpu_recipe/, discussed in
 experiments/CPU_RECIPE.md.

@@ -7,8 +7,8 @@ need to be, and does the generic band split change that?".
 
 Examples::
 
-    python experiments/model_size.py                      # cpu-small, seeds 0 1
-    python experiments/model_size.py --scale paper --musdb-root ~/data/musdb18hq
+    python -m experiments.model_size                      # cpu-small, seeds 0 1
+    python -m experiments.model_size --scale paper --musdb-root ~/data/musdb18hq
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ import os
 import sys
 from typing import List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiments import common, driver, records  # noqa: E402
-from experiments.common import BAND_SPLITS, Run  # noqa: E402
+from experiments import common, driver, records
+from experiments.common import BAND_SPLITS, Run
 
 EXPERIMENT = "model_size"
 SPLITS = ("v7", "universal", "universal41")

@@ -19,8 +19,8 @@ At ``--scale cpu`` the songs have no piano and no guitar
 
 Examples::
 
-    python experiments/multitask.py --scale cpu          # 3 seeds, held-out evaluation
-    python experiments/multitask.py --scale paper --musdb-root ~/data/musdb18hq
+    python -m experiments.multitask --scale cpu          # 3 seeds, held-out evaluation
+    python -m experiments.multitask --scale paper --musdb-root ~/data/musdb18hq
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ import os
 import sys
 from typing import List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiments import common, driver, records  # noqa: E402
-from experiments.common import BAND_SPLITS, Run  # noqa: E402
+from experiments import common, driver, records
+from experiments.common import BAND_SPLITS, Run
 
 EXPERIMENT = "multitask"
 TARGETS = ("drums", "bass", "other", "vocals")
@@ -99,7 +97,6 @@ def plot(results: dict, out: str) -> List[str]:
                  "min-max over seeds)", fontsize=10)
     paths.append(common.save_figure(fig, os.path.join(out, "gain_per_epoch.png")))
     return paths
-
 
 BUDGET = ("MTL: E epochs x X examples; single-target: E x X/4 each (the four together "
           "equal the MTL run's optimizer steps x examples) and E x X each (the MTL run's "

@@ -29,8 +29,8 @@ minutes on a CPU".
 
 Examples::
 
-    python experiments/new_instrument.py --scale cpu
-    python experiments/new_instrument.py --scale cpu --only piano_head_universal41
+    python -m experiments.new_instrument --scale cpu
+    python -m experiments.new_instrument --scale cpu --only piano_head_universal41
 """
 
 from __future__ import annotations
@@ -40,11 +40,9 @@ import os
 import sys
 from typing import List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiments import common, driver, records  # noqa: E402
-from experiments.common import BAND_SPLITS, Run  # noqa: E402
-from experiments.multitask import TARGETS  # noqa: E402
+from experiments import common, driver, records
+from experiments.common import BAND_SPLITS, Run
+from experiments.multitask import TARGETS
 
 EXPERIMENT = "new_instrument"
 INSTRUMENTS = ("piano", "guitar")
@@ -129,7 +127,6 @@ def plot(results: dict, out: str) -> List[str]:
                  "training time", fontsize=10)
     paths.append(common.save_figure(fig, os.path.join(out, "gain_vs_minutes.png")))
     return paths
-
 
 BUDGET = ("backbones: E epochs x X examples (MTL, songs without piano and guitar); every "
           "new-instrument model (head, from scratch, small from scratch): T x X on the songs "

@@ -10,8 +10,8 @@ statistics a band's level is normalised away in every frame; one-bin bands
 
 Examples::
 
-    python experiments/normalisation.py --scale cpu       # cpu preset, seed 0, ~100 min
-    python experiments/normalisation.py --scale paper --musdb-root ~/data/musdb18hq
+    python -m experiments.normalisation --scale cpu       # cpu preset, seed 0, ~100 min
+    python -m experiments.normalisation --scale paper --musdb-root ~/data/musdb18hq
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ import os
 import sys
 from typing import List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiments import common, driver  # noqa: E402
-from experiments.common import BAND_SPLITS, Run  # noqa: E402
+from experiments import common, driver
+from experiments.common import BAND_SPLITS, Run
 
 EXPERIMENT = "normalisation"
 NORMS = ("chunk", "frame")

@@ -3,8 +3,8 @@ the gain over the best-scaled mixture per target on those chunks and the
 estimate/reference energy (dB). A model that cannot learn this has a bug;
 used to compare the normalisations:
 
-    python experiments/overfit_one_song.py --steps 40 --every 20 --norm chunk
-    python experiments/overfit_one_song.py --steps 40 --every 20 --norm frame
+    python -m experiments.overfit_one_song --steps 40 --every 20 --norm chunk
+    python -m experiments.overfit_one_song --steps 40 --every 20 --norm frame
 
 (the default song is the first track of the built-in synth dataset,
 ``bsrnn-tf make-dataset --kind synth`` / ``~/.cache/bsrnn_tf/generated-v1``).

@@ -18,9 +18,9 @@ never uses, every song produced).
 
 Examples::
 
-    python experiments/recorded_music.py --scale cpu --dry-run
-    python experiments/recorded_music.py --scale cpu --only production
-    python experiments/recorded_music.py --scale cpu --seeds 0 1 2
+    python -m experiments.recorded_music --scale cpu --dry-run
+    python -m experiments.recorded_music --scale cpu --only production
+    python -m experiments.recorded_music --scale cpu --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ import os
 import sys
 from typing import List
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from experiments import common, driver, records  # noqa: E402
-from experiments.common import Run  # noqa: E402
+from experiments import common, driver, records
+from experiments.common import Run
 
 EXPERIMENT = "recorded_music"
 TARGETS = ("drums", "bass", "other", "vocals")

@@ -2,10 +2,10 @@
 
 Examples::
 
-    python experiments/run_all.py                          # --scale cpu: about 12-15 h on 2 cores
-    nohup python experiments/run_all.py > experiments/results/run_all.log 2>&1 &
-    python experiments/run_all.py --scale paper --musdb-root ~/data/musdb18hq
-    python experiments/run_all.py --scale paper --dry-run  # the commands only
+    python -m experiments.run_all                          # --scale cpu: about 12-15 h on 2 cores
+    nohup python -m experiments.run_all > experiments/results/run_all.log 2>&1 &
+    python -m experiments.run_all --scale paper --musdb-root ~/data/musdb18hq
+    python -m experiments.run_all --scale paper --dry-run  # the commands only
 
 The order matters: band_split, multitask, new_instrument. multitask reuses
 band_split's ``drums_universal41`` runs as its ``single_drums_full`` and
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     for name in EXPERIMENTS:
         if name in args.skip:
             continue
-        cmd = [sys.executable, os.path.join(HERE, f"{name}.py"), "--scale", args.scale,
+        cmd = [sys.executable, "-m", f"experiments.{name}", "--scale", args.scale,
                "--out", os.path.join(args.results, name), *rest]
         print(f"=== {name}: {' '.join(cmd[1:])}", flush=True)
         t0 = time.time()
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         print(f"=== {name}: exit {code} after {time.time() - t0:.0f} s", flush=True)
         status = status or code
     if "--dry-run" not in rest:
-        code = subprocess.call([sys.executable, os.path.join(HERE, "report.py"),
+        code = subprocess.call([sys.executable, "-m", "experiments.report",
                                 "--results", args.results, "--out", args.report])
         status = status or code
     print(f"=== all done in {time.time() - started:.0f} s (exit {status})", flush=True)

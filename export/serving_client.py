@@ -27,8 +27,6 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 STYLES = ("instances", "inputs")
 
 

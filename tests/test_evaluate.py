@@ -1,30 +1,18 @@
-"""training/evaluate.py on the generated test subset with a tiny model:
-outputs, museval layout, the mixture baseline against an independent
-computation, resuming, single-target models, the built-in default."""
+"""``bsrnn_tf.commands.evaluate`` (``training/evaluate.py``) on the generated
+test subset with a tiny model: outputs, museval layout, the mixture baseline
+against an independent computation, resuming, single-target models, the
+built-in default."""
 
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
+from bsrnn_tf.commands import evaluate, evaluate_scores
 from bsrnn_tf.data.musdb import load_tracks
 from bsrnn_tf.metrics import usdr
 from bsrnn_tf.models import build_separator, preset, save_separator
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _load_script():
-    path = os.path.join(os.path.dirname(HERE), "training", "evaluate.py")
-    spec = importlib.util.spec_from_file_location("evaluate_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-evaluate = _load_script()
 
 
 def _model_dir(tmp_path_factory, targets):
@@ -69,7 +57,7 @@ def test_score_track_csdr_perfect_high_zero_low_swapped_negative():
     mixture = refs["tone"] + refs["noise"]
 
     def csdr(estimates):
-        return evaluate.score_track("t", refs, estimates, mixture, 44100)["csdr"]
+        return evaluate_scores.score_track("t", refs, estimates, mixture, 44100)["csdr"]
 
     perfect = csdr({k: v + 1e-5 * np.sin(np.arange(len(v)))[:, None] for k, v in refs.items()})
     assert all(v > 60 for v in perfect.values())
@@ -83,7 +71,7 @@ def test_score_track_csdr_perfect_high_zero_low_swapped_negative():
 def test_score_track_single_target_against_its_complement():
     refs = _sources()
     mixture = refs["tone"] + refs["noise"]
-    half = evaluate.score_track("t", {"tone": refs["tone"]}, {"tone": 0.5 * refs["tone"]},
+    half = evaluate_scores.score_track("t", {"tone": refs["tone"]}, {"tone": 0.5 * refs["tone"]},
                                 mixture, 44100)
     # Half the target: BSSEval v4 (framewise filters off) counts the missing
     # half as error, 20 log10(2) = 6.02 dB in every window.

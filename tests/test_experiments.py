@@ -8,14 +8,10 @@ import math
 import os
 import re
 import shutil
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from experiments import (band_split, common, multitask, new_instrument,  # noqa: E402
                          records, report, report_format)

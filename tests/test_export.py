@@ -20,12 +20,7 @@ from bsrnn_tf.backends import BackendError, KerasBackend, load_backend
 from bsrnn_tf.export import ExportError
 from bsrnn_tf.models import build_separator, preset, save_separator, separator_from_backbone
 from bsrnn_tf.separate import open_model
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "export"))
-
-import serving_client  # noqa: E402
+from export import serving_client
 
 TARGETS = ["drums", "vocals"]
 SEGMENT = 4096  # tiny: n_fft 512, hop 128 -> 33 frames
@@ -450,12 +445,7 @@ def test_export_errors(exported, tmp_path):
 
 @pytest.mark.slow
 def test_cli(exported, tmp_path, capsys):
-    sys.path.insert(0, os.path.join(ROOT, "export"))
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("export_cli",
-                                                  os.path.join(ROOT, "export", "export.py"))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from bsrnn_tf.commands import export as cli
     assert cli.main(["-m", str(tmp_path / "none"), "-o", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
     code = cli.main(["-m", exported["run"], "-o", str(tmp_path / "o"), "--format", "savedmodel",
@@ -509,13 +499,8 @@ def test_truncated_tflite_file_is_one_clear_error(exported, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_during_tflite_conversion_leaves_only_whole_files(exported, tmp_path,
                                                                  monkeypatch, capsys):
-    import importlib.util
-
+    from bsrnn_tf.commands import export as script
     from bsrnn_tf.export import tflite
-    spec = importlib.util.spec_from_file_location(
-        "export_script", os.path.join(os.path.dirname(HERE), "export", "export.py"))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     real, calls = tflite.convert_tflite, []
 
     def interrupted_second(*args, **kwargs):

@@ -11,11 +11,10 @@ import time
 import numpy as np
 import pytest
 
+from bsrnn_tf.commands import fit
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIT = os.path.join(ROOT, "training", "fit.py")
-sys.path.insert(0, os.path.join(ROOT, "training"))
-
-import fit  # noqa: E402
 
 FAST = ["--preset", "tiny", "--segment-seconds", "0.5", "--valid-examples", "4",
         "--batch-size", "2", "--quiet", "--no-activity-detection"]

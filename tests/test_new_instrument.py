@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "training"))
+from bsrnn_tf.commands import evaluate, fit
 
-import evaluate  # noqa: E402
-import fit  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SR = 44100
 STEMS = ("drums", "bass", "other", "vocals")

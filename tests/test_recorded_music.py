@@ -2,16 +2,11 @@
 sampled dataset) and the produced split's place in evaluate.py."""
 
 import json
-import os
 import shutil
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from experiments import recorded_music  # noqa: E402
+from experiments import recorded_music
 
 
 def test_cpu_scale_commands_one_dataset_per_lever(tmp_path, capsys):
@@ -61,8 +56,7 @@ def test_a_lever_run_at_the_test_scale(tmp_path):
 def test_evaluate_knows_the_produced_split(tmp_path, monkeypatch):
     from bsrnn_tf.data import musdb
     from bsrnn_tf.datasets.sampled import MARKER_FILE
-    sys.path.insert(0, os.path.join(ROOT, "training"))
-    import evaluate
+    from bsrnn_tf.commands import evaluate
     args = evaluate.build_parser().parse_args(["-m", "model", "--dataset", "produced-test"])
     assert args.dataset == "produced-test"
     done = tmp_path / "produced"

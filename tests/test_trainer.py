@@ -13,7 +13,6 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "helpers", "trainer_run.py")
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(HERE, "helpers"))
 
 
 def _run(args, env=None, timeout=300):
@@ -77,7 +76,7 @@ def test_mirrored_and_multiworker_match_one_device(tmp_path):
 def _trainer(tmp_path, data_fn, valid=None, steps=3, log=None, **train):
     import keras
     import tensorflow as tf
-    from trainer_run import SEGMENT, TARGETS
+    from helpers.trainer_run import SEGMENT, TARGETS
 
     from bsrnn_tf.config import ExperimentConfig
     from bsrnn_tf.models import build_separator, preset
@@ -99,7 +98,7 @@ def _trainer(tmp_path, data_fn, valid=None, steps=3, log=None, **train):
 
 def _synthetic(poison_step=None):
     import tensorflow as tf
-    from trainer_run import SEGMENT, TARGETS, examples
+    from helpers.trainer_run import SEGMENT, TARGETS, examples
 
     def gen():
         for i, (mix, sources) in enumerate(examples(0)):
@@ -275,7 +274,7 @@ def test_line_progress_writes_whole_lines_at_each_tenth():
 
 def _scored_trainer(tmp_path, scores, **train):
     """A trainer whose validation gives ``scores[epoch]`` (dB) for every target."""
-    from trainer_run import TARGETS
+    from helpers.trainer_run import TARGETS
     trainer = _trainer(tmp_path, _synthetic(), valid=object(), steps=2, **train)
     trainer.valid_references = {"scaled_mixture": {t: 0.0 for t in TARGETS}}
     trainer.validate = lambda writer, epoch: {t: scores[epoch] for t in TARGETS}

@@ -4,16 +4,11 @@ config (which trains with fit.py), resuming, and invalid search spaces."""
 import csv
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "training"))
-
-import fit  # noqa: E402
-import tune  # noqa: E402
+from bsrnn_tf.commands import fit, tune
 
 COMMON = ["--preset", "tiny", "--examples-per-epoch", "4", "--valid-examples", "2",
           "--segment-seconds", "0.5", "--batch-size", "2", "--quiet", "--no-activity-detection"]

@@ -7,10 +7,8 @@ TF_CONFIG selects MultiWorkerMirroredStrategy.
 
 import argparse
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 SEGMENT = 8192
 TARGETS = ("drums", "bass")

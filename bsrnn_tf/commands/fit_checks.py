@@ -1,0 +1,158 @@
+"""Checks ``bsrnn-tf fit`` (``training/fit.py``) makes before it trains, and
+the one-line messages of the errors a user can act on."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Optional
+
+from bsrnn_tf.config import ConfigError, ExperimentConfig
+
+
+def one_line_error(error: Exception) -> Optional[str]:
+    """The message of an error a user can act on; None for a bug."""
+    from bsrnn_tf.datasets.synth import GenerationError
+    from bsrnn_tf.data.musdb import DataError
+    from bsrnn_tf.models import ModelLoadError
+    from bsrnn_tf.trainer import TrainingError
+    if isinstance(error, (ConfigError, DataError, GenerationError, ModelLoadError,
+                          TrainingError)):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}{write_advice(error.errno)}"
+    return None
+
+
+def write_advice(errno: Optional[int]) -> str:
+    """What to do about a failed write, by its errno."""
+    import errno as codes
+    return {codes.ENOSPC: " (the disk is full: free space, then rerun)",
+            codes.EFBIG: " (a file-size limit, ulimit -f, or the file system's: raise it, "
+                         "then rerun)",
+            codes.EROFS: " (a read-only file system: give another --run-dir)",
+            codes.EACCES: " (no permission: give another --run-dir)"}.get(errno, "")
+
+
+def check_run_dir(run_dir: str) -> None:
+    """Refuses a --run-dir that cannot hold a run, before any work: a file,
+    or a folder (or its nearest existing parent) that cannot be written."""
+    existing = os.path.abspath(run_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"--run-dir {run_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--run-dir {run_dir}: {existing} is not writable; give another "
+                          f"--run-dir")
+
+def check_target_activity(config: ExperimentConfig, tracks) -> None:
+    """Source-activity detection would reject every chunk of a target that
+    is silent in every track: say so now, not after thousands of draws."""
+    from bsrnn_tf.data.musdb import DataError
+    d = config.data
+    if not d.source_activity or not tracks:
+        return
+    for target in config.model.targets:
+        if all(t.rms_db(target) < d.activity_floor_db for t in tracks):
+            raise DataError(f"target {target!r} is silent (RMS below data.activity_floor_db, "
+                            f"{d.activity_floor_db:g} dB) in every training track: source-"
+                            f"activity detection would reject every chunk; train another "
+                            f"target, or use --no-activity-detection")
+
+
+def check_segment_length(config: ExperimentConfig) -> None:
+    """A training chunk shorter than the STFT window has no frame to learn
+    from (``--segment-seconds 0.001`` trained on 44-sample chunks)."""
+    stft = config.model.stft
+    samples = int(round(config.data.segment_seconds * stft.sample_rate))
+    if samples < stft.n_fft:
+        raise ConfigError(f"--segment-seconds {config.data.segment_seconds:g} is {samples} "
+                          f"samples, shorter than the model's STFT window (n_fft {stft.n_fft} = "
+                          f"{stft.n_fft / stft.sample_rate:.3f} s); give at least that")
+
+
+def check_target_names(config: ExperimentConfig) -> None:
+    """A target that cannot name a stem file is a config error."""
+    from bsrnn_tf.data.musdb import source_set
+    try:
+        source_set(config.model.targets)
+    except ValueError as e:
+        raise ConfigError(f"--targets: {e}") from None
+
+
+def check_targets(config: ExperimentConfig, tracks) -> None:
+    """Every target must be a stem some training track has: one of the four,
+    or an instrument stem file (``piano.wav``) of at least one track (a
+    target no track has would train on silence)."""
+    from bsrnn_tf.data.musdb import SOURCES, DataError
+
+    def has(track, target: str) -> bool:
+        return target in SOURCES or target in (getattr(track, "paths", None) or {})
+
+    missing = [t for t in config.model.targets if not any(has(tr, t) for tr in tracks)]
+    if missing:
+        stems = list(dict.fromkeys(s for tr in tracks for s in tr.source_names if has(tr, s)))
+        raise DataError(f"--targets {' '.join(missing)}: not a stem of any training track "
+                        f"(they have {', '.join(stems)})")
+
+
+def check_segment_fits(config: ExperimentConfig, tracks) -> None:
+    """A chunk longer than every track can never be drawn: say so now, not
+    after minutes of rejected draws."""
+    from bsrnn_tf.data.musdb import DataError
+    rate = config.model.stft.sample_rate
+    samples = int(round(config.data.segment_seconds * rate))
+    longest = max((t.num_samples for t in tracks), default=0)
+    if tracks and samples > longest:
+        raise DataError(f"--segment-seconds {config.data.segment_seconds:g} is longer than "
+                        f"every training track (the longest is {longest / rate:.2f} s); give at "
+                        f"most {math.floor(longest / rate * 100) / 100:g}")
+
+
+def load_train_valid(config: ExperimentConfig, prog: str = "fit.py") -> tuple:
+    """``(train, valid)`` tracks; a validation split without usable tracks
+    (a bad track that was the only one) means training without validation.
+    ``prog`` names the command in the warning."""
+    from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root, source_set
+    from bsrnn_tf.trainer_setup import load_tracks_for
+    try:
+        train, valid = load_tracks_for(config)
+    except DataError as e:
+        root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
+        train = load_tracks(root, subset="train", split="train", is_wav=config.data.is_wav,
+                            targets=source_set(config.model.targets))
+        print(f"{prog}: warning: {e}; {NO_VALIDATION}", file=sys.stderr)
+        return train, []
+    if not valid:
+        print(f"{prog}: warning: the dataset has no validation tracks with a "
+              f"{' and '.join(config.model.targets)} stem (a root with too few training tracks "
+              f"for a validation split?); {NO_VALIDATION}", file=sys.stderr)
+    return train, valid
+
+
+NO_VALIDATION = ("training without validation (early stopping and the best model follow the "
+                 "training loss)")
+
+def write_failure(error: Exception) -> Optional[str]:
+    """The message of a TensorFlow file write that failed for a reason a
+    user can act on (disk full, file-size limit, read-only, permission)."""
+    import errno as codes
+    text = getattr(error, "message", str(error))
+    for words, errno in [("No space left", codes.ENOSPC), ("File too large", codes.EFBIG),
+                         ("Read-only file system", codes.EROFS),
+                         ("Permission denied", codes.EACCES)]:
+        if words in text:
+            return text.strip().splitlines()[0][:200] + write_advice(errno)
+    return None
+
+
+def assert_message(error: Exception) -> str:
+    """The message of a ``tf.debugging.assert_*`` inside the input pipeline
+    (between the first brackets), else the error's first line."""
+    text = getattr(error, "message", str(error))
+    start = text.find("[")
+    end = text.find("]", start)
+    return text[start + 1:end] if 0 <= start < end else text.strip().splitlines()[0]

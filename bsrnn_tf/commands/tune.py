@@ -1,0 +1,300 @@
+"""Keras Tuner search over depth (L), width (N), band split and learning rate.
+
+Every trial trains with the same config, data pipeline, loss, validation and
+trainer as ``fit.py`` (``bsrnn_tf.trainer``); the objective is the validation
+uSDR averaged over the targets (maximised).
+
+Examples::
+
+    python training/tune.py --preset tiny --mtl --max-trials 4 --epochs 2
+    python training/tune.py --targets drums --tuner bayesian --max-trials 20 \\
+        --num-layers 2 4 8 --feature-dim 32 64 --bands v7 universal universal:41 my.json
+
+An interrupted search resumes (finished trials are not rerun; the trial that
+was running resumes from its last checkpoint). At the end the project folder
+holds ``results.md``, ``results.csv``, ``usdr_vs_params.png`` and
+``best_config.json`` (for ``fit.py --config``). ``bsrnn-tf tune`` is the
+same command as ``python training/tune.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bsrnn_tf.commands import fit  # noqa: E402
+from bsrnn_tf.config import ConfigError, ExperimentConfig  # noqa: E402
+from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
+from bsrnn_tf.fileio import atomic_save, atomic_write_text  # noqa: E402
+
+DEFAULT_BANDS = ["v7", "universal", "universal:41", "bass", "drums"]
+OBJECTIVE = "val_usdr"
+SUMMARY_FILE = "trial_summary.json"
+PROG = "tune.py"  # the name in messages (``bsrnn-tf tune`` passes its own)
+
+
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--tuner", choices=["hyperband", "bayesian", "random"], default="hyperband")
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=4,
+                   help="epochs per trial (Hyperband: the most any trial gets)")
+    p.add_argument("--num-layers", type=int, nargs="+", default=[1, 2, 4], metavar="L")
+    p.add_argument("--feature-dim", type=int, nargs="+", default=[16, 32, 64], metavar="N")
+    p.add_argument("--bands", nargs="+", default=DEFAULT_BANDS,
+                   help="schemas to try: v7, bass, drums, universal, universal:EDGES, FILE.json")
+    p.add_argument("--lr", type=float, nargs="+", default=[1e-3, 3e-3])
+    p.add_argument("--name", default=None, help="project name (default from preset and targets)")
+    p.add_argument("--directory", default=os.path.join("saved_models", "tuning"))
+    p.add_argument("--overwrite", action="store_true", help="start the search afresh")
+    # The rest of the experiment: fit.py's own options (type, default, help).
+    fit_actions = fit.build_parser()._actions
+    for flag in ("--config", "--preset", "--targets", "--batch-size", "--examples-per-epoch",
+                 "--valid-examples", "--segment-seconds", "--musdb-root", "--seed", "--mtl",
+                 "--mixed-precision", "--recompute-blocks", "--no-augment",
+                 "--no-activity-detection", "--cpu-devices", "--quiet"):
+        p._add_action(next(a for a in fit_actions if flag in a.option_strings))
+    return p
+
+
+def parse_bands(value: str) -> tuple:
+    """``'universal:41'`` -> ``('universal', 41)``; ``'v7'`` -> ``('v7', None)``."""
+    name, _, edges = value.partition(":")
+    if edges:
+        try:
+            return name, int(edges)
+        except ValueError:
+            raise ConfigError(f"--bands {value!r}: expected NAME:NUMBER_OF_EDGES") from None
+    return name, None
+
+
+def validate_space(args) -> None:
+    """Rejects an invalid search space before any training starts."""
+    from bsrnn_tf.bands import band_ranges
+    for name, values in (("--num-layers", args.num_layers), ("--feature-dim", args.feature_dim)):
+        if not values or any(v < 1 for v in values):
+            raise ConfigError(f"{name} values must be positive integers, got {values}")
+    if not args.lr or any(not 0 < v < 1 for v in args.lr):
+        raise ConfigError(f"--lr values must lie in (0, 1), got {args.lr}")
+    if args.max_trials < 1 or args.epochs < 1:
+        raise ConfigError("--max-trials and --epochs must be positive")
+    for value in args.bands:
+        name, edges = parse_bands(value)
+        band_ranges(name, num_edges=edges)  # raises BandSchemaError with the reason
+
+
+def search_space(args):
+    """A ``kt.HyperParameters`` with one entry per searched setting (a single
+    value becomes ``Fixed``)."""
+    import keras_tuner as kt
+    hp = kt.HyperParameters()
+    for name, values in (("num_layers", args.num_layers), ("feature_dim", args.feature_dim),
+                         ("bands", args.bands), ("learning_rate", args.lr)):
+        values = list(dict.fromkeys(values))
+        if len(values) == 1:
+            hp.Fixed(name, values[0])
+        else:
+            hp.Choice(name, values)
+    return hp
+
+
+def trial_config(base: ExperimentConfig, values: dict, epochs: int) -> ExperimentConfig:
+    """The experiment config of one trial."""
+    config = ExperimentConfig.from_dict(base.to_dict())
+    config.model.num_layers = int(values["num_layers"])
+    config.model.feature_dim = int(values["feature_dim"])
+    config.model.bands, config.model.num_edges = parse_bands(str(values["bands"]))
+    config.train.learning_rate = float(values["learning_rate"])
+    config.train.epochs = int(epochs)
+    config.validate()
+    return config
+
+
+def make_tuner(args, base: ExperimentConfig, strategy, tracks, project: str):
+    import keras_tuner as kt
+
+    from bsrnn_tf.models import build_separator, count_parameters
+    from bsrnn_tf.trainer_setup import make_trainer
+
+    kinds = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
+             "random": kt.RandomSearch}
+
+    class BsrnnTuner(kinds[args.tuner]):
+        """Runs each trial with the project's own trainer."""
+
+        def run_trial(self, trial, *unused_args, **unused_kwargs):
+            values = trial.hyperparameters.values
+            epochs = int(values.get("tuner/epochs", args.epochs))
+            config = trial_config(base, values, epochs)
+            run_dir = os.path.join(self.project_dir, f"trial_{trial.trial_id}")
+            previous = values.get("tuner/trial_id")
+            if previous and not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+                # Hyperband: continue the trial this one was promoted from.
+                source = os.path.join(self.project_dir, f"trial_{previous}")
+                shutil.copytree(os.path.join(source, "checkpoints"),
+                                os.path.join(run_dir, "checkpoints"))
+                shutil.copy(os.path.join(source, "history.json"), run_dir)
+            os.makedirs(run_dir, exist_ok=True)
+            config.to_json(os.path.join(run_dir, "config.json"))
+            with strategy.scope():
+                model = build_separator(config.model)
+            trainer = make_trainer(model, config, run_dir, strategy, *tracks,
+                                   logdir=os.path.join(self.project_dir, "logs",
+                                                       f"trial_{trial.trial_id}"),
+                                   verbose=0 if args.quiet else 1)
+            started = time.time()
+            trainer.restore()
+            history = trainer.fit()
+            score = float(trainer.best_usdr.numpy())
+            summary = {"trial_id": trial.trial_id, "values": {
+                k: v for k, v in values.items() if not k.startswith("tuner/")},
+                "epochs": epochs, "parameters": count_parameters(model),
+                "bands": model.backbone.num_bands, "val_usdr": score,
+                "valid_usdr_per_target": history[-1]["valid_usdr"] if history else {},
+                "seconds": sum(h["seconds"] for h in history),
+                "this_run_seconds": time.time() - started}
+            atomic_write_text(os.path.join(run_dir, SUMMARY_FILE),
+                              json.dumps(summary, indent=2) + "\n")
+            return {OBJECTIVE: score}
+
+    objective = kt.Objective(OBJECTIVE, direction="max")
+    common = dict(objective=objective, hyperparameters=search_space(args),
+                  tune_new_entries=False, directory=args.directory, project_name=project,
+                  overwrite=args.overwrite, seed=base.train.seed)
+    if args.tuner == "hyperband":
+        tuner = BsrnnTuner(max_epochs=args.epochs, factor=3, **common)
+    else:
+        tuner = BsrnnTuner(max_trials=args.max_trials, **common)
+    tuner.oracle.max_trials = args.max_trials
+    return tuner
+
+
+def collect(project_dir: str) -> list:
+    """Summaries of the finished trials, best first."""
+    rows = []
+    for entry in sorted(os.listdir(project_dir)):
+        path = os.path.join(project_dir, entry, SUMMARY_FILE)
+        if entry.startswith("trial_") and os.path.exists(path):
+            with open(path) as f:
+                rows.append(json.load(f))
+    return sorted(rows, key=lambda r: r["val_usdr"], reverse=True)
+
+
+COLUMNS = ["rank", "trial_id", "bands", "num_bands", "num_layers", "feature_dim",
+           "learning_rate", "epochs", "parameters", "val_usdr", "seconds"]
+
+
+def _table_rows(rows: list) -> list:
+    return [[i + 1, r["trial_id"], r["values"]["bands"], r["bands"], r["values"]["num_layers"],
+             r["values"]["feature_dim"], r["values"]["learning_rate"], r["epochs"],
+             r["parameters"], round(r["val_usdr"], 3), round(r["seconds"], 1)]
+            for i, r in enumerate(rows)]
+
+
+def write_report(project_dir: str, base: ExperimentConfig) -> Optional[str]:
+    """results.md, results.csv, usdr_vs_params.png and best_config.json."""
+    rows = collect(project_dir)
+    if not rows:
+        return None
+    table = _table_rows(rows)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([COLUMNS, *table])
+    atomic_write_text(os.path.join(project_dir, "results.csv"), buffer.getvalue())
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table]
+    text = (f"# Tuning results: {os.path.basename(project_dir)}\n\n"
+            f"Objective: validation uSDR (dB), mean over targets "
+            f"{', '.join(base.model.targets)}; higher is better.\n\n" + "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(project_dir, "results.md"), text)
+    _scatter(rows, os.path.join(project_dir, "usdr_vs_params.png"))
+    best = trial_config(base, rows[0]["values"], base.train.epochs)
+    best.name = f"{base.name}-best"
+    best.to_json(os.path.join(project_dir, "best_config.json"))
+    return text
+
+
+def _scatter(rows: list, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    schemas = sorted({str(r["values"]["bands"]) for r in rows})
+    for i, schema in enumerate(schemas):
+        pts = [r for r in rows if str(r["values"]["bands"]) == schema]
+        ax.scatter([r["parameters"] for r in pts], [r["val_usdr"] for r in pts],
+                   label=schema, color=plt.cm.tab10(i % 10), s=40)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("validation uSDR (dB)")
+    ax.legend(title="band split", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """Exit status; ``prog`` names the command in usage and messages."""
+    args = build_parser(prog).parse_args(argv)
+    prog = prog or PROG
+    quiet_tensorflow()
+    try:
+        with fit.keeping_dtype_policy():
+            return _run(args, prog)
+    except (ConfigError, ValueError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args, prog: str = PROG) -> int:
+    validate_space(args)
+    from bsrnn_tf.distribute import make_strategy
+    strategy = make_strategy(args.cpu_devices)
+    import keras
+
+    from bsrnn_tf.datasets.synth import GenerationError
+    from bsrnn_tf.data.musdb import DataError
+    from bsrnn_tf.trainer_setup import load_tracks_for
+
+    fit_args = fit.build_parser().parse_args([])
+    for key, value in vars(args).items():
+        if hasattr(fit_args, key) and key not in ("bands", "num_layers", "feature_dim", "lr",
+                                                    "epochs", "name"):
+            setattr(fit_args, key, value)
+    base = fit.config_from_args(fit_args)
+    base.train.epochs = args.epochs
+    project = args.name or f"{base.preset}-{'mtl' if args.mtl else '-'.join(base.model.targets)}"
+    base.name = project
+    keras.utils.set_random_seed(base.train.seed)
+    fit.set_run_dtype_policy(base)  # before the trials build their models
+    try:
+        tracks = load_tracks_for(base)
+    except (DataError, GenerationError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    tuner = make_tuner(args, base, strategy, tracks, project)
+    base.to_json(os.path.join(tuner.project_dir, "base_config.json"))
+    tuner.search()
+    report = write_report(tuner.project_dir, base)
+    if report is None:
+        print(f"{prog}: error: no trial finished; see the trial messages above", file=sys.stderr)
+        return 1
+    print(report)
+    print(f"best config: {os.path.join(tuner.project_dir, 'best_config.json')} "
+          f"(python training/fit.py --config ...)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
