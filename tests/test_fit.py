@@ -266,7 +266,7 @@ def _one_error_line(capsys, words):
 
 
 @pytest.mark.parametrize("flags, targets, words", [
-    ([], ("bogus",), "--targets bogus: not a stem of any training track (they have"),
+    ([], ("bogus",), "has the instrument stem bogus.wav (a target other than drums"),
     ([], ("Bogus",), "--targets: 'Bogus' cannot be a target"),
     (["--cpu-devices", "3"], ("vocals",), "batch size 2 is not divisible by the 3 replicas"),
     (["--segment-seconds", "100"], ("vocals",),
