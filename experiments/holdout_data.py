@@ -12,14 +12,17 @@ is the exact integer sum of per-family stems such as ``piano.wav``):
   ``other = other - piano - guitar`` (exactly, in integers), the removed
   stems are not copied, and ``mixture = drums + bass + other + vocals``. So
   no piano or guitar is anywhere in a holdout mixture. Experiments 1 and 2
-  train on it too, so that their models are experiment 3's backbones.
+  train on it too, so that their models are experiment 3's backbones;
+* the **no-vocals** dataset, derived from the holdout one: ``vocals.wav``
+  silent and the mixture without it, for a backbone that never heard a
+  voice (vocals as a new instrument that the ``cpu`` scale can learn).
 
 Both are made once and kept (``$BSRNN_TF_EXPERIMENT_DATA``, default
 ``~/.cache/bsrnn_tf/experiments``); a complete dataset has its marker file,
 written last, and a derivation writes into a temporary folder renamed at the
 end, so an interrupted one is redone.
 
-    python -m experiments.holdout_data            # make both (about 3 min on 2 cores)
+    python -m experiments.holdout_data            # make all three (about 3 min on 2 cores)
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ NEW_INSTRUMENTS = ("piano", "guitar")
 # soundfonts (train FluidR3_GM, test TimGM6mb) and seed.
 TRACKS_TRAIN, TRACKS_TEST, SECONDS = 100, 24, 30.0
 FULL, HOLDOUT = "instruments-v1", "holdout-piano-guitar-v1"
+# The holdout songs with vocals silenced too: a backbone on drums, bass and
+# other that never heard a voice, for vocals as a new instrument.
+NO_VOCALS = "holdout-no-vocals-v1"
 MARKER = "bsrnn_tf_holdout.json"
 
 
@@ -70,6 +76,14 @@ def holdout_root(make: bool = True) -> str:
     return root
 
 
+def no_vocals_root(make: bool = True) -> str:
+    """The holdout songs with vocals silenced (derived on first use)."""
+    root = os.path.join(data_dir(), NO_VOCALS)
+    if make and not os.path.exists(os.path.join(root, MARKER)):
+        derive_without(holdout_root(), root, ("vocals",))
+    return root
+
+
 def _read_int16(path: str) -> np.ndarray:
     audio, _ = sf.read(path, dtype="int16", always_2d=True)
     return audio
@@ -77,8 +91,9 @@ def _read_int16(path: str) -> np.ndarray:
 
 def derive_without(source: str, dest: str, remove: Sequence[str]) -> str:
     """Writes ``dest``: every track of ``source`` with the stems ``remove``
-    taken out of ``other`` and of the mixture (see the module docstring).
-    ``drums``, ``bass`` and ``vocals`` are hard links (copies where links
+    taken out of the mixture: an instrument stem (``piano``) out of ``other``
+    too (see the module docstring), one of the four stems (``vocals``)
+    written as silence. The other stems are hard links (copies where links
     cannot be made). Returns ``dest``."""
     tmp = dest + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -91,7 +106,7 @@ def derive_without(source: str, dest: str, remove: Sequence[str]) -> str:
             info = sf.info(os.path.join(src, "other.wav"))
             stems = {}
             for s in SOURCES:
-                if s != "other":
+                if s != "other" and s not in remove:
                     try:
                         os.link(os.path.join(src, f"{s}.wav"), os.path.join(out, f"{s}.wav"))
                     except OSError:
@@ -99,10 +114,15 @@ def derive_without(source: str, dest: str, remove: Sequence[str]) -> str:
                 stems[s] = _read_int16(os.path.join(src, f"{s}.wav")).astype(np.int32)
             present = [r for r in remove if os.path.exists(os.path.join(src, f"{r}.wav"))]
             for r in present:
-                stems["other"] -= _read_int16(os.path.join(src, f"{r}.wav"))
+                if r in SOURCES:  # a stem of its own: silence
+                    stems[r] = np.zeros_like(stems[r])
+                else:
+                    stems["other"] -= _read_int16(os.path.join(src, f"{r}.wav"))
             removed[f"{subset}/{name}"] = present
             mixture = sum(stems.values())
-            for label, audio in (("other", stems["other"]), ("mixture", mixture)):
+            written = {"other": stems["other"], **{r: stems[r] for r in present if r in SOURCES},
+                       "mixture": mixture}
+            for label, audio in written.items():
                 if np.max(np.abs(audio)) > 32767:
                     raise ValueError(f"{src}: {label} without {present} leaves the int16 range")
                 sf.write(os.path.join(out, f"{label}.wav"), audio.astype(np.int16),
@@ -118,3 +138,4 @@ def derive_without(source: str, dest: str, remove: Sequence[str]) -> str:
 if __name__ == "__main__":
     print(full_root())
     print(holdout_root())
+    print(no_vocals_root())

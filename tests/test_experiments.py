@@ -661,3 +661,41 @@ def test_stats_match_numpy():
     assert (s["min"], s["max"]) == (-0.5, 4.0)
     assert records.stats([3.0])["std"] == 0.0
     assert records.stats([])["mean"] is None and not math.isnan(records.stats([1.0])["mean"])
+
+
+def _int16_track(folder, rng, stems):
+    """Writes int16 stems (and their exact sum as the mixture); returns them."""
+    os.makedirs(folder)
+    audio = {s: rng.integers(-3000, 3000, (2000, 2)).astype(np.int32) for s in stems}
+    for name, a in {**audio, "mixture": sum(audio[s] for s in ("drums", "bass", "other",
+                                                               "vocals"))}.items():
+        sf.write(os.path.join(folder, f"{name}.wav"), a.astype(np.int16), 44100,
+                 subtype="PCM_16")
+    return audio
+
+
+def test_holdout_derivation_takes_instruments_out_of_other_and_silences_a_stem(tmp_path):
+    from experiments.holdout_data import derive_without
+    rng = np.random.default_rng(3)
+    src = tmp_path / "full"
+    a = _int16_track(str(src / "train" / "a"), rng, ("drums", "bass", "other", "vocals", "piano"))
+    b = _int16_track(str(src / "test" / "b"), rng, ("drums", "bass", "other", "vocals"))
+
+    def read(root, track, stem):
+        return sf.read(str(root / track / f"{stem}.wav"), dtype="int16")[0].astype(np.int32)
+
+    out = tmp_path / "holdout"
+    derive_without(str(src), str(out), ("piano", "guitar"))
+    assert np.array_equal(read(out, "train/a", "other"), a["other"] - a["piano"])
+    assert np.array_equal(read(out, "train/a", "mixture"),
+                          a["drums"] + a["bass"] + a["other"] - a["piano"] + a["vocals"])
+    assert not (out / "train" / "a" / "piano.wav").exists()
+    assert np.array_equal(read(out, "test/b", "other"), b["other"])
+    assert np.array_equal(read(out, "train/a", "vocals"), a["vocals"])
+
+    quiet = tmp_path / "no-vocals"
+    derive_without(str(out), str(quiet), ("vocals",))
+    assert not np.any(read(quiet, "train/a", "vocals"))
+    assert np.array_equal(read(quiet, "test/b", "mixture"), b["drums"] + b["bass"] + b["other"])
+    assert np.array_equal(read(quiet, "train/a", "other"), a["other"] - a["piano"])
+    assert np.array_equal(read(quiet, "train/a", "drums"), a["drums"])
