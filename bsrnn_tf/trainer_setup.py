@@ -25,8 +25,9 @@ def load_tracks_for(config: ExperimentConfig) -> tuple:
 
     Validation keeps only the tracks that have every target's stem: a track
     without an instrument stem reads it as silence, and a silent reference
-    would score the model on nothing; none left means no validation (training needs no such rule: its
-    source-activity detection only draws chunks where the target plays)."""
+    would score the model on nothing; none left means no validation.
+    Training needs no such rule: its source-activity detection only draws
+    chunks where the target plays."""
     from bsrnn_tf.data.musdb import load_tracks, resolve_root, source_set
     root, _ = resolve_root(config.data.musdb_root, config.data.builtin_dataset)
     stems = source_set(config.model.targets)

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bsrnn_tf.commands.fit_checks import (  # noqa: E402
     assert_message, check_run_dir, check_segment_fits, check_segment_length,
-    check_target_activity, check_target_names, check_targets, load_train_valid, one_line_error,
+    check_target_activity, check_target_names, load_train_valid, one_line_error,
     write_failure)
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.config import (DEFAULT_TARGETS, LOSSES, NORMS, ConfigError,  # noqa: E402
@@ -327,7 +327,6 @@ def _run(args, prog: str = PROG) -> int:
     check_segment_length(config)
     check_target_names(config)
     train_tracks, valid_tracks = load_train_valid(config, prog)
-    check_targets(config, train_tracks)
     check_segment_fits(config, train_tracks)
     check_target_activity(config, train_tracks)
 

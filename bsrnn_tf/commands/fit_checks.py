@@ -83,22 +83,6 @@ def check_target_names(config: ExperimentConfig) -> None:
         raise ConfigError(f"--targets: {e}") from None
 
 
-def check_targets(config: ExperimentConfig, tracks) -> None:
-    """Every target must be a stem some training track has: one of the four,
-    or an instrument stem file (``piano.wav``) of at least one track (a
-    target no track has would train on silence)."""
-    from bsrnn_tf.data.musdb import SOURCES, DataError
-
-    def has(track, target: str) -> bool:
-        return target in SOURCES or target in (getattr(track, "paths", None) or {})
-
-    missing = [t for t in config.model.targets if not any(has(tr, t) for tr in tracks)]
-    if missing:
-        stems = list(dict.fromkeys(s for tr in tracks for s in tr.source_names if has(tr, s)))
-        raise DataError(f"--targets {' '.join(missing)}: not a stem of any training track "
-                        f"(they have {', '.join(stems)})")
-
-
 def check_segment_fits(config: ExperimentConfig, tracks) -> None:
     """A chunk longer than every track can never be drawn: say so now, not
     after minutes of rejected draws."""

@@ -202,7 +202,7 @@ def load_tracks(root: str, subset: str = "train", split: Optional[str] = None,
     if not tracks and (names or split != "valid"):
         raise DataError(f"no usable tracks in {where}"
                         + (f" ({len(skipped)} skipped, see the warning)" if skipped else ""))
-    absent = [e for e in extras if tracks and not any(e in t.paths for t in tracks)]
+    absent = [e for e in extras if tracks and not any(t.has_stem(e) for t in tracks)]
     if absent:
         raise DataError(f"no track in {where} has the instrument stem "
                         f"{absent[0]}.wav (a target other than {', '.join(SOURCES)} is read "
