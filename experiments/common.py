@@ -97,7 +97,8 @@ class Run:
     stage: str = "train"           # "train" (from scratch) or "transfer"
     backbone: Optional[str] = None  # key of the run whose frozen backbone is used
     data: str = "default"          # "default", "instruments" (songs with the new
-                                   # instruments' stems) or "own" (the run's flags
+                                   # instruments' stems), "no_vocals" (the default
+                                   # songs without vocals) or "own" (the run's flags
                                    # name its data; see Driver.root)
     evaluate: Optional[bool] = None  # None: the driver's default
     keep_backbone: bool = False    # other runs start from it: keep a headless copy

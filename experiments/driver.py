@@ -100,17 +100,26 @@ class Driver:
 
     def root(self, run: Run) -> Optional[str]:
         """The dataset root of ``run`` (None: fit.py's built-in dataset, or the
-        root the run's own flags name)."""
+        root the run's own flags name). ``no_vocals``: the run's default
+        songs with the vocals stem silenced and taken out of the mixtures
+        (derived once, experiments/holdout_data.py)."""
         if run.data == "own":
             return None
+        from experiments import holdout_data
+        make = not self.args.dry_run
         if self._holdout_data:
-            from experiments import holdout_data
-            make = not self.args.dry_run
             if run.data == "instruments" and not self.instrument_root:
                 self.instrument_root = holdout_data.full_root(make)
             if run.data != "instruments" and not self.musdb_root:
                 self.musdb_root = holdout_data.holdout_root(make)
-        return self.instrument_root if run.data == "instruments" else self.musdb_root
+        if run.data == "instruments":
+            return self.instrument_root
+        if run.data == "no_vocals":
+            if not self.musdb_root:
+                raise ExperimentError(f"{run.key} trains on songs without vocals, derived "
+                                      "from a dataset: give --musdb-root")
+            return holdout_data.no_vocals_of(self.musdb_root, make)
+        return self.musdb_root
 
     def fit_argv(self, run: Run) -> List[str]:
         argv = list(run.flags)

@@ -78,9 +78,23 @@ def holdout_root(make: bool = True) -> str:
 
 def no_vocals_root(make: bool = True) -> str:
     """The holdout songs with vocals silenced (derived on first use)."""
-    root = os.path.join(data_dir(), NO_VOCALS)
+    return no_vocals_of(holdout_root(make), make)
+
+
+def no_vocals_of(source: str, make: bool = True) -> str:
+    """``source`` (a folder of wav stems: train/<track>/<stem>.wav, as
+    MUSDB18-HQ) with vocals silenced and taken out of every mixture, made
+    once: :data:`NO_VOCALS` for the holdout songs, else a folder named after
+    ``source`` beside them."""
+    source = os.path.abspath(source)
+    name = (NO_VOCALS if source == os.path.join(data_dir(), HOLDOUT)
+            else f"{os.path.basename(source.rstrip(os.sep))}-no-vocals")
+    root = os.path.join(data_dir(), name)
     if make and not os.path.exists(os.path.join(root, MARKER)):
-        derive_without(holdout_root(), root, ("vocals",))
+        if not os.path.isdir(os.path.join(source, "train")):
+            raise FileNotFoundError(f"{source}: no train/ folder of wav stems to take the "
+                                    "vocals out of")
+        derive_without(source, root, ("vocals",))
     return root
 
 

@@ -235,7 +235,7 @@ def test_paper_scale_commands(tmp_path, capsys):
     args[-1] = str(tmp_path / "y")
     text = _dry_run(new_instrument, [*args, "--instrument-root", "/data/with_piano"], capsys)
     fits = _fits(text)
-    assert len(fits) == 2 * 2 * (1 + 2 * 2)  # no small models at this scale
+    assert len(fits) == 2 * (3 + 5 * 2)  # no small models at this scale
     head = [c for c in fits if _run_dir(c) == "guitar_head_v7-seed1"][0]
     assert "mtl4_v7-seed1 --freeze-backbone" in head and "--targets guitar" in head
     assert "--musdb-root /data/with_piano" in head
@@ -248,21 +248,35 @@ def test_new_instrument_cpu_scale_commands(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BSRNN_TF_EXPERIMENT_DATA", str(tmp_path / "data"))
     text = _dry_run(new_instrument, ["--scale", "cpu", "--out", str(tmp_path / "x")], capsys)
     fits = _fits(text)
-    # 3 seeds x 2 splits x (backbone + 2 instruments x head, scratch, small)
-    assert len(fits) == 3 * 2 * 7 and text.count("training/evaluate.py") == len(fits)
-    holdout, full = (str(tmp_path / "data" / d) for d in ("holdout-piano-guitar-v1",
-                                                           "instruments-v1"))
+    # 3 seeds x (3 backbones + 5 cases x head, scratch, small)
+    assert len(fits) == 3 * (3 + 5 * 3) and text.count("training/evaluate.py") == len(fits)
+    holdout, full, no_vocals = (str(tmp_path / "data" / d) for d in (
+        "holdout-piano-guitar-v1", "instruments-v1", "holdout-no-vocals-v1"))
     for c in fits:
         name = _run_dir(c)
         assert "--preset cpu" in c and "--loss bsrnn+sdr" in c
         if name.startswith("mtl4"):
             assert f"--musdb-root {holdout}" in c and "--epochs 12 " in c
+        elif name.startswith("mtl3_novocals"):
+            assert f"--musdb-root {no_vocals}" in c and "--epochs 12 " in c
+            assert "--mtl --targets drums bass other --" in c
+        elif name.startswith("vocals"):
+            assert f"--musdb-root {holdout}" in c and "--epochs 6 " in c
+            assert "--targets vocals" in c
         else:
             assert f"--musdb-root {full}" in c and "--epochs 6 " in c
         if "_small_" in name:
             assert "--feature-dim 25" in c
     head = [c for c in fits if _run_dir(c) == "piano_head_universal41-seed2"][0]
     assert "mtl4-seed2 --freeze-backbone" in head
+    head = [c for c in fits if _run_dir(c) == "vocals_head_universal41-seed1"][0]
+    assert "mtl3_novocals-seed1 --freeze-backbone" in head
+    # Every backbone is trained before the first head on it.
+    order = [_run_dir(c) for c in fits]
+    for seed in (0, 1, 2):
+        assert order.index(f"mtl3_novocals-seed{seed}") < order.index(
+            f"vocals_head_universal41-seed{seed}")
+        assert order.index(f"mtl4_v7-seed{seed}") < order.index(f"piano_head_v7-seed{seed}")
 
 
 def test_paper_scale_needs_a_dataset(tmp_path, monkeypatch, capsys):
@@ -289,8 +303,10 @@ MISSING = {"drums_universal-seed2", "single_bass_quarter-seed1", "piano_small_v7
 
 
 def _targets(run: common.Run) -> list:
-    at = run.flags.index("--targets")
-    return list(multitask.TARGETS) if "--mtl" in run.flags else [run.flags[at + 1]]
+    at = run.flags.index("--targets") + 1
+    end = next((i for i in range(at, len(run.flags)) if run.flags[i].startswith("--")),
+               len(run.flags))
+    return run.flags[at:end]
 
 
 def _fake_result(run: common.Run, experiment: str, rng, shift: float = 0.0) -> dict:
@@ -538,17 +554,23 @@ def test_report_new_instrument_tables_equal_numpy_statistics(fake_results, tmp_p
     out = tmp_path / "REPORT.md"
     text = report.build_report(str(fake_results), str(out))
     tables, fake = _parse_tables(text), Fake(fake_results)
-    table = _table(tables, "mean of the four")
+    table = _table(tables, "mean of its targets")
     for row in table:
         runs = fake.runs("new_instrument", row["backbone"])
-        per_target = [{s: r["test_gain"][t] for s, r in runs.items()} for t in multitask.TARGETS]
-        for t, values in zip(multitask.TARGETS, per_target):
-            assert _cell_stats(row[t]) == _expect(values)
-        assert _cell_stats(row["mean of the four"]) == _expect(_seed_mean(per_target))
-    assert [r["backbone"] for r in table] == ["mtl4", "mtl4_v7"]
+        targets = new_instrument.BACKBONES[row["backbone"]][1]
+        per_target = [{s: r["test_gain"][t] for s, r in runs.items()} for t in targets]
+        for t in multitask.TARGETS:
+            if t in targets:
+                assert _cell_stats(row[t]) == _expect(per_target[targets.index(t)])
+            else:
+                assert row[t] == "not a target"
+        assert _cell_stats(row["mean of its targets"]) == _expect(_seed_mean(per_target))
+    assert [r["backbone"] for r in table] == ["mtl3_novocals", "mtl4", "mtl4_v7"]
 
     table = _table(tables, "head − this model (paired)")
-    assert len(table) == len(new_instrument.SPLITS) * len(new_instrument.INSTRUMENTS) * 3
+    assert len(table) == len(new_instrument.CASES) * 3
+    assert [(r["instrument"], r["band split"]) for r in table[::3]] == \
+        [(i, s) for i, s, _ in new_instrument.CASES]
     labels = {v: k for k, v in new_instrument.ARM_LABELS.items()}
     for row in table:
         inst, split, arm = row["instrument"], row["band split"], labels[row["model"]]
