@@ -104,6 +104,11 @@ class ModelConfig:
     ``causal``: a streaming model (:mod:`bsrnn_tf.streaming`): forward time
     LSTMs and the causal STFT framing; needs ``norm="frame"`` and
     ``standardize=False`` (both others use the whole chunk). Absent: False.
+
+    ``channels``: ``"features"`` (stereo packed into each band's features,
+    the default) or ``"batch"`` (each channel a separate example, as the
+    BSRNN authors' code); see :class:`bsrnn_tf.models.Separator`. Absent:
+    ``"features"``.
     """
 
     bands: str = "v7"
@@ -117,6 +122,7 @@ class ModelConfig:
     standardize: bool = True
     norm: str = DEFAULT_NORM
     causal: bool = False
+    channels: str = "features"
     use_cudnn: Any = "auto"  # "auto", True or False
     stft: StftConfig = dataclasses.field(default_factory=StftConfig)
 
@@ -144,6 +150,11 @@ class ModelConfig:
             raise ConfigError(f"model.causal needs norm 'frame' and standardize false (got "
                               f"norm {self.norm!r}, standardize {self.standardize}): the "
                               f"others take statistics over the chunk's frames")
+        if self.channels not in ("features", "batch"):
+            raise ConfigError(f"model.channels must be 'features' or 'batch', got "
+                              f"{self.channels!r}")
+        if self.channels == "batch" and self.causal:
+            raise ConfigError("model.channels 'batch' is not available for a causal model")
         if self.num_edges is not None and self.num_edges < 1:
             raise ConfigError(f"model.num_edges must be positive, got {self.num_edges}")
         try:

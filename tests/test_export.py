@@ -561,3 +561,30 @@ def test_a_run_config_that_contradicts_the_model_is_refused(tmp_path):
                                           r"feature_dim 999 \(model.keras: \d+\); targets "):
         export.export_model(str(run), str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_a_model_with_channels_in_the_batch_exports_to_tflite(tmp_path):
+    """channels='batch' (the authors' layout) reshapes around the backbone;
+    its float32 waveform TFLite graph runs in the interpreter like Keras."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    config = preset("tiny")
+    config.channels = "batch"
+    model = build_separator(config, targets=TARGETS)
+    run = str(tmp_path / "run")
+    save_separator(model, run)
+    out = str(tmp_path / "out")
+    export.export_model(run, out, formats=["tflite"], variants=["waveform"],
+                        quantizations=["none"], segment_seconds=SEGMENT / SAMPLE_RATE,
+                        name="bsrnn")
+    paths = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files
+             if f.endswith(".tflite")]
+    assert len(paths) == 1
+    chunk = _chunks(1, seed=22)
+    got = Interpreter(model_path=paths[0]).get_signature_runner("waveform")(waveform=chunk)
+    expected = model(chunk)
+    for target in TARGETS:
+        np.testing.assert_allclose(got[target], expected[target].numpy(), atol=1e-5)
+    with pytest.raises(ExportError, match="channels"):
+        export.export_model(run, str(tmp_path / "b"), formats=["backbone"])

@@ -309,3 +309,60 @@ def test_a_corrupt_optional_config_beside_a_backbone_export_is_an_error_naming_i
     (tmp_path / "config.json").write_bytes(b'{"model": "\xff"}')
     with pytest.raises(ModelLoadError, match=r"config\.json: cannot read"):
         separator_from_backbone(str(tmp_path), ["piano"])
+
+
+def _tiny_with_channels(channels):
+    config = preset("tiny")
+    config.channels = channels
+    return build_separator(config, targets=["drums", "vocals"])
+
+
+def test_channels_in_batch_keep_the_channels_apart():
+    """channels='batch' (the authors' layout): a channel's estimate depends on
+    that channel alone, and swapping the input channels swaps the outputs;
+    with channels in the features (the default) the channels mix."""
+    rng = np.random.default_rng(11)
+    a, b, c = (rng.standard_normal((1, 8192, 1)).astype(np.float32) for _ in range(3))
+    batch = _tiny_with_channels("batch")
+    ab, ac, ba = (batch(np.concatenate(p, axis=-1)) for p in ((a, b), (a, c), (b, a)))
+    for t in batch.targets:
+        np.testing.assert_allclose(ab[t].numpy()[..., 0], ac[t].numpy()[..., 0], atol=1e-5)
+        np.testing.assert_allclose(ab[t].numpy()[..., 0], ba[t].numpy()[..., 1], atol=1e-5)
+        np.testing.assert_allclose(ab[t].numpy()[..., 1], ba[t].numpy()[..., 0], atol=1e-5)
+    features = _tiny_with_channels("features")
+    ab, ac = (features(np.concatenate(p, axis=-1)) for p in ((a, b), (a, c)))
+    assert np.max(np.abs(ab["drums"].numpy()[..., 0] - ac["drums"].numpy()[..., 0])) > 1e-3
+
+
+def test_channels_in_batch_parameters_and_round_trip(tmp_path):
+    """A band of w bins has w*2 input features instead of w*4: the band
+    split's norm (gamma, beta) and projection lose bins*2*(2 + N) weights;
+    the heads emit 2 numbers per bin instead of 4. Saved and loaded, the
+    model keeps its layout and its outputs."""
+    features, batch = _tiny_with_channels("features"), _tiny_with_channels("batch")
+    bins, n = features.n_fft // 2 + 1, features.feature_dim
+    assert (count_parameters(features.backbone) - count_parameters(batch.backbone)
+            == bins * 2 * (2 + n))
+    assert batch.heads["drums"].features_per_bin == 2
+    assert features.heads["drums"].features_per_bin == 4
+    wave = np.random.default_rng(12).standard_normal((2, 4096, 2)).astype(np.float32)
+    before = batch(wave)
+    save_separator(batch, str(tmp_path / "run"))
+    loaded = load_separator(str(tmp_path / "run"))
+    assert loaded.channels == "batch" and loaded.config_object().channels == "batch"
+    after = loaded(wave)
+    for t in before:
+        assert before[t].shape == (2, 4096, 2)
+        np.testing.assert_array_equal(before[t].numpy(), after[t].numpy())
+
+
+def test_channels_setting_is_checked():
+    from bsrnn_tf.config import ConfigError
+    config = preset("tiny")
+    config.channels = "stereo"
+    with pytest.raises(ConfigError, match="model.channels"):
+        config.validate()
+    config = preset("cpu-stream")
+    config.channels = "batch"
+    with pytest.raises(ConfigError, match="causal"):
+        config.validate()

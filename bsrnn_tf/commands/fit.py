@@ -59,6 +59,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--norm", choices=NORMS,
                    help="normalisation statistics: chunk (the authors', default) or frame "
                         "(per-frame layer norm, bsrnn_tf before 0.2)")
+    p.add_argument("--channels", choices=("features", "batch"),
+                   help="where stereo goes: features (packed into each band's features, "
+                        "default) or batch (each channel a mono example, as the BSRNN "
+                        "authors' code)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
@@ -138,7 +142,7 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
         raise ConfigError(f"several targets {m.targets} need --mtl (one backbone, one head each)")
     for flag, obj, field in [("bands", m, "bands"), ("num_edges", m, "num_edges"),
                              ("feature_dim", m, "feature_dim"), ("num_layers", m, "num_layers"),
-                             ("norm", m, "norm"),
+                             ("norm", m, "norm"), ("channels", m, "channels"),
                              ("epochs", t, "epochs"), ("batch_size", t, "batch_size"),
                              ("lr", t, "learning_rate"), ("lr_decay", t, "lr_decay"),
                              ("lr_decay_epochs", t, "lr_decay_epochs"),
@@ -220,7 +224,8 @@ RESUME_SAFE = {"train.epochs": "--epochs", "train.patience": "--patience",
 FIELD_FLAGS = {"model.targets": "--targets/--mtl", "model.bands": "--bands",
                "model.num_edges": "--num-edges", "model.feature_dim": "--feature-dim",
                "model.num_layers": "--num-layers",
-               "model.norm": "--norm", "train.batch_size": "--batch-size",
+               "model.norm": "--norm", "model.channels": "--channels",
+               "train.batch_size": "--batch-size",
                "train.learning_rate": "--lr", "train.lr_decay": "--lr-decay",
                "train.lr_decay_epochs": "--lr-decay-epochs", "train.clip_norm": "--clip-norm",
                "train.seed": "--seed", "train.mixed_precision": "--mixed-precision",

@@ -45,7 +45,13 @@ def export_backbone(model, out_dir: str, *, source: Optional[str] = None,
     """
     import tensorflow as tf
 
+    from bsrnn_tf.export.common import ExportError
     from bsrnn_tf.models.backbone import Backbone
+
+    if getattr(model, "channels", "features") != "features":
+        raise ExportError("the backbone export takes a model whose stereo is in its band "
+                          "features; this one folds channels into the batch (channels "
+                          "'batch'): export the whole separator instead")
     from bsrnn_tf.models.transfer import copy_weights
 
     ensure_writable(out_dir)

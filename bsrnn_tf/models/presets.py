@@ -75,6 +75,7 @@ def build_separator(config: ModelConfig, targets=None, **overrides):
                       n_fft=stft.n_fft, hop_length=stft.hop_length,
                       segment_samples=config.segment_samples, standardize=config.standardize,
                       use_cudnn=config.use_cudnn, norm=config.norm, causal=config.causal,
+                      channels=config.channels,
                       model_config=dataclasses.asdict(config),
                       **overrides)
     model.build()

@@ -27,6 +27,15 @@ class Separator(keras.Model):
     no chunk standardisation, the causal STFT framing), whose output on a
     whole song equals that of :mod:`bsrnn_tf.streaming` fed hop by hop.
 
+    ``channels``: where the audio channels go. ``"features"`` (the default,
+    bsrnn_tf's deviation from the BSRNN authors' code): a band's features
+    are its bins x real/imag x channels, so the band split, its norms and the
+    heads see the stereo image together. ``"batch"`` (the authors'): each
+    channel is a separate example of a mono model (the packed spectrum is
+    folded to ``(batch * channels, frames, bins, 2)`` before the backbone and
+    the masks unfolded after the heads), so norms and projections never mix
+    channels; the sequence models do twice the work. Not for causal models.
+
     ``model_config`` (a :class:`ModelConfig` as a dict) is kept only for
     provenance; the layers are built from the explicit arguments, band ranges
     included, so a saved model never recomputes them.
@@ -37,9 +46,16 @@ class Separator(keras.Model):
                  sample_rate: int = 44100, n_fft: int = 2048, hop_length: int = 512,
                  segment_samples: int = 132300, standardize: bool = True, use_cudnn="auto",
                  model_config: Optional[dict] = None, norm: str = DEFAULT_NORM,
-                 causal: bool = False, **kwargs):
+                 causal: bool = False, channels: str = "features", **kwargs):
         super().__init__(**kwargs)
         self.causal = bool(causal)
+        if channels not in CHANNEL_MODES:
+            raise ValueError(f"Separator: channels must be one of {CHANNEL_MODES}, got "
+                             f"{channels!r}")
+        if channels == "batch" and self.causal:
+            raise ValueError("Separator: channels='batch' is not available for a causal "
+                             "(streaming) model")
+        self.channels = channels
         if self.causal and standardize:
             raise ValueError("Separator: a causal model cannot standardize each chunk (its "
                              "statistics cover the chunk's frames); use standardize=False")
@@ -59,7 +75,7 @@ class Separator(keras.Model):
         if self.band_ranges[-1][1] != num_bins(n_fft):
             raise ValueError(f"band ranges cover {self.band_ranges[-1][1]} bins, "
                              f"n_fft {n_fft} has {num_bins(n_fft)}")
-        self.backbone = Backbone(self.band_ranges, feature_dim, num_layers, audio_channels,
+        self.backbone = Backbone(self.band_ranges, feature_dim, num_layers, self.model_channels,
                                  standardize, use_cudnn, norm=norm, causal=self.causal,
                                  name="backbone",
                                  dtype=self.dtype_policy)
@@ -69,6 +85,12 @@ class Separator(keras.Model):
 
     # -- structure -----------------------------------------------------------------
     @property
+    def model_channels(self) -> int:
+        """Channels per example that the backbone and heads see: 1 when the
+        channels are folded into the batch."""
+        return 1 if self.channels == "batch" else self.audio_channels
+
+    @property
     def targets(self) -> list:
         return list(self.heads)
 
@@ -77,7 +99,7 @@ class Separator(keras.Model):
             raise ValueError(f"target names must be non-empty strings, got {target!r}")
         if target in self.heads:
             raise ValueError(f"the separator already has a head for {target!r}")
-        head = MaskHead(self.band_ranges, self.feature_dim, self.audio_channels, self.mlp_ratio,
+        head = MaskHead(self.band_ranges, self.feature_dim, self.model_channels, self.mlp_ratio,
                         norm=self.norm, name=f"head_{target}", dtype=self.dtype_policy)
         self.heads[target] = head
         return head
@@ -150,8 +172,13 @@ class Separator(keras.Model):
 
     def masks(self, spectrum, training=None, targets=None) -> dict:
         """``{target: packed complex mask}``, each like ``spectrum``."""
+        if self.channels == "batch":
+            spectrum = fold_channels(spectrum, self.audio_channels)
         features = self.backbone(spectrum, training=training)
-        return {t: self.heads[t](features) for t in (targets or self.targets)}
+        masks = {t: self.heads[t](features) for t in (targets or self.targets)}
+        if self.channels == "batch":
+            masks = {t: unfold_channels(m, self.audio_channels) for t, m in masks.items()}
+        return masks
 
     def estimate_spectra(self, spectrum, training=None, targets=None) -> dict:
         """``{target: masked mixture spectrum}``."""
@@ -185,8 +212,32 @@ class Separator(keras.Model):
                 "sample_rate": self.sample_rate, "n_fft": self.n_fft,
                 "hop_length": self.hop_length, "segment_samples": self.segment_samples,
                 "standardize": self.standardize, "use_cudnn": self.use_cudnn, "norm": self.norm,
-                **({"causal": True} if self.causal else {}), "model_config": self.model_config}
+                **({"causal": True} if self.causal else {}),
+                **({"channels": self.channels} if self.channels != "features" else {}),
+                "model_config": self.model_config}
 
     def config_object(self) -> ModelConfig:
         """The :class:`ModelConfig` this separator was built from."""
         return model_config_from_dict(self.model_config)
+
+
+CHANNEL_MODES = ("features", "batch")
+
+
+def fold_channels(spectrum, channels: int):
+    """Packed ``(batch, frames, bins, channels * 2)`` -> ``(batch * channels,
+    frames, bins, 2)``, example ``b * channels + c`` holding channel ``c``."""
+    from keras import ops
+    shape = ops.shape(spectrum)
+    x = ops.reshape(spectrum, (shape[0], shape[1], shape[2], channels, 2))
+    x = ops.transpose(x, (0, 3, 1, 2, 4))
+    return ops.reshape(x, (shape[0] * channels, shape[1], shape[2], 2))
+
+
+def unfold_channels(packed, channels: int):
+    """The inverse of :func:`fold_channels`."""
+    from keras import ops
+    shape = ops.shape(packed)
+    x = ops.reshape(packed, (shape[0] // channels, channels, shape[1], shape[2], 2))
+    x = ops.transpose(x, (0, 2, 3, 1, 4))
+    return ops.reshape(x, (shape[0] // channels, shape[1], shape[2], channels * 2))
