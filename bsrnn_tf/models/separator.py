@@ -25,7 +25,7 @@ class Separator(keras.Model):
 
     ``causal=True``: a streaming model (forward time LSTMs, per-frame norms,
     no chunk standardisation, the causal STFT framing), whose output on a
-    whole song equals that of :mod:`bsrnn_tf.streaming` fed hop by hop.
+    whole song equals that of :mod:`bsrnn_tf.inference.streaming` fed hop by hop.
 
     ``model_config`` (a :class:`ModelConfig` as a dict) is kept only for
     provenance; the layers are built from the explicit arguments, band ranges
