@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from bsrnn_tf.audio import load_audio
-    from bsrnn_tf.separate import open_model, separate
+    from bsrnn_tf.inference.separate import open_model, separate
 
     audio, rate = load_audio(args.song)
     seconds = audio.shape[0] / rate

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def prepare(args, work: str):
     """Saves (or takes) the model and exports SavedModel + all TFLite files."""
-    from bsrnn_tf import export
+    from bsrnn_tf import deploy
     from bsrnn_tf.models import build_separator, preset, save_separator
 
     model_path = args.model
@@ -40,7 +40,7 @@ def prepare(args, work: str):
         model_path = os.path.join(work, f"{args.preset}-random")
         save_separator(build_separator(preset(args.preset), targets=args.targets), model_path)
     start = time.time()
-    results = export.export_model(model_path, os.path.join(work, "out"),
+    results = deploy.export_model(model_path, os.path.join(work, "out"),
                                   formats=["savedmodel", "tflite"], name="bench",
                                   log=lambda m: print(f"[{time.time() - start:6.1f}s] {m}",
                                                       file=sys.stderr, flush=True))
@@ -49,15 +49,15 @@ def prepare(args, work: str):
 
 def candidates(model_path: str, results: dict) -> dict:
     """``{name: (backend, size in bytes, parity dict or None)}``."""
-    from bsrnn_tf import export
-    from bsrnn_tf.backends import KerasBackend, load_backend
+    from bsrnn_tf import deploy
+    from bsrnn_tf.inference.backends import KerasBackend, load_backend
     from bsrnn_tf.models import load_separator
 
     saved = results["savedmodel"]
     with open(os.path.join(saved, "export.json")) as f:
         saved_info = json.load(f)
     segment = saved_info["model"]["segment_samples"]
-    keras_model = export.cpu_copy(load_separator(model_path))
+    keras_model = deploy.cpu_copy(load_separator(model_path))
     out = {"keras tf.function": (KerasBackend(model_path, model=keras_model,
                                               segment_samples=segment), None, None),
            "savedmodel": (load_backend(saved), saved_info["size_bytes"],
@@ -67,7 +67,7 @@ def candidates(model_path: str, results: dict) -> dict:
         artifacts = json.load(f)["artifacts"]
     for path in results["tflite"]:
         entry = artifacts[os.path.basename(path)]
-        label = f"tflite {entry['variant']} {export.QUANTIZATION_LABELS[entry['quantization']]}"
+        label = f"tflite {entry['variant']} {deploy.QUANTIZATION_LABELS[entry['quantization']]}"
         for threads in (1, 2):
             out[f"{label} t{threads}"] = (load_backend(path, num_threads=threads),
                                           entry["size_bytes"], entry.get("parity_vs_keras"))
@@ -111,7 +111,7 @@ def main() -> int:
 
     import numpy as np
 
-    from bsrnn_tf.export import music_chunks
+    from bsrnn_tf.deploy import music_chunks
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bsrnn-export-bench-") as work:

@@ -301,7 +301,7 @@ def train_step_seconds(model, mixture, repeats: int) -> float:
     import keras
     import tensorflow as tf
 
-    from bsrnn_tf.losses import bsrnn_loss
+    from bsrnn_tf.training.losses import bsrnn_loss
     samples = mixture.shape[1]
     reference = mixture * 0.5
     optimizer = keras.optimizers.Adam(1e-4)

@@ -69,8 +69,8 @@ def worker(args) -> dict:
     import numpy as np
 
     from bsrnn_tf.audio import save_audio
+    from bsrnn_tf.inference.separate import open_model, separate
     from bsrnn_tf.models import build_separator, preset, save_separator
-    from bsrnn_tf.separate import open_model, separate
 
     name, xla = args.preset.split("+")[0], args.preset.endswith("+xla")
     model_dir = os.path.join(args.work, f"{name}-random")

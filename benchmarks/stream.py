@@ -3,9 +3,9 @@ hop's duration (the real-time budget).
 
 For each n_fft (hop = n_fft / 4) a ``cpu-stream`` sized causal model with
 random weights (the speed does not depend on them) and four targets is
-exported (:mod:`bsrnn_tf.export.stream`); each requested quantization's file
+exported (:mod:`bsrnn_tf.deploy.stream`); each requested quantization's file
 runs with one interpreter thread, the process pinned to one CPU core, over a
-generated song hop by hop (``bsrnn_tf.streaming.stream_song``: what
+generated song hop by hop (``bsrnn_tf.inference.streaming.stream_song``: what
 ``bsrnn-tf stream`` does). The time of each call from Python (state in and
 out included) is recorded, as wall time and as the CPU time of the calling
 thread (the graph runs in it with one interpreter thread: its compute, without
@@ -38,10 +38,11 @@ TARGETS = ["drums", "bass", "other", "vocals"]
 
 def run(n_fft: int, quantizations, seconds: float, warmup: int, work: str) -> list:
     from bsrnn_tf.config import StftConfig
-    from bsrnn_tf.export.parity import music_chunks
-    from bsrnn_tf.export.stream import export_stream, stream_parity
+    from bsrnn_tf.deploy.parity import music_chunks
+    from bsrnn_tf.deploy.stream import export_stream, stream_parity
+    from bsrnn_tf.inference.streaming import (TFLiteStream, TimedStep, algorithmic_latency,
+                                              stream_song)
     from bsrnn_tf.models import build_separator, count_parameters, preset
-    from bsrnn_tf.streaming import TFLiteStream, TimedStep, algorithmic_latency, stream_song
 
     config = preset("cpu-stream")
     config.stft = StftConfig(n_fft=n_fft, hop_length=n_fft // 4)

@@ -160,9 +160,9 @@ def _register_optional(sub) -> None:
     """Subcommands that live beside their modules."""
     from bsrnn_tf.datasets import cli as datasets_cli
     datasets_cli.register_cli(sub)
-    from bsrnn_tf import separate_cli
+    from bsrnn_tf.inference import separate_cli
     separate_cli.register_cli(sub)
-    from bsrnn_tf import stream_cli
+    from bsrnn_tf.inference import stream_cli
     stream_cli.register_cli(sub)
 
 

@@ -20,7 +20,7 @@ from bsrnn_tf.spectral import num_bins, num_frames
 DEFAULT_TARGETS = SOURCES  # the MUSDB stems, bsrnn_tf.data.track
 # model.norm: the BSRNN authors' normalisation over the chunk, or per frame
 # (bsrnn_tf.layers.norm); train.loss: the authors', or plus an SDR term
-# (bsrnn_tf.losses).
+# (bsrnn_tf.training.losses).
 NORMS = ("chunk", "frame")
 # The one default for a model built now, and the norm of a model (config or
 # saved Keras layer) saved before the field existed.
@@ -101,7 +101,7 @@ class ModelConfig:
     bsrnn_tf before 0.2); see :mod:`bsrnn_tf.layers.norm`. A saved config
     without the field (``from_json(..., saved=True)``) means ``"frame"``.
 
-    ``causal``: a streaming model (:mod:`bsrnn_tf.streaming`): forward time
+    ``causal``: a streaming model (:mod:`bsrnn_tf.inference.streaming`): forward time
     LSTMs and the causal STFT framing; needs ``norm="frame"`` and
     ``standardize=False`` (both others use the whole chunk). Absent: False.
 
@@ -215,7 +215,7 @@ class TrainConfig:
     lr_decay_epochs: int = 2
     clip_norm: float = 5.0
     # "bsrnn" (the authors') or "bsrnn+sdr" (plus sdr_weight x negative uSDR
-    # in dB; see bsrnn_tf.losses).
+    # in dB; see bsrnn_tf.training.losses).
     loss: str = "bsrnn"
     sdr_weight: float = 0.1
     patience: int = 10

@@ -19,7 +19,7 @@ from bsrnn_tf.config import DataConfig
 from bsrnn_tf.data.musdb import SOURCES, load_tracks
 from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
 from bsrnn_tf.models import build_separator, preset
-from bsrnn_tf.losses import multitask_loss, target_loss
+from bsrnn_tf.training.losses import multitask_loss, target_loss
 p = argparse.ArgumentParser()
 p.add_argument("--N", type=int, default=32); p.add_argument("--L", type=int, default=3)
 p.add_argument("--lr", type=float, default=1e-3); p.add_argument("--steps", type=int, default=300)

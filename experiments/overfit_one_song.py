@@ -15,7 +15,7 @@ import time
 
 import numpy as np, soundfile as sf, tensorflow as tf, keras
 from bsrnn_tf.models import build_separator, preset
-from bsrnn_tf.losses import bsrnn_loss, multitask_loss
+from bsrnn_tf.training.losses import bsrnn_loss, multitask_loss
 
 p = argparse.ArgumentParser()
 p.add_argument("--song", help="a MUSDB-layout track folder (default: the first train track "

@@ -9,7 +9,7 @@ The chunk length and target names are read from the model's signature
 (``GET /v1/models/<name>/metadata``); chunks go to ``POST
 /v1/models/<name>:predict`` in the row ("instances") or columnar ("inputs")
 format and are joined by the shared overlap-add
-(:func:`bsrnn_tf.inference.overlap_add`). The sample rate is not part of a
+(:func:`bsrnn_tf.inference.overlap_add.overlap_add`). The sample rate is not part of a
 signature: pass ``--sample-rate`` if the model was not trained at 44.1 kHz
 (it is in the export's ``export.json``). Writes ``OUT/<song>/<target>.wav``.
 """
@@ -129,7 +129,7 @@ def predict_fn(base_url: str, model: str, served: ServedSignature,
                signature: str = "serving_default", style: str = "instances",
                version: Optional[int] = None,
                timeout: float = 120.0) -> Callable[[np.ndarray], Dict[str, np.ndarray]]:
-    """A chunk function for :func:`bsrnn_tf.inference.overlap_add` that
+    """A chunk function for :func:`bsrnn_tf.inference.overlap_add.overlap_add` that
     sends every batch to the server."""
     url = f"{model_url(base_url, model, version)}:predict"
 
@@ -156,7 +156,7 @@ def separate_file(path: str, out_dir: str, base_url: str, model: str,
     """
     from bsrnn_tf.audio import (AudioError, ensure_output_folder, from_stereo, load_audio,
                                 resample, save_audio, to_stereo)
-    from bsrnn_tf.inference import overlap_add
+    from bsrnn_tf.inference.overlap_add import overlap_add
 
     song_dir = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0])
     try:  # before any request: a bad output folder should not cost a song's worth of calls

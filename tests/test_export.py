@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bsrnn_tf import backends, export, spectral
-from bsrnn_tf.backends import BackendError, KerasBackend, load_backend
-from bsrnn_tf.export import ExportError
+from bsrnn_tf import deploy, spectral
+from bsrnn_tf.deploy import ExportError
+from bsrnn_tf.inference import backends
+from bsrnn_tf.inference.backends import BackendError, KerasBackend, load_backend
+from bsrnn_tf.inference.separate import open_model
 from bsrnn_tf.models import build_separator, preset, save_separator, separator_from_backbone
-from bsrnn_tf.separate import open_model
 from export import serving_client
 
 TARGETS = ["drums", "vocals"]
@@ -35,8 +36,8 @@ def exported(tmp_path_factory):
     run = str(root / "run")
     save_separator(model, run)
     out = str(root / "out")
-    results = export.export_model(run, out, segment_seconds=SEGMENT / SAMPLE_RATE, name="bsrnn")
-    keras_backend = KerasBackend(run, model=export.cpu_copy(model), segment_samples=SEGMENT)
+    results = deploy.export_model(run, out, segment_seconds=SEGMENT / SAMPLE_RATE, name="bsrnn")
+    keras_backend = KerasBackend(run, model=deploy.cpu_copy(model), segment_samples=SEGMENT)
     return {"model": model, "run": run, "out": out, "results": results, "keras": keras_backend}
 
 
@@ -106,12 +107,12 @@ print(sorted(out), sorted(masks), masks["drums"].shape)
 
 @pytest.mark.slow
 def test_savedmodel_versions_increment_and_never_overwrite(exported, tmp_path):
-    model = export.cpu_copy(exported["model"])
+    model = deploy.cpu_copy(exported["model"])
     base = str(tmp_path / "serving" / "m")
-    first = export.export_savedmodel(model, base, SEGMENT)
+    first = deploy.export_savedmodel(model, base, SEGMENT)
     stamp = os.path.getmtime(os.path.join(first, "saved_model.pb"))
     os.makedirs(os.path.join(base, "7"))  # a version placed by hand
-    second = export.export_savedmodel(model, base, SEGMENT)
+    second = deploy.export_savedmodel(model, base, SEGMENT)
     assert os.path.basename(first) == "1" and os.path.basename(second) == "8"
     assert os.path.getmtime(os.path.join(first, "saved_model.pb")) == stamp
     assert not [d for d in os.listdir(base) if d.startswith(".tmp")]
@@ -235,9 +236,9 @@ def test_rest_errors(serving):
 @pytest.mark.slow
 def test_serving_client_separates_a_file(exported, serving, tmp_path):
     from bsrnn_tf.audio import load_audio, save_audio
-    from bsrnn_tf.inference import overlap_add
+    from bsrnn_tf.inference.overlap_add import overlap_add
 
-    _, song = export.music_chunks(SAMPLE_RATE, SEGMENT, 2, 3)
+    _, song = deploy.music_chunks(SAMPLE_RATE, SEGMENT, 2, 3)
     mix = song.reshape(-1, 2)[:10000]
     wav = save_audio(str(tmp_path / "song.wav"), mix, SAMPLE_RATE, subtype="float32")
     written = serving_client.separate_file(wav, str(tmp_path / "out"), serving, "bsrnn",
@@ -266,7 +267,7 @@ def test_tflite_files_builtin_only_with_metadata(exported):
     for name, path in paths.items():
         with open(path, "rb") as f:
             content = f.read()
-        ops = export.tflite_op_names(content)
+        ops = deploy.tflite_op_names(content)
         assert not [op for op in ops if op.startswith("CUSTOM")], (name, ops)
         assert "WHILE" not in ops  # LSTMs unrolled
         meta = backends.tflite_metadata_from_bytes(content)
@@ -430,17 +431,17 @@ def test_backend_errors_name_the_path(exported, tmp_path):
 @pytest.mark.slow
 def test_export_errors(exported, tmp_path):
     with pytest.raises(ExportError, match="no such file"):
-        export.export_model(str(tmp_path / "missing.keras"), str(tmp_path / "o"))
+        deploy.export_model(str(tmp_path / "missing.keras"), str(tmp_path / "o"))
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ExportError, match="not writable"):
-        export.export_model(exported["run"], str(blocker / "sub"))
+        deploy.export_model(exported["run"], str(blocker / "sub"))
     with pytest.raises(ExportError, match="full-integer int8 is not supported"):
-        export.convert_tflite(str(tmp_path), "waveform", "int8")
+        deploy.convert_tflite(str(tmp_path), "waveform", "int8")
     with pytest.raises(ExportError, match="unknown quantization"):
-        export.export_model(exported["run"], str(tmp_path / "o"), quantizations=["int8"])
+        deploy.export_model(exported["run"], str(tmp_path / "o"), quantizations=["int8"])
     with pytest.raises(ExportError, match="shorter than n_fft"):
-        export.export_model(exported["run"], str(tmp_path / "o"), segment_seconds=0.001)
+        deploy.export_model(exported["run"], str(tmp_path / "o"), segment_seconds=0.001)
 
 
 @pytest.mark.slow
@@ -463,26 +464,26 @@ def test_export_with_a_corrupt_config_or_a_bad_model_creates_nothing(tmp_path):
     save_separator(build_separator(preset("tiny"), targets=["vocals"]), str(run))
     (run / "config.json").write_text("{ not json")
     with pytest.raises(ExportError, match="config.json: not a readable config JSON"):
-        export.export_model(str(run), str(tmp_path / "o1"))
+        deploy.export_model(str(run), str(tmp_path / "o1"))
     assert not (tmp_path / "o1").exists()
     with pytest.raises(ExportError, match="no such file"):
-        export.export_model(str(tmp_path / "missing"), str(tmp_path / "o2"))
+        deploy.export_model(str(tmp_path / "missing"), str(tmp_path / "o2"))
     assert not (tmp_path / "o2").exists()
     shutil.rmtree(run)
     with pytest.raises(ExportError, match="segment must be a finite number"):
         save_separator(build_separator(preset("tiny"), targets=["vocals"]), str(run))
-        export.export_model(str(run), str(tmp_path / "o3"), segment_seconds=float("inf"))
+        deploy.export_model(str(run), str(tmp_path / "o3"), segment_seconds=float("inf"))
     assert not (tmp_path / "o3").exists()
 
 
 @pytest.mark.slow
 def test_second_export_into_the_same_root_needs_overwrite(exported):
     with pytest.raises(ExportError, match="already exist from an earlier export; use --overwrite"):
-        export.export_model(exported["run"], exported["out"], formats=["tflite"],
+        deploy.export_model(exported["run"], exported["out"], formats=["tflite"],
                             variants=["waveform"], quantizations=["none"], parity=False,
                             segment_seconds=SEGMENT / SAMPLE_RATE, name="bsrnn")
     with pytest.raises(ExportError, match="backbone already exist"):
-        export.export_model(exported["run"], exported["out"], formats=["backbone"],
+        deploy.export_model(exported["run"], exported["out"], formats=["backbone"],
                             parity=False)
 
 
@@ -500,7 +501,7 @@ def test_truncated_tflite_file_is_one_clear_error(exported, tmp_path):
 def test_ctrl_c_during_tflite_conversion_leaves_only_whole_files(exported, tmp_path,
                                                                  monkeypatch, capsys):
     from bsrnn_tf.commands import export as script
-    from bsrnn_tf.export import tflite
+    from bsrnn_tf.deploy import tflite
     real, calls = tflite.convert_tflite, []
 
     def interrupted_second(*args, **kwargs):
@@ -525,7 +526,7 @@ def test_ctrl_c_during_tflite_conversion_leaves_only_whole_files(exported, tmp_p
 
 def test_a_killed_conversion_s_temporary_folder_is_removed_by_the_next_export(tmp_path,
                                                                               monkeypatch):
-    from bsrnn_tf.export import tflite
+    from bsrnn_tf.deploy import tflite
 
     out = tmp_path / "tflite"
     dead = out / f"{tflite.TMP_PREFIX}999999999-abcd"  # no such process
@@ -559,7 +560,7 @@ def test_a_run_config_that_contradicts_the_model_is_refused(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(ExportError, match=r"config.json contradicts model.keras beside it: "
                                           r"feature_dim 999 \(model.keras: \d+\); targets "):
-        export.export_model(str(run), str(tmp_path / "o"))
+        deploy.export_model(str(run), str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()
 
 

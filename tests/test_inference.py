@@ -4,7 +4,7 @@ bounded memory, bad arguments."""
 import numpy as np
 import pytest
 
-from bsrnn_tf.inference import chunk_starts, crossfade_window, overlap_add
+from bsrnn_tf.inference.overlap_add import chunk_starts, crossfade_window, overlap_add
 
 SEGMENT = 1000
 

@@ -80,8 +80,8 @@ def test_stft_geometry_helpers_match_tf_signal_and_counting(samples, n_fft, hop)
     centred padding, and the causal frames counted one by one (frame ``t``
     covers ``[(t + 1) * hop - n_fft, (t + 1) * hop)``; frames run while one
     still starts at or before the last sample)."""
-    from bsrnn_tf.backends import ModelInfo
     from bsrnn_tf.config import StftConfig
+    from bsrnn_tf.inference.backends import ModelInfo
     from bsrnn_tf.spectral import num_bins, num_frames
     x = np.zeros((samples,), np.float32)
     centred = tf.signal.stft(np.pad(x, n_fft // 2), n_fft, hop, n_fft, pad_end=False)

@@ -18,7 +18,7 @@ def test_overfits_one_song_past_the_scaled_mixture(tmp_path):
     from bsrnn_tf.data.musdb import SOURCES
     from bsrnn_tf.models import build_separator, preset
     from bsrnn_tf.preprocess import normalize_example
-    from bsrnn_tf.trainer import Trainer
+    from bsrnn_tf.training.trainer import Trainer
 
     keras.utils.set_random_seed(0)
     _, stems = render_song(seed=5, subset="train", index=0, seconds=8.0, sample_rate=44100)

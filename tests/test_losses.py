@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bsrnn_tf.losses import bsrnn_loss, multitask_loss
+from bsrnn_tf.training.losses import bsrnn_loss, multitask_loss
 
 
 def _pack(spec):
@@ -78,7 +78,7 @@ def test_negative_sdr_and_the_combined_loss_by_hand():
 
     import tensorflow as tf
 
-    from bsrnn_tf.losses import bsrnn_loss, negative_sdr, target_loss
+    from bsrnn_tf.training.losses import bsrnn_loss, negative_sdr, target_loss
 
     ref = np.zeros((2, 4, 1), np.float32)
     ref[0, :, 0] = [1, 1, 1, 1]  # energy 4

@@ -102,7 +102,7 @@ def test_validation_keeps_only_tracks_with_the_instrument_stem(tmp_path, rng):
     the model on it would measure nothing, so validation drops it."""
     from bsrnn_tf.config import ExperimentConfig
     from bsrnn_tf.data.musdb import load_tracks
-    from bsrnn_tf.trainer_setup import load_tracks_for
+    from bsrnn_tf.training.trainer_setup import load_tracks_for
     root = tmp_path / "musdb"
     for i in range(15):
         write_track(str(root / "train" / f"song{i:02d}"), rng, 0.5, piano=True)

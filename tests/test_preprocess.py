@@ -55,7 +55,7 @@ def test_training_validation_and_separation_inputs_at_the_same_level(tmp_path, r
     from bsrnn_tf.config import DataConfig
     from bsrnn_tf.data.musdb import SOURCES, load_tracks
     from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
-    from bsrnn_tf.separate import separate
+    from bsrnn_tf.inference.separate import separate
 
     rate, seconds = 8000, 4.0
     n = int(rate * seconds)
@@ -80,7 +80,7 @@ def test_training_validation_and_separation_inputs_at_the_same_level(tmp_path, r
     for example in mixture.numpy():
         assert _rms_db(example) == pytest.approx(-20.0, abs=0.05)
 
-    from bsrnn_tf.backends import Backend, ModelInfo
+    from bsrnn_tf.inference.backends import Backend, ModelInfo
 
     seen = []
 

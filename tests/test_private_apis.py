@@ -84,7 +84,7 @@ def test_auto_does_not_fuse_when_the_xla_probe_is_gone(monkeypatch):
 
 
 def test_update_checkpoint_state_exists_and_writes_the_index(tmp_path):
-    from bsrnn_tf.checkpoints import update_checkpoint_state_function
+    from bsrnn_tf.training.checkpoints import update_checkpoint_state_function
     update = update_checkpoint_state_function()
     assert update is tf.compat.v1.train.update_checkpoint_state
     prefixes = [str(tmp_path / "ckpt-1"), str(tmp_path / "ckpt-2")]

@@ -50,7 +50,7 @@ def test_trainer_validation_references_match_numpy(generated_dataset, tmp_path):
     from bsrnn_tf.data.musdb import SOURCES, load_tracks
     from bsrnn_tf.data.pipeline import valid_dataset
     from bsrnn_tf.models import build_separator, preset
-    from bsrnn_tf.trainer import Trainer
+    from bsrnn_tf.training.trainer import Trainer
     import tensorflow as tf
 
     config = ExperimentConfig(preset="tiny")

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from bsrnn_tf.audio import load_audio
 from bsrnn_tf.cli import main
+from bsrnn_tf.inference.separate import separate, separate_waveform
 from bsrnn_tf.models import build_separator, preset, save_separator
-from bsrnn_tf.separate import separate, separate_waveform
 
 TARGETS = ["drums", "vocals"]
 
@@ -310,7 +310,7 @@ def test_bad_model_path_one_line(tmp_path, capsys):
 
 def test_without_m_the_default_model_is_used_or_named(model_dir, tmp_path, capsys,
                                                      monkeypatch):
-    from bsrnn_tf import pretrained
+    from bsrnn_tf.inference import pretrained
     song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
     monkeypatch.setenv("BSRNN_TF_MODEL", model_dir)
     assert main(["separate", song, "-o", str(tmp_path / "out")]) == 0
@@ -332,7 +332,7 @@ def test_segment_option_changes_chunking_not_shapes(model_dir, tmp_path):
 
 
 def test_package_exposes_separate_as_a_callable_module():
-    import bsrnn_tf.separate as module
+    import bsrnn_tf.inference.separate as module
     assert callable(module) and module.separate is separate
 
 
@@ -342,11 +342,11 @@ def test_separate_is_reachable_from_the_package_alone():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "True bsrnn_tf.separate" in done.stdout
+    assert "True bsrnn_tf.inference.separate" in done.stdout
 
 
 def test_xla_backend_matches_and_pads_the_last_call(model_dir, tmp_path):
-    from bsrnn_tf.backends import load_backend
+    from bsrnn_tf.inference.backends import load_backend
 
     plain = load_backend(model_dir, max_batch=2, segment_samples=8192)
     xla = load_backend(model_dir, max_batch=2, segment_samples=8192, jit_compile=True)
@@ -381,7 +381,7 @@ def test_non_finite_numbers_one_line(model_dir, tmp_path, capsys, args, words):
 
 
 def test_api_rejects_non_finite_offset_and_duration(identity_model):
-    from bsrnn_tf.separate import SeparationError
+    from bsrnn_tf.inference.separate import SeparationError
     for kwargs in ({"offset": float("nan")}, {"duration": float("inf")}):
         with pytest.raises(SeparationError, match="finite"):
             separate(_music(0.5, 44100, 2), identity_model, **kwargs)
@@ -435,7 +435,7 @@ def test_corrupt_tflite_and_truncated_keras_one_line(model_dir, tmp_path, capsys
 
 
 def test_ctrl_c_names_what_was_finished(model_dir, tmp_path, capsys, monkeypatch):
-    from bsrnn_tf import separate_cli as module
+    from bsrnn_tf.inference import separate_cli as module
     songs = [_write(tmp_path / f"s{i}.wav", 0.5, 44100, 2) for i in range(3)]
     real = module.SeparateJob.run_one
 
@@ -457,7 +457,7 @@ def _whole_song_reference(audio, rate, backend, targets, overlap=0.25):
     """The whole-song path before streaming: resample the song, one scale,
     overlap-add over the whole array, resample back, fit the length."""
     from bsrnn_tf.audio import resample, to_stereo
-    from bsrnn_tf.inference import overlap_add
+    from bsrnn_tf.inference.overlap_add import overlap_add
     from bsrnn_tf.preprocess import song_scale
 
     model_input = resample(to_stereo(audio), rate, backend.sample_rate)
@@ -475,7 +475,7 @@ def _whole_song_reference(audio, rate, backend, targets, overlap=0.25):
 
 @pytest.mark.parametrize("rate,channels", [(44100, 2), (48000, 1), (22050, 2)])
 def test_streamed_stems_equal_the_whole_song_path(model_dir, tmp_path, rate, channels):
-    from bsrnn_tf.separate import open_model
+    from bsrnn_tf.inference.separate import open_model
     song = _write(tmp_path / "song.wav", 7.3, rate, channels, "FLOAT")
     out = tmp_path / "out"
     assert main(["separate", song, "-m", model_dir, "-o", str(out), "--wav-subtype", "float32",
@@ -491,7 +491,7 @@ def test_streamed_stems_equal_the_whole_song_path(model_dir, tmp_path, rate, cha
 def test_separate_reads_and_writes_in_blocks_not_the_whole_song(model_dir, tmp_path,
                                                                 monkeypatch):
     import bsrnn_tf.audio as audio_module
-    import bsrnn_tf.separate as separate_module
+    import bsrnn_tf.inference.separate as separate_module
     song = _write(tmp_path / "long.wav", 12.0, 48000, 2)
     monkeypatch.setattr(separate_module, "READ_BLOCK", 8192)
     reads, writes = [], []
@@ -511,7 +511,7 @@ def test_separate_reads_and_writes_in_blocks_not_the_whole_song(model_dir, tmp_p
 @pytest.mark.parametrize("segment", ["1e6", "1000"])
 def test_a_segment_beyond_memory_is_one_line_naming_one_that_fits(model_dir, tmp_path, capsys,
                                                                    monkeypatch, segment):
-    import bsrnn_tf.separate as separate_module
+    import bsrnn_tf.inference.separate as separate_module
     monkeypatch.setattr(separate_module, "available_memory_bytes", lambda: 2 * 10 ** 9)
     song = _write(tmp_path / "song.wav", 0.5, 44100, 2)
     assert main(["separate", song, "-m", model_dir, "-o", str(tmp_path / "o"),

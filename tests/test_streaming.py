@@ -1,4 +1,4 @@
-"""The causal model and its stream (bsrnn_tf.streaming, bsrnn_tf.export.stream).
+"""The causal model and its stream (bsrnn_tf.inference.streaming, bsrnn_tf.deploy.stream).
 
 Every parity figure is measured here: a generated song streamed hop by hop
 (through the TF step and through the exported TFLite files) against the
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from bsrnn_tf.config import ConfigError, ExperimentConfig, model_config_from_dict
-from bsrnn_tf.export.parity import music_chunks, sdr_db
+from bsrnn_tf.deploy.parity import music_chunks, sdr_db
+from bsrnn_tf.inference.streaming import (KerasStream, StreamError, TFLiteStream,
+                                          algorithmic_latency, state_layout, stream_song)
 from bsrnn_tf.layers.stft import causal_padding, num_frames, steady_envelope
 from bsrnn_tf.models import build_separator, count_parameters, load_separator, preset
 from bsrnn_tf.models.io import save_separator
-from bsrnn_tf.streaming import (KerasStream, StreamError, TFLiteStream, algorithmic_latency,
-                                state_layout, stream_song)
 
 LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy_tiny")
 
@@ -167,7 +167,7 @@ def test_a_bidirectional_model_is_refused_in_one_line():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from bsrnn_tf.export.stream import export_stream
+    from bsrnn_tf.deploy.stream import export_stream
 
     model = _causal_tiny()
     out = tmp_path_factory.mktemp("stream")
@@ -184,7 +184,7 @@ BOUNDS = {"float32": (1e-4, 90.0), "float16": (2e-2, 45.0), "dynamic-int8": (8e-
 
 @pytest.mark.parametrize("label", list(BOUNDS))
 def test_tflite_stream_equals_the_offline_model(exported, label):
-    from bsrnn_tf.export.tflite import tflite_op_names
+    from bsrnn_tf.deploy.tflite import tflite_op_names
 
     model, paths, song, offline = exported
     path = next(p for p in paths if p.endswith(f"-stream-{label}.tflite"))
@@ -218,7 +218,7 @@ def test_stream_savedmodel_runs_without_bsrnn_tf_objects(exported):
 
 
 def test_the_waveform_backend_refuses_a_stream_file(exported):
-    from bsrnn_tf.backends import BackendError, load_backend
+    from bsrnn_tf.inference.backends import BackendError, load_backend
 
     with pytest.raises(BackendError, match="bsrnn-tf stream"):
         load_backend(exported[1][1])
@@ -274,7 +274,7 @@ def test_stream_command_refuses_a_bidirectional_model_in_one_line(tmp_path, caps
 
 
 def test_exporting_a_stream_of_a_bidirectional_model_is_one_error(tmp_path):
-    from bsrnn_tf.export import ExportError, export_model
+    from bsrnn_tf.deploy import ExportError, export_model
 
     save_separator(build_separator(preset("tiny"), targets=["drums"]), str(tmp_path / "run"))
     with pytest.raises(ExportError, match="--format stream needs a causal model"):

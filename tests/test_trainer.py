@@ -80,7 +80,7 @@ def _trainer(tmp_path, data_fn, valid=None, steps=3, log=None, **train):
 
     from bsrnn_tf.config import ExperimentConfig
     from bsrnn_tf.models import build_separator, preset
-    from bsrnn_tf.trainer import Trainer
+    from bsrnn_tf.training.trainer import Trainer
 
     keras.utils.set_random_seed(0)
     config = ExperimentConfig(preset="tiny", model=preset("tiny"))
@@ -138,7 +138,7 @@ def test_checkpoint_restores_weights_and_optimizer_state(tmp_path):
 
 
 def test_diverging_loss_stops_with_clear_error(tmp_path):
-    from bsrnn_tf.trainer import TrainingError
+    from bsrnn_tf.training.trainer import TrainingError
     trainer = _trainer(tmp_path, _synthetic(), steps=3, learning_rate=1e30, clip_norm=0.0)
     with pytest.raises(TrainingError, match="non-finite loss"):
         trainer.fit()
@@ -220,7 +220,7 @@ def test_restore_falls_back_to_an_intact_older_checkpoint(tmp_path, damage):
 
 
 def test_restore_with_no_readable_checkpoint_is_a_clear_error_and_changes_nothing(tmp_path):
-    from bsrnn_tf.trainer import TrainingError
+    from bsrnn_tf.training.trainer import TrainingError
     ckpts, _ = _two_checkpoints(tmp_path)
     for index in ckpts.glob("*.index"):
         index.unlink()
@@ -234,7 +234,7 @@ def test_restore_with_no_readable_checkpoint_is_a_clear_error_and_changes_nothin
 
 def test_restore_refuses_to_start_over_beside_a_trained_model(tmp_path):
     import shutil
-    from bsrnn_tf.trainer import TrainingError
+    from bsrnn_tf.training.trainer import TrainingError
     first = _trainer(tmp_path, _synthetic(), steps=2)
     first.fit()
     assert (tmp_path / "model.keras").exists()
@@ -256,7 +256,7 @@ def test_epoch_line_gives_the_learning_rate_used_and_labels_means(tmp_path):
 
 
 def test_line_progress_writes_whole_lines_at_each_tenth():
-    from bsrnn_tf.trainer import LineProgress
+    from bsrnn_tf.training.trainer import LineProgress
     lines = []
     progress = LineProgress(20, "epoch 3", lines.append)
     for step in range(1, 21):
@@ -295,7 +295,7 @@ def test_stopped_between_model_and_checkpoint_writes_never_overwrites_a_better_m
     """Killed while the checkpoint of a better epoch 2 is written: the rerun
     of epoch 2 (worse this time) must not replace a better model.keras, and
     the history holds each epoch once."""
-    import bsrnn_tf.trainer as trainer_module
+    import bsrnn_tf.training.trainer as trainer_module
     real_save = trainer_module.save_separator
     active, saved_scores = [], []
 
@@ -326,7 +326,7 @@ def test_stopped_between_model_and_checkpoint_writes_never_overwrites_a_better_m
 
 
 def test_stopped_between_checkpoint_and_model_saves_the_model_on_resume(tmp_path, monkeypatch):
-    import bsrnn_tf.trainer as trainer_module
+    import bsrnn_tf.training.trainer as trainer_module
     first = _scored_trainer(tmp_path, [1.0, 2.0], epochs=2)
     real_save = trainer_module.save_separator
 

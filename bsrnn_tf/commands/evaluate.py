@@ -17,7 +17,7 @@ Examples::
     python training/evaluate.py -m saved_models/small-mtl-v7 --musdb-root ~/data/musdb18hq
     python training/evaluate.py -m model.keras --tracks "Al James - Schoolboy Facination"
 
-Every track of the subset is separated through :func:`bsrnn_tf.separate.separate`
+Every track of the subset is separated through :func:`bsrnn_tf.inference.separate.separate`
 (the same path as ``bsrnn-tf separate``). Written under OUT (default
 ``<model dir>/evaluation``)::
 
@@ -110,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     """Exit status; ``prog`` names the command in usage and messages."""
     from bsrnn_tf.audio import AudioError
     from bsrnn_tf.data.musdb import DataError
-    from bsrnn_tf.separate import SeparationError
+    from bsrnn_tf.inference.separate import SeparationError
 
     args = build_parser(prog).parse_args(argv)
     prog = prog or PROG
@@ -131,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bsrnn_tf.data.musdb import load_tracks, resolve_root, source_set
-    from bsrnn_tf.backends import artifact_fingerprint
-    from bsrnn_tf.separate import open_model
+    from bsrnn_tf.inference.backends import artifact_fingerprint
+    from bsrnn_tf.inference.separate import open_model
 
     root, builtin = resolve_root(args.musdb_root, args.dataset)
     backend = open_model(args.model, args.segment)
@@ -206,7 +206,7 @@ def why_stale(summary: dict, made_by: dict, targets: Sequence[str]) -> Optional[
 def choose_targets(available: Sequence[str], wanted: Optional[Sequence[str]],
                    stems: Sequence[str]) -> List[str]:
     """The model's targets that have a reference in the dataset."""
-    from bsrnn_tf.separate import SeparationError
+    from bsrnn_tf.inference.separate import SeparationError
 
     if wanted:
         missing = [t for t in wanted if t not in available or t not in stems]

@@ -87,8 +87,8 @@ def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str
     later run reuses the score only for the same model).
     The references need every source of the track (the IRM's denominator)."""
     from bsrnn_tf.audio import save_audio
+    from bsrnn_tf.inference.separate import separate
     from bsrnn_tf.metrics import reference_scores
-    from bsrnn_tf.separate import separate
 
     mixture = track.mixture
     start = time.perf_counter()

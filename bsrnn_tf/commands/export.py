@@ -35,7 +35,7 @@ from typing import Optional, Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
-from bsrnn_tf.export import (FORMATS, QUANTIZATIONS, STREAM_FORMAT, VARIANTS,  # noqa: E402
+from bsrnn_tf.deploy import (FORMATS, QUANTIZATIONS, STREAM_FORMAT, VARIANTS,  # noqa: E402
                              ExportError, export_model)
 
 

@@ -305,15 +305,15 @@ def _complete(trainer, run_dir: str) -> Optional[str]:
 
 def _run(args, prog: str = PROG) -> int:
     # The strategy must exist before any other TensorFlow op (multi-worker).
-    from bsrnn_tf.distribute import make_strategy
+    from bsrnn_tf.training.distribute import make_strategy
     strategy = make_strategy(args.cpu_devices)
 
     import keras
     import tensorflow as tf
 
     from bsrnn_tf.models import build_separator, count_parameters
-    from bsrnn_tf.trainer import TrainingError
-    from bsrnn_tf.trainer_setup import make_trainer
+    from bsrnn_tf.training.trainer import TrainingError
+    from bsrnn_tf.training.trainer_setup import make_trainer
 
     config = config_from_args(args)
     run_dir = args.run_dir or os.path.join("saved_models", config.name)
@@ -369,8 +369,8 @@ def _train(trainer, run_dir: str, prog: str = PROG) -> int:
     """Runs the epochs; one line for a stop, a Ctrl-C or the end."""
     import tensorflow as tf
 
-    from bsrnn_tf.trainer import TrainingError
-    from bsrnn_tf.trainer_setup import cleanup_worker_dir
+    from bsrnn_tf.training.trainer import TrainingError
+    from bsrnn_tf.training.trainer_setup import cleanup_worker_dir
     try:
         trainer.fit()
     except TrainingError as e:

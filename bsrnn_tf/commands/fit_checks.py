@@ -16,7 +16,7 @@ def one_line_error(error: Exception) -> Optional[str]:
     from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
     from bsrnn_tf.models import ModelLoadError
-    from bsrnn_tf.trainer import TrainingError
+    from bsrnn_tf.training.trainer import TrainingError
     if isinstance(error, (ConfigError, DataError, GenerationError, ModelLoadError,
                           TrainingError)):
         return str(error)
@@ -101,7 +101,7 @@ def load_train_valid(config: ExperimentConfig, prog: str = "fit.py") -> tuple:
     (a bad track that was the only one) means training without validation.
     ``prog`` names the command in the warning."""
     from bsrnn_tf.data.musdb import DataError, load_tracks, resolve_root, source_set
-    from bsrnn_tf.trainer_setup import load_tracks_for
+    from bsrnn_tf.training.trainer_setup import load_tracks_for
     try:
         train, valid = load_tracks_for(config)
     except DataError as e:

@@ -1,7 +1,7 @@
 """Keras Tuner search over depth (L), width (N), band split and learning rate.
 
 Every trial trains with the same config, data pipeline, loss, validation and
-trainer as ``fit.py`` (``bsrnn_tf.trainer``); the objective is the validation
+trainer as ``fit.py`` (``bsrnn_tf.training.trainer``); the objective is the validation
 uSDR averaged over the targets (maximised).
 
 Examples::
@@ -125,7 +125,7 @@ def make_tuner(args, base: ExperimentConfig, strategy, tracks, project: str):
     import keras_tuner as kt
 
     from bsrnn_tf.models import build_separator, count_parameters
-    from bsrnn_tf.trainer_setup import make_trainer
+    from bsrnn_tf.training.trainer_setup import make_trainer
 
     kinds = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
              "random": kt.RandomSearch}
@@ -259,13 +259,13 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
 
 def _run(args, prog: str = PROG) -> int:
     validate_space(args)
-    from bsrnn_tf.distribute import make_strategy
+    from bsrnn_tf.training.distribute import make_strategy
     strategy = make_strategy(args.cpu_devices)
     import keras
 
     from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
-    from bsrnn_tf.trainer_setup import load_tracks_for
+    from bsrnn_tf.training.trainer_setup import load_tracks_for
 
     fit_args = fit.build_parser().parse_args([])
     for key, value in vars(args).items():

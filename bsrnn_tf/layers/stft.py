@@ -14,7 +14,7 @@ both sides, the offline models') and ``"causal"`` (a causal model's,
 :func:`causal_padding`: ``n_fft - hop`` zeros before the signal and frame
 ``t`` ending at sample ``(t + 1) * hop``, so frame ``t`` needs no sample
 after the ``t``-th hop and a stream of hops computes exactly the same frames,
-:mod:`bsrnn_tf.streaming`).
+:mod:`bsrnn_tf.inference.streaming`).
 
 The inverse has three ways to compute the inverse real DFT
 (:data:`ISTFT_METHODS`), one for each place it runs: ``irfft`` (training and

@@ -76,7 +76,7 @@ class Backbone(keras.Model):
         return x
 
     def step(self, spectrum, state):
-        """A causal backbone from a carried state (:mod:`bsrnn_tf.streaming`).
+        """A causal backbone from a carried state (:mod:`bsrnn_tf.inference.streaming`).
 
         Args:
           spectrum: packed ``(batch, frames, bins, C * 2)`` (one frame in a stream).

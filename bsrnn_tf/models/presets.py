@@ -20,7 +20,7 @@ PRESETS = {
     # steps: experiments/CPU_RECIPE.md). Training settings: PRESET_TRAINING.
     "cpu": ModelConfig(bands="universal", num_edges=41, feature_dim=32, num_layers=3,
                        mlp_ratio=4),
-    # Real-time streaming (bsrnn_tf.streaming): the cpu preset made causal:
+    # Real-time streaming (bsrnn_tf.inference.streaming): the cpu preset made causal:
     # forward time LSTMs (3N units), per-frame norms, no chunk standardisation.
     "cpu-stream": ModelConfig(bands="universal", num_edges=41, feature_dim=32, num_layers=3,
                               mlp_ratio=4, causal=True, norm="frame", standardize=False),

@@ -25,7 +25,7 @@ class Separator(keras.Model):
 
     ``causal=True``: a streaming model (forward time LSTMs, per-frame norms,
     no chunk standardisation, the causal STFT framing), whose output on a
-    whole song equals that of :mod:`bsrnn_tf.streaming` fed hop by hop.
+    whole song equals that of :mod:`bsrnn_tf.inference.streaming` fed hop by hop.
 
     ``channels``: where the audio channels go. ``"features"`` (the default,
     bsrnn_tf's deviation from the BSRNN authors' code): a band's features

@@ -52,15 +52,15 @@ def main():
     parser.add_argument("--clip", type=float, default=0.5)
     args = parser.parse_args()
 
-    from bsrnn_tf.distribute import make_strategy
+    from bsrnn_tf.training.distribute import make_strategy
     strategy = make_strategy(args.cpu_devices)
     import keras
     import numpy as np
 
     from bsrnn_tf.config import ExperimentConfig
     from bsrnn_tf.models import build_separator, preset
-    from bsrnn_tf.trainer import Trainer
-    from bsrnn_tf.trainer_setup import cleanup_worker_dir
+    from bsrnn_tf.training.trainer import Trainer
+    from bsrnn_tf.training.trainer_setup import cleanup_worker_dir
 
     keras.utils.set_random_seed(0)
     config = ExperimentConfig(preset="tiny", model=preset("tiny"))

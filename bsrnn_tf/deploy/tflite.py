@@ -21,14 +21,14 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from bsrnn_tf.backends import TFLITE_METADATA_NAME, ModelInfo, TFLiteBackend
-from bsrnn_tf.export.common import (QUANTIZATION_LABELS, QUANTIZATIONS, VARIANTS, ExportError,
+from bsrnn_tf.deploy.common import (QUANTIZATION_LABELS, QUANTIZATIONS, VARIANTS, ExportError,
                                     check_choices, ensure_writable, model_info, model_section,
                                     provenance, write_config, write_json)
-from bsrnn_tf.export.parity import ParityProbe
-from bsrnn_tf.export.savedmodel import separator_archive
+from bsrnn_tf.deploy.parity import ParityProbe
+from bsrnn_tf.deploy.savedmodel import separator_archive
 from bsrnn_tf.fileio import (EXPORT_FILE, atomic_write_bytes, remove_stale_temporary_dirs,
                              temporary_dir)
+from bsrnn_tf.inference.backends import TFLITE_METADATA_NAME, ModelInfo, TFLiteBackend
 
 
 TMP_PREFIX = ".tmp-tflite-"  # the SavedModel a conversion reads: OUT/tflite/.tmp-tflite-<pid>-*/

@@ -1,11 +1,11 @@
-"""``bsrnn-tf separate``: the command line over :mod:`bsrnn_tf.separate`.
+"""``bsrnn-tf separate``: the command line over :mod:`bsrnn_tf.inference.separate`.
 
 This module owns the subcommand's options (:func:`register_cli`), the
 check of the ``--filename`` template and the output names it gives, and
 :class:`SeparateJob`, which opens one model, separates every input (files,
 or folders walked for audio files), writes the stems and reports each
 problem on one stderr line while the other inputs go on. Each input is
-read, separated (:func:`bsrnn_tf.separate.separate_stream`) and written
+read, separated (:func:`bsrnn_tf.inference.separate.separate_stream`) and written
 (:class:`bsrnn_tf.audio.StemWriter`) a block at a time, so memory does not
 grow with the song; no output is ever an input file::
 
@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Tuple
 from bsrnn_tf.audio import (AUDIO_EXTENSIONS, AudioError, StemWriter, list_audio_files,
                             open_audio)
 from bsrnn_tf.config import check_number
-from bsrnn_tf.separate import (COMPLEMENT_PREFIX, SeparationError, open_model, select_targets,
-                               separate_stream)
+from bsrnn_tf.inference.separate import (COMPLEMENT_PREFIX, SeparationError, open_model,
+                                         select_targets, separate_stream)
 
 DEFAULT_FILENAME = "{track}/{target}.{ext}"
 FILENAME_FIELDS = ("track", "trackext", "target", "stem", "ext")
@@ -157,7 +157,7 @@ class SeparateJob:
 
     def open_model(self) -> None:
         if self.args.model is None:
-            from bsrnn_tf.pretrained import default_model
+            from bsrnn_tf.inference.pretrained import default_model
             try:
                 self.args.model = default_model()
             except FileNotFoundError as e:
@@ -271,7 +271,7 @@ class SeparateJob:
         return todo
 
     def separate(self, reader, track: str):
-        """:func:`~bsrnn_tf.separate.separate_stream` of one opened input,
+        """:func:`~bsrnn_tf.inference.separate.separate_stream` of one opened input,
         with a progress bar."""
         from tqdm import tqdm
 

@@ -14,8 +14,9 @@ import os
 
 from bsrnn_tf.fileio import MODEL_FILE
 
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "saved_models", "bsrnn-cpu-mtl")
+# the checkout's root: bsrnn_tf/inference/pretrained.py -> three levels up
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED_DIR = os.path.join(_ROOT, "saved_models", "bsrnn-cpu-mtl")
 
 
 def default_model() -> str:

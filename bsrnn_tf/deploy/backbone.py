@@ -9,9 +9,9 @@ import os
 import shutil
 from typing import Callable, Optional
 
-from bsrnn_tf.export.common import (ensure_writable, model_section, path_size, provenance,
+from bsrnn_tf.deploy.common import (ensure_writable, model_section, path_size, provenance,
                                     write_config, write_json)
-from bsrnn_tf.export.parity import ParityProbe, error_figures
+from bsrnn_tf.deploy.parity import ParityProbe, error_figures
 from bsrnn_tf.fileio import EXPORT_FILE, atomic_save
 from bsrnn_tf.spectral import num_bins
 

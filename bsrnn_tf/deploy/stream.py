@@ -1,4 +1,4 @@
-"""The streaming export of a causal separator (:mod:`bsrnn_tf.streaming`):
+"""The streaming export of a causal separator (:mod:`bsrnn_tf.inference.streaming`):
 the one-hop step as a SavedModel and as builtin-only TFLite files.
 
 Layout under ``out_dir``::
@@ -20,10 +20,10 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from bsrnn_tf.export.common import (QUANTIZATION_LABELS, QUANTIZATIONS, ExportError,
+from bsrnn_tf.deploy.common import (QUANTIZATION_LABELS, QUANTIZATIONS, ExportError,
                                     check_choices, ensure_writable, provenance, write_config,
                                     write_json)
-from bsrnn_tf.export.parity import error_figures, music_chunks, sdr_db
+from bsrnn_tf.deploy.parity import error_figures, music_chunks, sdr_db
 from bsrnn_tf.fileio import EXPORT_FILE, atomic_write_bytes
 
 
@@ -37,8 +37,9 @@ def stream_archive(model):
     TFLite ops)."""
     import keras
 
+    from bsrnn_tf.inference.streaming import (SIGNATURE, check_streamable, input_signature,
+                                              step_function)
     from bsrnn_tf.layers.blstm import lstm_implementation
-    from bsrnn_tf.streaming import SIGNATURE, check_streamable, input_signature, step_function
 
     try:
         check_streamable(model)
@@ -64,14 +65,14 @@ def export_stream(model, out_dir: str, name: str = "bsrnn",
     """Writes the streaming SavedModel and one ``.tflite`` per quantization.
 
     Args:
-      model: a causal CPU :class:`Separator` (:func:`~bsrnn_tf.export.common.cpu_copy`).
+      model: a causal CPU :class:`Separator` (:func:`~bsrnn_tf.deploy.common.cpu_copy`).
       parity: stream a generated 2 s song through each file and record the
         error against the offline Keras model in ``export.json``.
     Returns:
       the paths written (the SavedModel directory first).
     """
-    from bsrnn_tf.export.tflite import convert_tflite, embed_tflite_metadata, tflite_op_names
-    from bsrnn_tf.streaming import SIGNATURE, TFLiteStream, stream_metadata
+    from bsrnn_tf.deploy.tflite import convert_tflite, embed_tflite_metadata, tflite_op_names
+    from bsrnn_tf.inference.streaming import SIGNATURE, TFLiteStream, stream_metadata
 
     check_choices(quantizations, QUANTIZATIONS, "quantization")
     archive = stream_archive(model)
@@ -124,7 +125,7 @@ def stream_parity(stream, track: str, song: np.ndarray, reference: dict) -> dict
     """``song`` streamed hop by hop through ``stream`` against the offline
     stems ``reference``: error figures and SDR (dB), whole song and its first
     and last hops."""
-    from bsrnn_tf.streaming import stream_song
+    from bsrnn_tf.inference.streaming import stream_song
 
     out = stream_song(stream, song, stream.hop_length, stream.n_fft, stream.initial_state())
     estimate = {t: out[i] for i, t in enumerate(stream.targets)}

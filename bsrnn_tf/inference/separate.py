@@ -5,7 +5,7 @@ The pipeline for one waveform ``(samples, channels)`` at any rate::
     channels -> the model's (mono duplicated to stereo)
     -> resampled to the model's rate
     -> RMS then peak normalisation of the whole waveform (refined BSRNN, II.A)
-    -> chunked overlap-add through the model (bsrnn_tf.inference)
+    -> chunked overlap-add through the model (bsrnn_tf.inference.overlap_add)
     -> normalisation undone -> back to the input's rate, length and channels
 
 :func:`separate_stream` runs it a block at a time (a file is read twice:
@@ -13,11 +13,11 @@ for the loudness, then to separate), so the command line's memory does not
 grow with the song; :func:`separate` and :func:`separate_waveform` run the
 same stream over an array and return whole arrays.
 
-``model`` is anything :func:`bsrnn_tf.backends.load_backend` opens (a
+``model`` is anything :func:`bsrnn_tf.inference.backends.load_backend` opens (a
 ``.keras`` file, a run directory, a SavedModel, a ``.tflite`` file), an
-opened :class:`~bsrnn_tf.backends.Backend`, or a
+opened :class:`~bsrnn_tf.inference.backends.Backend`, or a
 :class:`~bsrnn_tf.models.Separator`. The command line ``bsrnn-tf separate``
-(after Demucs and Spleeter) is :mod:`bsrnn_tf.separate_cli`.
+(after Demucs and Spleeter) is :mod:`bsrnn_tf.inference.separate_cli`.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ class SeparationError(ValueError):
 
 def open_model(model, segment: Optional[float] = None, max_batch: int = 4,
                jit_compile: bool = False, threads: Optional[int] = 1):
-    """A :class:`~bsrnn_tf.backends.Backend` for ``model``.
+    """A :class:`~bsrnn_tf.inference.backends.Backend` for ``model``.
 
     Args:
-      model: a path (see :func:`bsrnn_tf.backends.load_backend`), a Backend
+      model: a path (see :func:`bsrnn_tf.inference.backends.load_backend`), a Backend
         or a :class:`~bsrnn_tf.models.Separator`.
       segment: chunk length in seconds; None keeps the model's. Exported
         models (SavedModel, TFLite) have a fixed segment.
@@ -58,10 +58,10 @@ def open_model(model, segment: Optional[float] = None, max_batch: int = 4,
         after a compilation that takes seconds to a minute).
       threads: TFLite interpreter threads (None: the runtime's default).
     Raises:
-      bsrnn_tf.backends.BackendError: the path holds no separator.
+      bsrnn_tf.inference.backends.BackendError: the path holds no separator.
       SeparationError: a segment the model cannot take.
     """
-    from bsrnn_tf.backends import Backend, KerasBackend, load_backend
+    from bsrnn_tf.inference.backends import Backend, KerasBackend, load_backend
 
     if isinstance(model, (str, os.PathLike)):
         # A Keras model's rate is known once loaded; the segment is set after.
@@ -85,7 +85,7 @@ def _segment_samples(segment: float, sample_rate: int) -> int:
 def _with_segment(backend, segment: Optional[float]):
     """``backend`` with chunks of ``segment`` seconds (a new Keras backend
     around the same model when needed)."""
-    from bsrnn_tf.backends import KerasBackend
+    from bsrnn_tf.inference.backends import KerasBackend
 
     if segment is not None:
         wanted = _segment_samples(segment, backend.sample_rate)
@@ -201,7 +201,7 @@ def separate(audio_or_path: Union[str, os.PathLike, np.ndarray], model,
       more than two channels give stereo: the model sees the first two).
     Raises:
       AudioError: unreadable input file; SeparationError: bad arguments;
-      bsrnn_tf.backends.BackendError: bad model path.
+      bsrnn_tf.inference.backends.BackendError: bad model path.
     """
     backend = open_model(model, segment)
     needed = select_targets(backend.targets, targets, two_stems)
@@ -296,7 +296,7 @@ def separate_stream(source, backend, targets: Sequence[str], overlap: float = 0.
       (2 when it has more than two).
     """
     from bsrnn_tf.audio import StreamResampler
-    from bsrnn_tf.inference import overlap_add_blocks
+    from bsrnn_tf.inference.overlap_add import overlap_add_blocks
     from bsrnn_tf.preprocess import song_scale_of_blocks
 
     length, channels, rate = source.frames, source.channels, source.samplerate
@@ -348,7 +348,7 @@ def _model_input_blocks(source, backend) -> Iterator[np.ndarray]:
 
 class _ModelInput:
     """Random reads with a start that never decreases (what
-    :func:`~bsrnn_tf.inference.overlap_add_blocks` does) over a stream of
+    :func:`~bsrnn_tf.inference.overlap_add.overlap_add_blocks` does) over a stream of
     blocks; keeps only the samples from the last read's start on."""
 
     def __init__(self, blocks: Iterator[np.ndarray], frames: int):
@@ -401,9 +401,9 @@ def _complement(mixture: np.ndarray, estimate: np.ndarray) -> np.ndarray:
 
 
 class _CallableModule(types.ModuleType):
-    """``bsrnn_tf.separate`` is both this module and, called, :func:`separate`:
+    """``bsrnn_tf.inference.separate`` is both this module and, called, :func:`separate`:
     the package exposes ``bsrnn_tf.separate(path, model)`` without a function
-    shadowing the module (which would break ``import bsrnn_tf.separate``)."""
+    shadowing the module (which would break ``import bsrnn_tf.inference.separate``)."""
 
     def __call__(self, *args, **kwargs) -> Dict[str, np.ndarray]:
         return separate(*args, **kwargs)

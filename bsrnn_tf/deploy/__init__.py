@@ -8,7 +8,7 @@ Layout of an export directory ``OUT`` (:func:`export_model`)::
     OUT/tflite/<name>-<variant>-<float32|float16|dynamic-int8>.tflite
     OUT/backbone/                   backbone.keras, heads.keras, backbone_savedmodel/,
                                     heads_savedmodel/: spectrum -> band features -> masks
-    OUT/stream/                     a causal model's one-hop step (bsrnn_tf.streaming):
+    OUT/stream/                     a causal model's one-hop step (bsrnn_tf.inference.streaming):
                                     savedmodel/, <name>-stream-<quantization>.tflite
 
 Each directory (each SavedModel version) also holds the model's
@@ -17,12 +17,12 @@ the quantization, the segment, the parity figures measured against the Keras
 model and the file sizes. Every artifact is built from a float32 CPU copy of
 the model with ``use_cudnn=False``.
 
-Modules, one job each: :mod:`~bsrnn_tf.export.common` (loading, choices,
-``export.json`` pieces), :mod:`~bsrnn_tf.export.parity` (probe inputs and
-error figures), :mod:`~bsrnn_tf.export.savedmodel` (the traced graphs and TF
-Serving), :mod:`~bsrnn_tf.export.tflite` (conversion, op check, metadata),
-:mod:`~bsrnn_tf.export.backbone` (backbone and heads),
-:mod:`~bsrnn_tf.export.stream` (the streaming step of a causal model).
+Modules, one job each: :mod:`~bsrnn_tf.deploy.common` (loading, choices,
+``export.json`` pieces), :mod:`~bsrnn_tf.deploy.parity` (probe inputs and
+error figures), :mod:`~bsrnn_tf.deploy.savedmodel` (the traced graphs and TF
+Serving), :mod:`~bsrnn_tf.deploy.tflite` (conversion, op check, metadata),
+:mod:`~bsrnn_tf.deploy.backbone` (backbone and heads),
+:mod:`~bsrnn_tf.deploy.stream` (the streaming step of a causal model).
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional, Sequence
 
-from bsrnn_tf.backends import KerasBackend
-from bsrnn_tf.export.backbone import export_backbone, heads_model
-from bsrnn_tf.export.common import (FORMATS, QUANTIZATION_LABELS, QUANTIZATIONS, VARIANTS,
+from bsrnn_tf.deploy.backbone import export_backbone, heads_model
+from bsrnn_tf.deploy.common import (FORMATS, QUANTIZATION_LABELS, QUANTIZATIONS, VARIANTS,
                                     ExportError, check_choices, cpu_copy, default_name,
                                     ensure_writable, load_for_export, segment_samples_for)
-from bsrnn_tf.export.parity import ParityProbe, error_figures, music_chunks, sdr_db
-from bsrnn_tf.export.savedmodel import export_savedmodel, separator_archive
-from bsrnn_tf.export.stream import export_stream, stream_file_name
-from bsrnn_tf.export.tflite import (convert_tflite, embed_tflite_metadata, export_tflite,
+from bsrnn_tf.deploy.parity import ParityProbe, error_figures, music_chunks, sdr_db
+from bsrnn_tf.deploy.savedmodel import export_savedmodel, separator_archive
+from bsrnn_tf.deploy.stream import export_stream, stream_file_name
+from bsrnn_tf.deploy.tflite import (convert_tflite, embed_tflite_metadata, export_tflite,
                                     tflite_file_name, tflite_op_names)
+from bsrnn_tf.inference.backends import KerasBackend
 
 
 STREAM_FORMAT = "stream"  # only for causal models; part of "everything" for them

@@ -8,7 +8,7 @@ from typing import Dict
 
 import numpy as np
 
-from bsrnn_tf.backends import Backend
+from bsrnn_tf.inference.backends import Backend
 
 
 def error_figures(reference: Dict[str, np.ndarray], estimate: Dict[str, np.ndarray]) -> dict:

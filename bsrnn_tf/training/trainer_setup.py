@@ -1,10 +1,10 @@
-"""Setting up a :class:`~bsrnn_tf.trainer.Trainer` for an experiment.
+"""Setting up a :class:`~bsrnn_tf.training.trainer.Trainer` for an experiment.
 
 The configured dataset's train and valid tracks (:func:`load_tracks_for`),
 a trainer fed by the tf.data pipelines over them, one input pipeline per
 ``tf.distribute`` input context (:func:`make_trainer`), and the removal of a
 non-chief worker's scratch checkpoints (:func:`cleanup_worker_dir`). The
-training loop itself is :mod:`bsrnn_tf.trainer`.
+training loop itself is :mod:`bsrnn_tf.training.trainer`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shutil
 import tensorflow as tf
 
 from bsrnn_tf.config import ExperimentConfig
-from bsrnn_tf.trainer import Trainer
+from bsrnn_tf.training.trainer import Trainer
 
 
 def load_tracks_for(config: ExperimentConfig) -> tuple:

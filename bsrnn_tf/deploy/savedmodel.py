@@ -16,12 +16,12 @@ import shutil
 import tempfile
 from typing import Dict, Optional
 
-from bsrnn_tf.backends import SavedModelBackend
-from bsrnn_tf.export.common import (ExportError, directory_size, ensure_writable, model_info,
+from bsrnn_tf.deploy.common import (ExportError, directory_size, ensure_writable, model_info,
                                     model_section, path_size, provenance, write_config,
                                     write_json)
-from bsrnn_tf.export.parity import ParityProbe
+from bsrnn_tf.deploy.parity import ParityProbe
 from bsrnn_tf.fileio import EXPORT_FILE
+from bsrnn_tf.inference.backends import SavedModelBackend
 from bsrnn_tf.spectral import num_bins, num_frames
 
 
@@ -87,7 +87,7 @@ def export_savedmodel(model, base_dir: str, segment_samples: Optional[int] = Non
     complex mask}`` (same shape).
 
     Args:
-      model: a CPU :class:`Separator` (:func:`~bsrnn_tf.export.common.cpu_copy`).
+      model: a CPU :class:`Separator` (:func:`~bsrnn_tf.deploy.common.cpu_copy`).
       base_dir: ``<...>/<name>``; the SavedModel goes to ``base_dir/<version>``.
       segment_samples: fixed chunk length (default: the model's).
       probe: measures parity against Keras, recorded in ``export.json``.

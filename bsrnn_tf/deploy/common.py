@@ -12,8 +12,8 @@ import tempfile
 import time
 from typing import Optional, Sequence
 
-from bsrnn_tf.backends import ModelInfo
 from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, JsonFileError, atomic_write_text, read_json
+from bsrnn_tf.inference.backends import ModelInfo
 from bsrnn_tf.spectral import num_bins, num_frames
 
 FORMATS = ("savedmodel", "tflite", "backbone")

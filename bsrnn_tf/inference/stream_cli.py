@@ -1,5 +1,5 @@
 """``bsrnn-tf stream``: a causal model run hop by hop on a file or on raw PCM
-from standard input, as a device would run it (:mod:`bsrnn_tf.streaming`)::
+from standard input, as a device would run it (:mod:`bsrnn_tf.inference.streaming`)::
 
     bsrnn-tf stream song.wav -m export/stream/cpu-stream-stream-dynamic-int8.tflite -o separated
     arecord -f FLOAT_LE -c 2 -r 44100 -t raw | \\
@@ -20,8 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from bsrnn_tf.audio import AudioError, from_stereo, load_audio, resample, save_audio, to_stereo
-from bsrnn_tf.streaming import (StreamError, TimedStep, algorithmic_latency, open_stream,
-                                stream_hops)
+from bsrnn_tf.inference.streaming import (StreamError, TimedStep, algorithmic_latency, open_stream,
+                                          stream_hops)
 
 RAW_FORMATS = {"f32le": np.dtype("<f4"), "s16le": np.dtype("<i2")}
 NAME = "bsrnn-tf stream"

@@ -201,12 +201,12 @@ class KerasStream:
 
 
 class TFLiteStream:
-    """An exported streaming ``.tflite`` (:mod:`bsrnn_tf.export.stream`) run
+    """An exported streaming ``.tflite`` (:mod:`bsrnn_tf.deploy.stream`) run
     by ``ai_edge_litert``: ``stream(hop, state) -> (stems, state)``."""
 
     def __init__(self, path: str, num_threads: Optional[int] = 1):
-        from bsrnn_tf.backends import read_tflite_metadata
         from bsrnn_tf.console import open_tflite_interpreter
+        from bsrnn_tf.inference.backends import read_tflite_metadata
 
         metadata = read_tflite_metadata(path)
         if metadata.get("variant") != SIGNATURE:

@@ -8,7 +8,7 @@ file, and returns a :class:`Backend`::
     backend = load_backend("saved_models/export/tflite/bsrnn-waveform-float32.tflite")
     stems = backend(chunks)   # (n, segment_samples, channels) float32 -> {target: same shape}
 
-so :func:`bsrnn_tf.inference.overlap_add` drives all of them the same way.
+so :func:`bsrnn_tf.inference.overlap_add.overlap_add` drives all of them the same way.
 Metadata (sample rate, segment, targets, STFT) comes from the artifact: the
 model itself for Keras, ``export.json`` beside a SavedModel, the JSON
 embedded in a ``.tflite`` file (with ``export.json`` beside it as fallback).

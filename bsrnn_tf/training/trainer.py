@@ -8,7 +8,7 @@ Gradients are summed over replicas, clipped by their global norm, then
 applied: exactly what one device with the global batch would do.
 
 Building a trainer for a configuration (tracks, tf.data pipelines) is
-:mod:`bsrnn_tf.trainer_setup`.
+:mod:`bsrnn_tf.training.trainer_setup`.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bsrnn_tf.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
 from bsrnn_tf.config import ExperimentConfig
 from bsrnn_tf.fileio import BEST_FILE, MODEL_FILE, atomic_write_text
-from bsrnn_tf.distribute import is_chief, worker_index
-from bsrnn_tf.losses import multitask_loss, target_loss
-from bsrnn_tf.summaries import write_examples, write_hparams
-from bsrnn_tf.validation import db_ratio, reference_usdr
 from bsrnn_tf.models.io import save_separator
+from bsrnn_tf.training.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
+from bsrnn_tf.training.distribute import is_chief, worker_index
+from bsrnn_tf.training.losses import multitask_loss, target_loss
+from bsrnn_tf.training.summaries import write_examples, write_hparams
+from bsrnn_tf.training.validation import db_ratio, reference_usdr
 
 
 class TrainingError(RuntimeError):
@@ -223,7 +223,7 @@ class Trainer:
     # -- loop ----------------------------------------------------------------------
     def restore(self) -> bool:
         """Restores the newest readable checkpoint of the run, if any
-        (:func:`bsrnn_tf.checkpoints.restore_newest_readable`).
+        (:func:`bsrnn_tf.training.checkpoints.restore_newest_readable`).
 
         Raises:
           TrainingError: checkpoints that cannot be read, or a trained
@@ -372,7 +372,7 @@ class Trainer:
         return result
 
     def reference_usdr(self) -> dict:
-        """The validation set's references (:func:`bsrnn_tf.validation.reference_usdr`)."""
+        """The validation set's references (:func:`bsrnn_tf.training.validation.reference_usdr`)."""
         return reference_usdr(self.model, self.valid_data, self.targets, self.segment)
 
     def _end_epoch(self, result: EpochResult, writer) -> bool:
