@@ -576,7 +576,7 @@ def test_a_model_with_channels_in_the_batch_exports_to_tflite(tmp_path):
     run = str(tmp_path / "run")
     save_separator(model, run)
     out = str(tmp_path / "out")
-    export.export_model(run, out, formats=["tflite"], variants=["waveform"],
+    deploy.export_model(run, out, formats=["tflite"], variants=["waveform"],
                         quantizations=["none"], segment_seconds=SEGMENT / SAMPLE_RATE,
                         name="bsrnn")
     paths = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files
@@ -588,4 +588,4 @@ def test_a_model_with_channels_in_the_batch_exports_to_tflite(tmp_path):
     for target in TARGETS:
         np.testing.assert_allclose(got[target], expected[target].numpy(), atol=1e-5)
     with pytest.raises(ExportError, match="channels"):
-        export.export_model(run, str(tmp_path / "b"), formats=["backbone"])
+        deploy.export_model(run, str(tmp_path / "b"), formats=["backbone"])

@@ -45,7 +45,7 @@ def export_backbone(model, out_dir: str, *, source: Optional[str] = None,
     """
     import tensorflow as tf
 
-    from bsrnn_tf.export.common import ExportError
+    from bsrnn_tf.deploy.common import ExportError
     from bsrnn_tf.models.backbone import Backbone
 
     if getattr(model, "channels", "features") != "features":
