@@ -27,6 +27,9 @@ NORMS = ("chunk", "frame")
 DEFAULT_NORM = "chunk"
 LEGACY_NORM = "frame"
 LOSSES = ("bsrnn", "bsrnn+sdr")
+# model.channels: stereo in each band's features, or each channel a mono
+# example in the batch (the BSRNN authors'); bsrnn_tf.models.Separator.
+CHANNEL_MODES = ("features", "batch")
 
 
 def parse_use_cudnn(value):
@@ -150,8 +153,8 @@ class ModelConfig:
             raise ConfigError(f"model.causal needs norm 'frame' and standardize false (got "
                               f"norm {self.norm!r}, standardize {self.standardize}): the "
                               f"others take statistics over the chunk's frames")
-        if self.channels not in ("features", "batch"):
-            raise ConfigError(f"model.channels must be 'features' or 'batch', got "
+        if self.channels not in CHANNEL_MODES:
+            raise ConfigError(f"model.channels must be one of {CHANNEL_MODES}, got "
                               f"{self.channels!r}")
         if self.channels == "batch" and self.causal:
             raise ConfigError("model.channels 'batch' is not available for a causal model")

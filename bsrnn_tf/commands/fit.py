@@ -32,8 +32,8 @@ from bsrnn_tf.commands.fit_checks import (  # noqa: E402
     check_target_activity, check_target_names, load_train_valid, one_line_error,
     write_failure)
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
-from bsrnn_tf.config import (DEFAULT_TARGETS, LOSSES, NORMS, ConfigError,  # noqa: E402
-                             ExperimentConfig)
+from bsrnn_tf.config import (CHANNEL_MODES, DEFAULT_TARGETS, LOSSES, NORMS,  # noqa: E402
+                             ConfigError, ExperimentConfig)
 from bsrnn_tf.fileio import CONFIG_FILE, MODEL_FILE, atomic_write_text  # noqa: E402
 
 PROG = "fit.py"  # the name in messages (``bsrnn-tf fit`` passes its own)
@@ -59,7 +59,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--norm", choices=NORMS,
                    help="normalisation statistics: chunk (the authors', default) or frame "
                         "(per-frame layer norm, bsrnn_tf before 0.2)")
-    p.add_argument("--channels", choices=("features", "batch"),
+    p.add_argument("--channels", choices=CHANNEL_MODES,
                    help="where stereo goes: features (packed into each band's features, "
                         "default) or batch (each channel a mono example, as the BSRNN "
                         "authors' code)")

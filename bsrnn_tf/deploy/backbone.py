@@ -9,8 +9,8 @@ import os
 import shutil
 from typing import Callable, Optional
 
-from bsrnn_tf.deploy.common import (ensure_writable, model_section, path_size, provenance,
-                                    write_config, write_json)
+from bsrnn_tf.deploy.common import (ExportError, ensure_writable, model_section, path_size,
+                                    provenance, write_config, write_json)
 from bsrnn_tf.deploy.parity import ParityProbe, error_figures
 from bsrnn_tf.fileio import EXPORT_FILE, atomic_save
 from bsrnn_tf.spectral import num_bins
@@ -43,15 +43,13 @@ def export_backbone(model, out_dir: str, *, source: Optional[str] = None,
     Returns:
       ``out_dir``.
     """
-    import tensorflow as tf
-
-    from bsrnn_tf.deploy.common import ExportError
-    from bsrnn_tf.models.backbone import Backbone
-
-    if getattr(model, "channels", "features") != "features":
+    if model.channels != "features":
         raise ExportError("the backbone export takes a model whose stereo is in its band "
                           "features; this one folds channels into the batch (channels "
                           "'batch'): export the whole separator instead")
+    import tensorflow as tf
+
+    from bsrnn_tf.models.backbone import Backbone
     from bsrnn_tf.models.transfer import copy_weights
 
     ensure_writable(out_dir)

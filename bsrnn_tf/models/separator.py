@@ -7,7 +7,8 @@ from typing import Iterable, Optional
 
 import keras
 
-from bsrnn_tf.config import ModelConfig, model_config_from_dict, parse_use_cudnn
+from bsrnn_tf.config import (CHANNEL_MODES, ModelConfig, model_config_from_dict,
+                             parse_use_cudnn)
 from bsrnn_tf.layers.mask_head import MaskHead, apply_mask
 from bsrnn_tf.layers.norm import DEFAULT_NORM, with_legacy_norm
 from bsrnn_tf.layers.stft import istft, num_bins, stft
@@ -219,9 +220,6 @@ class Separator(keras.Model):
     def config_object(self) -> ModelConfig:
         """The :class:`ModelConfig` this separator was built from."""
         return model_config_from_dict(self.model_config)
-
-
-CHANNEL_MODES = ("features", "batch")
 
 
 def fold_channels(spectrum, channels: int):
