@@ -118,7 +118,10 @@ class Driver:
             if not self.musdb_root:
                 raise ExperimentError(f"{run.key} trains on songs without vocals, derived "
                                       "from a dataset: give --musdb-root")
-            return holdout_data.no_vocals_of(self.musdb_root, make)
+            try:
+                return holdout_data.no_vocals_of(self.musdb_root, make)
+            except FileNotFoundError as e:
+                raise ExperimentError(str(e)) from None
         return self.musdb_root
 
     def fit_argv(self, run: Run) -> List[str]:

@@ -91,9 +91,11 @@ def no_vocals_of(source: str, make: bool = True) -> str:
             else f"{os.path.basename(source.rstrip(os.sep))}-no-vocals")
     root = os.path.join(data_dir(), name)
     if make and not os.path.exists(os.path.join(root, MARKER)):
-        if not os.path.isdir(os.path.join(source, "train")):
-            raise FileNotFoundError(f"{source}: no train/ folder of wav stems to take the "
-                                    "vocals out of")
+        train = os.path.join(source, "train")
+        if not any(os.path.exists(os.path.join(train, t, "other.wav"))
+                   for t in (os.listdir(train) if os.path.isdir(train) else [])):
+            raise FileNotFoundError(f"{source}: no train/<track>/<stem>.wav stems (MUSDB18-HQ "
+                                    "layout) to take the vocals out of")
         derive_without(source, root, ("vocals",))
     return root
 

@@ -57,7 +57,7 @@ BACKBONES = {"mtl3_novocals": ("universal41", ("drums", "bass", "other"), "no_vo
 CASES = (("vocals", "universal41", "mtl3_novocals"),
          ("piano", "universal41", "mtl4"), ("guitar", "universal41", "mtl4"),
          ("piano", "v7", "mtl4_v7"), ("guitar", "v7", "mtl4_v7"))
-INSTRUMENTS = ("vocals", "piano", "guitar")
+INSTRUMENTS = tuple(dict.fromkeys(i for i, _, _ in CASES))  # vocals, piano, guitar
 # The heads' and models' data: vocals on the holdout songs (with their
 # vocals), piano and guitar on the songs that have them.
 INSTRUMENT_DATA = {"vocals": "default", "piano": "instruments", "guitar": "instruments"}
@@ -66,13 +66,6 @@ ARMS = ("head", "scratch", "small")
 ARM_LABELS = {"head": "new head on the frozen MTL backbone",
               "scratch": "whole model from scratch, same budget",
               "small": "from scratch, as many parameters as a head"}
-
-
-def backbone_setting(instrument: str, split: str) -> str:
-    for inst, s, backbone in CASES:
-        if (inst, s) == (instrument, split):
-            return backbone
-    raise KeyError(f"no case for {instrument} with {split}")
 
 
 def setting(instrument: str, arm: str, split: str) -> str:

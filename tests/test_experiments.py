@@ -279,6 +279,22 @@ def test_new_instrument_cpu_scale_commands(tmp_path, monkeypatch, capsys):
         assert order.index(f"mtl4_v7-seed{seed}") < order.index(f"piano_head_v7-seed{seed}")
 
 
+def test_songs_without_vocals_need_a_dataset_of_wav_stems(tmp_path, monkeypatch, capsys):
+    """mtl3_novocals derives its songs from --musdb-root: a folder without
+    train/<track>/<stem>.wav is one line naming it, before any training."""
+    monkeypatch.setenv("BSRNN_TF_EXPERIMENT_DATA", str(tmp_path / "data"))
+    (tmp_path / "musdb" / "train").mkdir(parents=True)
+    (tmp_path / "musdb" / "train" / "song.stem.mp4").write_bytes(b"not a folder of stems")
+    code = new_instrument.main(["--scale", "test", "--musdb-root", str(tmp_path / "musdb"),
+                                "--out", str(tmp_path / "x"), "--in-process",
+                                "--only", "vocals_head_universal41"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(tmp_path / "musdb") in err and "take the vocals out of" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists() or not os.listdir(tmp_path / "data")
+
+
 def test_paper_scale_needs_a_dataset(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MUSDB_PATH", raising=False)
     code = band_split.main(["--scale", "paper", "--out", str(tmp_path / "x")])
