@@ -10,7 +10,9 @@ errors still show. ``BSRNN_TF_VERBOSE=1`` turns the filter off. It also
 turns TensorFlow's oneDNN kernels on where they help (:func:`prefer_onednn`):
 the command-line tools choose that, importing the library does not.
 
-The TFLite interpreter prints one more such line, ``INFO: Created TensorFlow
+Training's TensorBoard audio prints one more (oneDNN has no string
+kernels), which :func:`filtered_stderr` also drops. The TFLite interpreter
+prints one more such line, ``INFO: Created TensorFlow
 Lite XNNPACK delegate for CPU.``, when it first allocates its tensors;
 :func:`open_tflite_interpreter` does that with the same filter.
 """
@@ -36,6 +38,7 @@ STARTUP_NOISE = (
     "This TensorFlow binary is optimized to use available CPU instructions",
     "To enable the following instructions",
     "Created TensorFlow Lite XNNPACK delegate for CPU",
+    "oneDNN supports DT_STRING only on platforms with AVX-512",
 )
 
 
@@ -104,8 +107,10 @@ def prefer_onednn() -> None:
     at batch 4 1.45x-1.6x faster and its training step 1.1x faster than
     TensorFlow's default with the Keras LSTM (``benchmarks/model.py --onednn
     0 1``, figures in ``benchmarks/README.md``). On CPUs without AVX-512 they
-    stay off: there oneDNN has no string kernels and ``tf.summary.audio``
-    logs an error every epoch.
+    stay off. With them on, any string op (``tf.summary.audio`` encodes WAV
+    strings) logs "oneDNN supports DT_STRING only on platforms with AVX-512"
+    at error level, on AVX-512 CPUs too, and runs on the default kernels:
+    :func:`bsrnn_tf.training.summaries.write_examples` filters that line.
     """
     if ("tensorflow" not in sys.modules and platform.machine().lower() in ("x86_64", "amd64")
             and _cpu_has("avx512f")):

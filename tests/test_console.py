@@ -85,3 +85,40 @@ def test_the_tflite_xnnpack_info_line_is_filtered_and_real_lines_kept(tmp_path, 
         os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
                     b"ERROR: a real problem\n")
     assert capfd.readouterr().err == "ERROR: a real problem\n"
+
+
+_SUMMARY_SCRIPT = r"""
+import sys, tempfile
+import tensorflow as tf
+from bsrnn_tf.training.summaries import write_examples
+
+class Stub:  # what write_examples reads of a model
+    sample_rate = 8000
+    def stft(self, x):  # a packed (1, frames, bins, re/im) spectrum
+        return tf.random.normal((1, 3, 5, 2))
+
+audio = tf.random.normal((1, 800, 2)) * 0.1
+with tf.summary.create_file_writer(tempfile.mkdtemp()).as_default(step=0):
+    if sys.argv[1] == "raw":
+        tf.summary.audio("raw", audio, 8000, max_outputs=1)
+    else:
+        write_examples(Stub(), ["vocals"], audio, {"vocals": audio}, {"vocals": audio})
+"""
+
+
+def test_training_audio_summaries_drop_the_onednn_string_line():
+    """With oneDNN forced on, a raw ``tf.summary.audio`` logs "oneDNN supports
+    DT_STRING only on platforms with AVX-512"; training's summaries do not
+    (one process each: TensorFlow logs it once per process); lines before
+    them (the cuInit error) are kept."""
+    stderr = {}
+    for way in ("raw", "ours"):  # TensorFlow logs the line once per process
+        out = subprocess.run([sys.executable, "-c", _SUMMARY_SCRIPT, way], capture_output=True,
+                             text=True, timeout=120, cwd=ROOT, env=_env(TF_ENABLE_ONEDNN_OPTS="1"))
+        assert out.returncode == 0, out.stderr[-2000:]
+        stderr[way] = out.stderr
+    raw, ours = stderr["raw"], stderr["ours"]
+    if "DT_STRING" not in raw:
+        pytest.skip("this TensorFlow build logs no oneDNN string line")
+    assert "DT_STRING" not in ours, ours
+    assert "failed call to cuInit" in ours or "cuInit" not in raw  # other lines untouched

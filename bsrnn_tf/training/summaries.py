@@ -25,13 +25,19 @@ def write_hparams(writer, config, targets: Sequence[str], run_dir: str) -> None:
 def write_examples(model, targets: Sequence[str], mixture, sources, outputs) -> None:
     """Audio of the first example of a batch (mixture, each target's estimate
     and reference) and log-magnitude spectrograms, in the writer's default
-    scope and step."""
+    scope and step. The audio is written with stderr filtered: with oneDNN
+    on, its string encoding logs an error line per call that a user cannot
+    act on (see :func:`bsrnn_tf.console.prefer_onednn`)."""
+    from bsrnn_tf.console import filtered_stderr
+
     rate = model.sample_rate
-    tf.summary.audio("audio/mixture", mixture[:1], rate, max_outputs=1)
+    with filtered_stderr():
+        tf.summary.audio("audio/mixture", mixture[:1], rate, max_outputs=1)
+        for t in targets:
+            tf.summary.audio(f"audio/{t}_estimate", tf.clip_by_value(outputs[t][:1], -1, 1),
+                             rate, max_outputs=1)
+            tf.summary.audio(f"audio/{t}_reference", sources[t][:1], rate, max_outputs=1)
     for t in targets:
-        tf.summary.audio(f"audio/{t}_estimate", tf.clip_by_value(outputs[t][:1], -1, 1),
-                         rate, max_outputs=1)
-        tf.summary.audio(f"audio/{t}_reference", sources[t][:1], rate, max_outputs=1)
         tf.summary.image(f"spectrogram/{t}_estimate",
                          spectrogram_image(model.stft(outputs[t][:1])), max_outputs=1)
         tf.summary.image(f"spectrogram/{t}_reference",
