@@ -180,6 +180,9 @@ class DataConfig:
     builtin_dataset: str = "sampled"
     is_wav: Optional[bool] = None
     segment_seconds: float = 3.0
+    # Validation chunk length; None: segment_seconds (bsrnn_tf.data.pipeline
+    # valid_segment_samples). tune.py gives every trial the same one.
+    valid_segment_seconds: Optional[float] = None
     examples_per_epoch: int = 1000
     valid_examples: int = 32
     valid_seed: int = 1234
@@ -199,6 +202,9 @@ class DataConfig:
 
     def validate(self) -> None:
         check_number("data.segment_seconds", self.segment_seconds, 0, min_inclusive=False)
+        if self.valid_segment_seconds is not None:
+            check_number("data.valid_segment_seconds", self.valid_segment_seconds, 0,
+                         min_inclusive=False)
         check_number("data.examples_per_epoch", self.examples_per_epoch, 1, integer=True)
         check_number("data.valid_examples", self.valid_examples, 1, integer=True)
         check_number("data.gain_db", self.gain_db, 0)

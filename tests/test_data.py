@@ -482,6 +482,28 @@ def test_validation_batches_are_identical_across_runs(generated_dataset):
     assert not np.allclose(mixture, sources["vocals"] + sources["drums"])  # bass, other too
 
 
+def test_validation_chunks_have_the_validation_length(generated_dataset, tracks):
+    """data.valid_segment_seconds sets the validation chunks' length apart
+    from the training chunks'; None (an old config without the field) keeps
+    the training length."""
+    from bsrnn_tf.config import ConfigError, ExperimentConfig
+    from bsrnn_tf.data.pipeline import train_dataset, valid_dataset
+    valid = load_tracks(generated_dataset, "train", split="valid")
+    cfg = small_cfg(valid_segment_seconds=1.5)
+    long = batches(valid_dataset(valid, ["vocals"], cfg, 2))
+    assert [m.shape for m, _ in long] == [(2, int(1.5 * SR), 2)] * 2
+    assert all(s["vocals"].shape == (2, int(1.5 * SR), 2) for _, s in long)
+    assert train_dataset(tracks, ["vocals"], cfg, 2).element_spec[0].shape == (2, SR, 2)
+    same = batches(valid_dataset(valid, ["vocals"], small_cfg(), 2))
+    assert [m.shape for m, _ in same] == [(2, SR, 2)] * 2
+    old = ExperimentConfig().to_dict()
+    del old["data"]["valid_segment_seconds"]
+    assert ExperimentConfig.from_dict(old).data.valid_segment_seconds is None
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="data.valid_segment_seconds"):
+            small_cfg(valid_segment_seconds=bad).validate()
+
+
 def test_pipeline_rejects_bad_arguments(tracks):
     from bsrnn_tf.data.pipeline import train_dataset
     with pytest.raises(ValueError, match="unknown targets"):

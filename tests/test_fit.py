@@ -148,6 +148,7 @@ def _copy_dataset(dataset, tmp_path, change):
     (["--epochs", "0"], "train.epochs must be >= 1, got 0"),
     (["--lr", "nan"], "train.learning_rate must be a number, got nan"),
     (["--segment-seconds", "inf"], "data.segment_seconds must be a number, got inf"),
+    (["--valid-segment-seconds", "0"], "data.valid_segment_seconds must be > 0, got 0.0"),
 ])
 def test_bad_numbers_are_one_line_errors(dataset, tmp_path, capsys, flags, message):
     code = fit.main(["--targets", "vocals", *FAST, "--musdb-root", dataset,
@@ -251,6 +252,19 @@ def test_norm_and_band_flags_reach_the_config():
         parse(["--norm", "batch"])
 
 
+def test_valid_segment_seconds_reaches_the_config_and_defaults_to_the_training_length():
+    from bsrnn_tf.data.pipeline import valid_segment_samples
+    parse = fit.build_parser().parse_args
+    config = fit.config_from_args(parse(["--segment-seconds", "1", "--valid-segment-seconds",
+                                         "1.5"]))
+    assert (config.data.segment_seconds, config.data.valid_segment_seconds) == (1.0, 1.5)
+    assert valid_segment_samples(config.data, 44100) == 66150
+    config = fit.config_from_args(parse(["--segment-seconds", "1"]))
+    assert config.data.valid_segment_seconds is None
+    assert valid_segment_samples(config.data, 44100) == 44100
+    assert fit.FIELD_FLAGS["data.valid_segment_seconds"] == "--valid-segment-seconds"
+
+
 # -- issue 26: one line for every remaining fault ----------------------------------
 
 def _short_run(dataset, tmp_path, *flags, targets=("vocals",)):
@@ -273,6 +287,11 @@ def _one_error_line(capsys, words):
      "--segment-seconds 100 is longer than every training track (the longest is 6.00 s)"),
     (["--segment-seconds", "0.001"], ("vocals",),
      "is 44 samples, shorter than the model's STFT window (n_fft 512"),
+    (["--valid-segment-seconds", "100"], ("vocals",),
+     "--valid-segment-seconds 100 is longer than every validation track (the longest is 6.00 s)"),
+    (["--valid-segment-seconds", "0.001"], ("vocals",),
+     "--valid-segment-seconds 0.001: the validation chunk is 44 samples, shorter than the "
+     "model's STFT window"),
 ])
 def test_bad_runs_are_one_line_before_training(dataset, tmp_path, capsys, flags, targets, words):
     if "--cpu-devices" in flags:  # logical devices are fixed once TensorFlow has started

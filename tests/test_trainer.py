@@ -157,6 +157,54 @@ def test_recomputed_blocks_train_like_stored_activations(tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
 
+def test_training_istft_length_comes_from_the_batch(tmp_path):
+    """Each batch is inverted to its own length, not data.segment_seconds'."""
+    import tensorflow as tf
+    from helpers.trainer_run import SEGMENT, TARGETS
+    trainer = _trainer(tmp_path, _synthetic())
+    length = SEGMENT + 4096
+    rng = np.random.default_rng(0)
+    sources = {t: tf.constant(0.1 * rng.standard_normal((2, length, 2)), tf.float32)
+               for t in TARGETS}
+    losses, waves = trainer._losses(tf.add_n(list(sources.values())), sources, training=False)
+    assert all(w.shape == (2, length, 2) for w in waves.values())
+    assert all(np.all(np.isfinite(v.numpy())) for v in losses.values())
+
+
+def test_trains_and_validates_on_chunks_of_different_lengths(tmp_path, generated_dataset):
+    """0.5 s training chunks, 0.75 s validation chunks, all four targets (so
+    the oracle IRM reference is inverted at the validation length too)."""
+    import keras
+    import tensorflow as tf
+
+    from bsrnn_tf.config import ExperimentConfig
+    from bsrnn_tf.data.musdb import SOURCES
+    from bsrnn_tf.models import build_separator, preset
+    from bsrnn_tf.training.trainer_setup import load_tracks_for, make_trainer
+
+    keras.utils.set_random_seed(0)
+    config = ExperimentConfig(preset="tiny", model=preset("tiny"))
+    config.model.targets = list(SOURCES)
+    config.data.musdb_root = generated_dataset
+    config.data.segment_seconds, config.data.valid_segment_seconds = 0.5, 0.75
+    config.data.examples_per_epoch, config.data.valid_examples = 2, 2
+    config.data.source_activity = False
+    config.train.batch_size, config.train.epochs = 2, 1
+    train, valid = load_tracks_for(config)
+    assert valid
+    trainer = make_trainer(build_separator(config.model), config, str(tmp_path),
+                           tf.distribute.get_strategy(), train, valid, verbose=0,
+                           log=lambda s: None)
+    mixture_spec = trainer.valid_data.element_spec[0]
+    assert mixture_spec.shape == (2, int(0.75 * 44100), 2)
+    history = trainer.fit()
+    assert history[0]["train_loss"] > 0 and np.isfinite(history[0]["train_loss"])
+    for values in (history[0]["valid_usdr"], history[0]["valid_gain"],
+                   *trainer.valid_references.values()):
+        assert set(values) == set(SOURCES) and np.all(np.isfinite(list(values.values())))
+    assert set(trainer.valid_references) == {"scaled_mixture", "oracle_irm"}
+
+
 # -- resuming from damaged checkpoint folders (issue 18, faults 1 and 2) -----------
 
 def _two_checkpoints(tmp_path):

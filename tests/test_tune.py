@@ -3,6 +3,7 @@ config (which trains with fit.py), resuming, and invalid search spaces."""
 
 import csv
 import json
+import math
 import os
 
 import numpy as np
@@ -33,8 +34,9 @@ def test_hyperband_search_writes_report_and_best_config_trains(dataset, tmp_path
     with open(project / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2
-    scores = [float(r["val_usdr"]) for r in rows]
-    assert scores == sorted(scores, reverse=True)
+    gains = [float(r["gain_at_equal_time_db"]) for r in rows]  # NaN (none by T) last
+    assert gains == sorted(gains, key=lambda g: (not math.isnan(g), g), reverse=True)
+    assert not math.isnan(gains[0])
     assert {r["bands"] for r in rows} <= {"v7", "universal:41"}
     assert all(int(r["parameters"]) > 0 for r in rows)
     assert "| rank |" in (project / "results.md").read_text()
@@ -79,11 +81,84 @@ def test_resumed_search_does_not_rerun_finished_trials(dataset, tmp_path, capsys
     assert len(tune.collect(str(tmp_path / "rs"))) == 2
 
 
+def _summary(trial_id, layers, segment, val_usdr, history):
+    """A trial_summary.json of a trial whose epochs ended at the cumulative
+    ``seconds`` with the mean validation ``gain``: ``history`` [(seconds, gain)]."""
+    return {"trial_id": trial_id, "values": {"num_layers": layers, "feature_dim": 8,
+                                             "bands": "v7", "segment_seconds": segment,
+                                             "learning_rate": 1e-3},
+            "epochs": len(history), "parameters": 1000 * layers, "bands": 7,
+            "val_usdr": val_usdr, "segment_seconds": segment, "valid_segment_seconds": 1.0,
+            "seconds": history[-1][0],
+            "history": [{"epoch": i + 1, "seconds": t, "valid_gain": g}
+                        for i, (t, g) in enumerate(history)]}
+
+
+def test_report_ranks_by_the_gain_reached_at_equal_time(tmp_path):
+    """T is the shortest total time (b: 250 s). a reached 2.0 dB by then
+    (its 3.0 dB came at 300 s), b 2.5 dB; c, best in uSDR and in gain, had
+    no validated epoch by T: it comes last, and b's config is the best."""
+    from bsrnn_tf.config import ExperimentConfig
+    from bsrnn_tf.models import preset
+    trials = {"a": _summary("a", 1, 1.0, 6.0, [(100.0, 1.0), (200.0, 2.0), (300.0, 3.0)]),
+              "b": _summary("b", 2, 2.0, 5.0, [(150.0, 2.5), (250.0, 2.4)]),
+              "c": _summary("c", 4, 3.0, 9.0, [(400.0, 5.0), (800.0, None)])}
+    for name, summary in trials.items():
+        (tmp_path / f"trial_{name}").mkdir()
+        (tmp_path / f"trial_{name}" / tune.SUMMARY_FILE).write_text(json.dumps(summary))
+    base = ExperimentConfig(preset="tiny", model=preset("tiny"))
+    base.data.valid_segment_seconds = 1.0
+    text = tune.write_report(str(tmp_path), base)
+    assert "T = 250.0 s (0.0694 h)" in text
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["trial_id"] for r in rows] == ["b", "a", "c"]
+    assert [r["gain_at_equal_time_db"] for r in rows] == ["2.5", "2.0", "nan"]
+    assert [r["best_gain_db"] for r in rows] == ["2.5", "3.0", "5.0"]
+    assert [r["segment_seconds"] for r in rows] == ["2.0", "1.0", "3.0"]
+    assert [float(r["hours"]) for r in rows] == [round(t / 3600, 4) for t in (250, 300, 800)]
+    assert "| 3 | c | v7 |" in text and text.rstrip().endswith("| - | 0.2222 | 800.0 |")
+    best = json.loads((tmp_path / "best_config.json").read_text())
+    assert best["model"]["num_layers"] == 2 and best["data"]["segment_seconds"] == 2.0
+    assert best["data"]["valid_segment_seconds"] == 1.0
+    assert (tmp_path / "gain_vs_hours.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_trials_of_different_chunk_lengths_are_validated_on_the_same_chunks(dataset, tmp_path):
+    """--segment-seconds 0.75 0.5: both trials train on their own chunks and
+    are scored on 0.75 s validation chunks (the first value), so their
+    references (the scaled mixture's uSDR) are the same numbers."""
+    args = [*COMMON, "--musdb-root", dataset, "--targets", "drums", "--tuner", "random",
+            "--max-trials", "2", "--epochs", "1", "--num-layers", "1", "--feature-dim", "4",
+            "--bands", "v7", "--lr", "1e-3", "--segment-seconds", "0.75", "0.5",
+            "--directory", str(tmp_path), "--name", "seg"]
+    assert tune.main(args) == 0
+    project = tmp_path / "seg"
+    summaries = [json.loads((project / d / tune.SUMMARY_FILE).read_text())
+                 for d in sorted(os.listdir(project)) if d.startswith("trial_")]
+    assert sorted(s["segment_seconds"] for s in summaries) == [0.5, 0.75]
+    configs = [json.loads((project / f"trial_{s['trial_id']}" / "config.json").read_text())
+               for s in summaries]
+    assert sorted(c["data"]["segment_seconds"] for c in configs) == [0.5, 0.75]
+    assert [c["data"]["valid_segment_seconds"] for c in configs] == [0.75, 0.75]
+    first, second = (s["valid_references"] for s in summaries)
+    assert first == second and np.isfinite(first["scaled_mixture"]["drums"])
+    for s in summaries:
+        (epoch,) = s["history"]
+        assert epoch["seconds"] == s["seconds"] > 0 and np.isfinite(epoch["valid_gain"])
+    with open(project / "results.csv") as f:
+        assert sorted(r["segment_seconds"] for r in csv.DictReader(f)) == ["0.5", "0.75"]
+    assert "validated on the same 0.75 s chunks" in (project / "results.md").read_text()
+    assert (project / "gain_vs_hours.png").exists()
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--num-layers", "-1", "2"], "positive integers"),
     (["--bands", "v7", "v99"], "unknown band schema"),
     (["--bands", "universal:x"], "NAME:NUMBER_OF_EDGES"),
     (["--lr", "5"], "must lie in"),
+    (["--segment-seconds", "0.5", "0"], "--segment-seconds values must be positive"),
 ])
 def test_invalid_search_space_is_clear_error(tmp_path, capsys, extra, message):
     assert tune.main([*COMMON, "--directory", str(tmp_path), *extra]) == 2

@@ -74,6 +74,8 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--valid-examples", type=int, help="fixed validation chunks")
     p.add_argument("--segment-seconds", type=float, help="training chunk length (default: the preset's, 2 s "
                                                           "for cpu, 3 s for the others)")
+    p.add_argument("--valid-segment-seconds", type=float,
+                   help="validation chunk length (default: --segment-seconds)")
     p.add_argument("--no-augment", action="store_true",
                    help="no remixing, gains, channel swaps or target silencing")
     p.add_argument("--no-activity-detection", action="store_true")
@@ -151,6 +153,7 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
                              ("seed", t, "seed"), ("examples_per_epoch", d, "examples_per_epoch"),
                              ("valid_examples", d, "valid_examples"),
                              ("segment_seconds", d, "segment_seconds"),
+                             ("valid_segment_seconds", d, "valid_segment_seconds"),
                              ("musdb_root", d, "musdb_root"),
                              ("dataset", d, "builtin_dataset"), ("loss", t, "loss")]:
         value = getattr(args, flag)
@@ -233,6 +236,7 @@ FIELD_FLAGS = {"model.targets": "--targets/--mtl", "model.bands": "--bands",
                "data.examples_per_epoch": "--examples-per-epoch",
                "data.valid_examples": "--valid-examples",
                "data.segment_seconds": "--segment-seconds",
+               "data.valid_segment_seconds": "--valid-segment-seconds",
                "data.source_activity": "--no-activity-detection", "preset": "--preset",
                "data.builtin_dataset": "--dataset", "train.loss": "--loss"}
 
@@ -332,7 +336,7 @@ def _run(args, prog: str = PROG) -> int:
     check_segment_length(config)
     check_target_names(config)
     train_tracks, valid_tracks = load_train_valid(config, prog)
-    check_segment_fits(config, train_tracks)
+    check_segment_fits(config, train_tracks, valid_tracks)
     check_target_activity(config, train_tracks)
 
     with strategy.scope():

@@ -63,15 +63,29 @@ def check_target_activity(config: ExperimentConfig, tracks) -> None:
                             f"target, or use --no-activity-detection")
 
 
+def _chunk_lengths(config: ExperimentConfig) -> list:
+    """``[(what, flag, seconds, samples)]`` of the training and the
+    validation chunk; the flag is the one that set the length."""
+    from bsrnn_tf.data import pipeline
+    d, rate = config.data, config.model.stft.sample_rate
+    valid_flag = "--segment-seconds" if d.valid_segment_seconds is None else (
+        "--valid-segment-seconds")
+    return [("training", "--segment-seconds", d.segment_seconds,
+             pipeline.segment_samples(d, rate)),
+            ("validation", valid_flag, pipeline.valid_segment_seconds(d),
+             pipeline.valid_segment_samples(d, rate))]
+
+
 def check_segment_length(config: ExperimentConfig) -> None:
-    """A training chunk shorter than the STFT window has no frame to learn
-    from (``--segment-seconds 0.001`` trained on 44-sample chunks)."""
+    """A training or validation chunk shorter than the STFT window has no
+    frame to learn from or to score (``--segment-seconds 0.001`` trained on
+    44-sample chunks)."""
     stft = config.model.stft
-    samples = int(round(config.data.segment_seconds * stft.sample_rate))
-    if samples < stft.n_fft:
-        raise ConfigError(f"--segment-seconds {config.data.segment_seconds:g} is {samples} "
-                          f"samples, shorter than the model's STFT window (n_fft {stft.n_fft} = "
-                          f"{stft.n_fft / stft.sample_rate:.3f} s); give at least that")
+    for what, flag, seconds, samples in _chunk_lengths(config):
+        if samples < stft.n_fft:
+            raise ConfigError(f"{flag} {seconds:g}: the {what} chunk is {samples} samples, "
+                              f"shorter than the model's STFT window (n_fft {stft.n_fft} = "
+                              f"{stft.n_fft / stft.sample_rate:.3f} s); give at least that")
 
 
 def check_target_names(config: ExperimentConfig) -> None:
@@ -83,17 +97,19 @@ def check_target_names(config: ExperimentConfig) -> None:
         raise ConfigError(f"--targets: {e}") from None
 
 
-def check_segment_fits(config: ExperimentConfig, tracks) -> None:
-    """A chunk longer than every track can never be drawn: say so now, not
-    after minutes of rejected draws."""
+def check_segment_fits(config: ExperimentConfig, tracks, valid_tracks=()) -> None:
+    """A chunk longer than every track can never be drawn (training: say so
+    now, not after minutes of rejected draws), and a validation chunk longer
+    than every validation track would be scored on padding."""
     from bsrnn_tf.data.musdb import DataError
     rate = config.model.stft.sample_rate
-    samples = int(round(config.data.segment_seconds * rate))
-    longest = max((t.num_samples for t in tracks), default=0)
-    if tracks and samples > longest:
-        raise DataError(f"--segment-seconds {config.data.segment_seconds:g} is longer than "
-                        f"every training track (the longest is {longest / rate:.2f} s); give at "
-                        f"most {math.floor(longest / rate * 100) / 100:g}")
+    for (what, flag, seconds, samples), group in zip(_chunk_lengths(config),
+                                                     (tracks, valid_tracks)):
+        longest = max((t.num_samples for t in group), default=0)
+        if group and samples > longest:
+            raise DataError(f"{flag} {seconds:g} is longer than every {what} track (the "
+                            f"longest is {longest / rate:.2f} s); give at most "
+                            f"{math.floor(longest / rate * 100) / 100:g}")
 
 
 def load_train_valid(config: ExperimentConfig, prog: str = "fit.py") -> tuple:

@@ -1,28 +1,46 @@
-"""Keras Tuner search over depth (L), width (N), band split and learning rate.
+"""Keras Tuner search over depth (L), width (N), band split, chunk length and learning rate.
 
 Every trial trains with the same config, data pipeline, loss, validation and
-trainer as ``fit.py`` (``bsrnn_tf.training.trainer``); the objective is the validation
-uSDR averaged over the targets (maximised).
+trainer as ``fit.py`` (``bsrnn_tf.training.trainer``); the Keras Tuner
+objective, which steers the search, is the best validation uSDR averaged
+over the targets (maximised).
+
+Every trial is validated on the same chunks: their length is
+``--valid-segment-seconds`` if given, else the FIRST ``--segment-seconds``
+value, whatever training chunk length the trial draws.
 
 Examples::
 
     python training/tune.py --preset tiny --mtl --max-trials 4 --epochs 2
     python training/tune.py --targets drums --tuner bayesian --max-trials 20 \\
-        --num-layers 2 4 8 --feature-dim 32 64 --bands v7 universal universal:41 my.json
+        --num-layers 2 4 8 --feature-dim 32 64 --bands v7 universal universal:41 my.json \\
+        --segment-seconds 3 2 4
 
 An interrupted search resumes (finished trials are not rerun; the trial that
 was running resumes from its last checkpoint). At the end the project folder
-holds ``results.md``, ``results.csv``, ``usdr_vs_params.png`` and
-``best_config.json`` (for ``fit.py --config``). ``bsrnn-tf tune`` is the
-same command as ``python training/tune.py``.
+holds ``results.md``, ``results.csv``, ``usdr_vs_params.png``,
+``gain_vs_hours.png`` and ``best_config.json`` (for ``fit.py --config``).
+
+Ranking (quality per CPU-hour): deeper, wider models and longer chunks cost
+more time per epoch, so a ranking by score at equal epochs favours slow
+trials. The report ranks the trials, and picks ``best_config.json``, by the
+gain at equal time: the best mean validation gain over the best-scaled
+mixture (dB) each trial had reached after T seconds of training, T being the
+shortest total training time among the finished trials (a trial with no
+validated epoch by T comes last). Times are the wall-clock seconds of the
+trainer's epochs, so they are noisy on a shared machine.
+
+``bsrnn-tf tune`` is the same command as ``python training/tune.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
+import math
 import os
 import shutil
 import sys
@@ -55,13 +73,18 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--bands", nargs="+", default=DEFAULT_BANDS,
                    help="schemas to try: v7, bass, drums, universal, universal:EDGES, FILE.json")
     p.add_argument("--lr", type=float, nargs="+", default=[1e-3, 3e-3])
+    p.add_argument("--segment-seconds", type=float, nargs="+", metavar="S",
+                   help="training chunk lengths to try (default: the preset's)")
+    p.add_argument("--valid-segment-seconds", type=float, metavar="S",
+                   help="the validation chunk length of every trial (default: the first "
+                        "--segment-seconds), so all trials are scored on the same chunks")
     p.add_argument("--name", default=None, help="project name (default from preset and targets)")
     p.add_argument("--directory", default=os.path.join("saved_models", "tuning"))
     p.add_argument("--overwrite", action="store_true", help="start the search afresh")
     # The rest of the experiment: fit.py's own options (type, default, help).
     fit_actions = fit.build_parser()._actions
     for flag in ("--config", "--preset", "--targets", "--batch-size", "--examples-per-epoch",
-                 "--valid-examples", "--segment-seconds", "--musdb-root", "--seed", "--mtl",
+                 "--valid-examples", "--musdb-root", "--seed", "--mtl",
                  "--mixed-precision", "--recompute-blocks", "--no-augment",
                  "--no-activity-detection", "--cpu-devices", "--quiet"):
         p._add_action(next(a for a in fit_actions if flag in a.option_strings))
@@ -87,6 +110,10 @@ def validate_space(args) -> None:
             raise ConfigError(f"{name} values must be positive integers, got {values}")
     if not args.lr or any(not 0 < v < 1 for v in args.lr):
         raise ConfigError(f"--lr values must lie in (0, 1), got {args.lr}")
+    if args.segment_seconds is not None and any(not 0 < v < math.inf
+                                                for v in args.segment_seconds):
+        raise ConfigError(f"--segment-seconds values must be positive, got "
+                          f"{args.segment_seconds}")
     if args.max_trials < 1 or args.epochs < 1:
         raise ConfigError("--max-trials and --epochs must be positive")
     for value in args.bands:
@@ -100,7 +127,8 @@ def search_space(args):
     import keras_tuner as kt
     hp = kt.HyperParameters()
     for name, values in (("num_layers", args.num_layers), ("feature_dim", args.feature_dim),
-                         ("bands", args.bands), ("learning_rate", args.lr)):
+                         ("bands", args.bands), ("segment_seconds", args.segment_seconds),
+                         ("learning_rate", args.lr)):
         values = list(dict.fromkeys(values))
         if len(values) == 1:
             hp.Fixed(name, values[0])
@@ -110,11 +138,14 @@ def search_space(args):
 
 
 def trial_config(base: ExperimentConfig, values: dict, epochs: int) -> ExperimentConfig:
-    """The experiment config of one trial."""
+    """The experiment config of one trial (the validation chunk length is
+    ``base``'s, the same for every trial)."""
     config = ExperimentConfig.from_dict(base.to_dict())
     config.model.num_layers = int(values["num_layers"])
     config.model.feature_dim = int(values["feature_dim"])
     config.model.bands, config.model.num_edges = parse_bands(str(values["bands"]))
+    config.data.segment_seconds = float(values.get("segment_seconds",
+                                                   base.data.segment_seconds))
     config.train.learning_rate = float(values["learning_rate"])
     config.train.epochs = int(epochs)
     config.validate()
@@ -157,13 +188,17 @@ def make_tuner(args, base: ExperimentConfig, strategy, tracks, project: str):
             trainer.restore()
             history = trainer.fit()
             score = float(trainer.best_usdr.numpy())
+            timeline = epoch_timeline(history)
             summary = {"trial_id": trial.trial_id, "values": {
                 k: v for k, v in values.items() if not k.startswith("tuner/")},
                 "epochs": epochs, "parameters": count_parameters(model),
                 "bands": model.backbone.num_bands, "val_usdr": score,
                 "valid_usdr_per_target": history[-1]["valid_usdr"] if history else {},
-                "seconds": sum(h["seconds"] for h in history),
-                "this_run_seconds": time.time() - started}
+                "segment_seconds": config.data.segment_seconds,
+                "valid_segment_seconds": config.data.valid_segment_seconds,
+                "valid_references": trainer.valid_references,
+                "seconds": timeline[-1]["seconds"] if timeline else 0.0,
+                "history": timeline, "this_run_seconds": time.time() - started}
             atomic_write_text(os.path.join(run_dir, SUMMARY_FILE),
                               json.dumps(summary, indent=2) + "\n")
             return {OBJECTIVE: score}
@@ -180,48 +215,136 @@ def make_tuner(args, base: ExperimentConfig, strategy, tracks, project: str):
     return tuner
 
 
+def epoch_timeline(history: list) -> list:
+    """A trainer history (:class:`~bsrnn_tf.training.trainer.EpochResult`
+    dicts) as ``[{"epoch", "seconds", "valid_gain"}]``: the cumulative
+    training seconds at the end of each epoch and that epoch's validation
+    gain over the best-scaled mixture, mean over targets (dB; None without
+    validation). A Hyperband trial continued from another one's checkpoint
+    has that one's epochs in its history: they count in its time."""
+    from bsrnn_tf.training.trainer import mean_over_targets
+    timeline, total = [], 0.0
+    for entry in history:
+        total += float(entry["seconds"])
+        gain = mean_over_targets(entry.get("valid_gain") or {})
+        timeline.append({"epoch": int(entry["epoch"]), "seconds": total,
+                         "valid_gain": gain if math.isfinite(gain) else None})
+    return timeline
+
+
+def gain_within(row: dict, seconds: float) -> float:
+    """The best mean validation gain (dB) a trial had reached within
+    ``seconds`` of training; NaN when no validated epoch ended by then."""
+    gains = [h["valid_gain"] for h in row.get("history") or []
+             if h["seconds"] <= seconds and h["valid_gain"] is not None]
+    return max(gains) if gains else math.nan
+
+
+def equal_time(rows: list) -> float:
+    """T: the shortest total training time (s) among the trials (NaN when
+    none has a history)."""
+    totals = [r["history"][-1]["seconds"] for r in rows if r.get("history")]
+    return min(totals) if totals else math.nan
+
+
 def collect(project_dir: str) -> list:
-    """Summaries of the finished trials, best first."""
+    """Summaries of the finished trials, best first: by the gain at equal
+    time (``gain_at_equal_time``, :func:`equal_time`), then by the tuner's
+    objective; each gets ``gain_at_equal_time`` and ``best_gain`` (dB)."""
     rows = []
     for entry in sorted(os.listdir(project_dir)):
         path = os.path.join(project_dir, entry, SUMMARY_FILE)
         if entry.startswith("trial_") and os.path.exists(path):
             with open(path) as f:
                 rows.append(json.load(f))
-    return sorted(rows, key=lambda r: r["val_usdr"], reverse=True)
+    limit = equal_time(rows)
+    for row in rows:
+        row["gain_at_equal_time"] = gain_within(row, limit)
+        row["best_gain"] = gain_within(row, math.inf)
+
+    def key(row):
+        gain = row["gain_at_equal_time"]
+        return (not math.isnan(gain), gain if not math.isnan(gain) else 0.0, row["val_usdr"])
+
+    return sorted(rows, key=key, reverse=True)
 
 
 COLUMNS = ["rank", "trial_id", "bands", "num_bands", "num_layers", "feature_dim",
-           "learning_rate", "epochs", "parameters", "val_usdr", "seconds"]
+           "segment_seconds", "learning_rate", "epochs", "parameters", "val_usdr",
+           "best_gain_db", "gain_at_equal_time_db", "hours", "seconds"]
 
 
 def _table_rows(rows: list) -> list:
+    """One row per trial (NaN where a trial has no value)."""
     return [[i + 1, r["trial_id"], r["values"]["bands"], r["bands"], r["values"]["num_layers"],
-             r["values"]["feature_dim"], r["values"]["learning_rate"], r["epochs"],
-             r["parameters"], round(r["val_usdr"], 3), round(r["seconds"], 1)]
+             r["values"]["feature_dim"], r.get("segment_seconds", math.nan),
+             r["values"]["learning_rate"], r["epochs"], r["parameters"],
+             round(r["val_usdr"], 3), round(r["best_gain"], 3),
+             round(r["gain_at_equal_time"], 3), round(r["seconds"] / 3600, 4),
+             round(r["seconds"], 1)]
             for i, r in enumerate(rows)]
 
 
 def write_report(project_dir: str, base: ExperimentConfig) -> Optional[str]:
-    """results.md, results.csv, usdr_vs_params.png and best_config.json."""
+    """results.md, results.csv, usdr_vs_params.png, gain_vs_hours.png and
+    best_config.json (the first trial of :func:`collect`)."""
+    from bsrnn_tf.data.pipeline import valid_segment_seconds
     rows = collect(project_dir)
     if not rows:
         return None
+    limit = equal_time(rows)
     table = _table_rows(rows)
     buffer = io.StringIO()
     csv.writer(buffer).writerows([COLUMNS, *table])
     atomic_write_text(os.path.join(project_dir, "results.csv"), buffer.getvalue())
+    cell = lambda v: "-" if isinstance(v, float) and math.isnan(v) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table]
+    targets = ", ".join(base.model.targets)
     text = (f"# Tuning results: {os.path.basename(project_dir)}\n\n"
-            f"Objective: validation uSDR (dB), mean over targets "
-            f"{', '.join(base.model.targets)}; higher is better.\n\n" + "\n".join(lines) + "\n")
+            f"Ranked by the gain at equal time, gain_at_equal_time_db: the best validation "
+            f"gain over the best-scaled mixture (dB, mean over targets {targets}) each trial "
+            f"had reached after T = {limit:.1f} s ({limit / 3600:.4f} h) of training, the "
+            f"shortest total training time among these trials (\"-\": no validated epoch "
+            f"by then; such trials come last). best_config.json is the first row. Times are "
+            f"the wall-clock seconds of the trainer's epochs (noisy on a shared machine). "
+            f"best_gain_db: the best gain at any time; val_usdr: the best validation uSDR "
+            f"(dB), the Keras Tuner objective that steered the search. Every trial is "
+            f"validated on the same {valid_segment_seconds(base.data):g} s chunks.\n\n"
+            + "\n".join(lines) + "\n")
     atomic_write_text(os.path.join(project_dir, "results.md"), text)
     _scatter(rows, os.path.join(project_dir, "usdr_vs_params.png"))
+    _timelines(rows, limit, os.path.join(project_dir, "gain_vs_hours.png"))
     best = trial_config(base, rows[0]["values"], base.train.epochs)
     best.name = f"{base.name}-best"
     best.to_json(os.path.join(project_dir, "best_config.json"))
     return text
+
+
+def _timelines(rows: list, limit: float, path: str) -> None:
+    """Each trial's mean validation gain against its cumulative training
+    hours, a vertical line at T."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, r in enumerate(rows):
+        points = [(h["seconds"] / 3600, h["valid_gain"]) for h in r.get("history") or []
+                  if h["valid_gain"] is not None]
+        if points:
+            v = r["values"]
+            label = (f"{r['trial_id']}: L{v['num_layers']} N{v['feature_dim']} {v['bands']} "
+                     f"{r.get('segment_seconds', '?')} s")
+            ax.plot(*zip(*points), marker="o", ms=3, label=label, color=plt.cm.tab10(i % 10))
+    if math.isfinite(limit):
+        ax.axvline(limit / 3600, color="0.4", ls="--", lw=1, label="T (equal time)")
+    ax.set_xlabel("training hours (wall clock)")
+    ax.set_ylabel("validation gain over the scaled mixture (dB)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    plt.close(fig)
 
 
 def _scatter(rows: list, path: str) -> None:
@@ -263,23 +386,37 @@ def _run(args, prog: str = PROG) -> int:
     strategy = make_strategy(args.cpu_devices)
     import keras
 
+    from bsrnn_tf.commands.fit_checks import check_segment_fits, check_segment_length
     from bsrnn_tf.datasets.synth import GenerationError
     from bsrnn_tf.data.musdb import DataError
+    from bsrnn_tf.data.pipeline import valid_segment_seconds
     from bsrnn_tf.training.trainer_setup import load_tracks_for
 
     fit_args = fit.build_parser().parse_args([])
     for key, value in vars(args).items():
         if hasattr(fit_args, key) and key not in ("bands", "num_layers", "feature_dim", "lr",
-                                                    "epochs", "name"):
+                                                    "epochs", "name", "segment_seconds"):
             setattr(fit_args, key, value)
+    if args.segment_seconds:
+        fit_args.segment_seconds = args.segment_seconds[0]
     base = fit.config_from_args(fit_args)
     base.train.epochs = args.epochs
+    # One validation length for every trial: --valid-segment-seconds (or the
+    # --config's), else the first --segment-seconds.
+    base.data.valid_segment_seconds = valid_segment_seconds(base.data)
+    args.segment_seconds = args.segment_seconds or [base.data.segment_seconds]
+    lengths = [dataclasses.replace(base, data=dataclasses.replace(base.data, segment_seconds=s))
+               for s in args.segment_seconds]  # the configs' chunk lengths, to check
+    for config in lengths:
+        check_segment_length(config)
     project = args.name or f"{base.preset}-{'mtl' if args.mtl else '-'.join(base.model.targets)}"
     base.name = project
     keras.utils.set_random_seed(base.train.seed)
     fit.set_run_dtype_policy(base)  # before the trials build their models
     try:
         tracks = load_tracks_for(base)
+        for config in lengths:
+            check_segment_fits(config, *tracks)
     except (DataError, GenerationError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2

@@ -32,8 +32,9 @@ Everything is stateless apart from tf.data's own seed generators, so the
 dataset can be handed to ``strategy.experimental_distribute_dataset`` with
 the global batch size.
 
-Validation (:func:`valid_dataset`): fixed chunks (track round robin,
-positions from ``valid_seed``), all sources of one track, no augmentation,
+Validation (:func:`valid_dataset`): fixed chunks of
+``data.valid_segment_seconds`` (default: the training length), tracks in
+round robin, positions from ``valid_seed``, all sources of one track, no augmentation,
 no activity detection, the same loudness normalisation; read once and
 cached in memory by tf.data.
 """
@@ -55,8 +56,20 @@ MAX_REJECTIONS = 2000
 
 
 def segment_samples(data_cfg, sample_rate: int) -> int:
-    """Chunk length in samples."""
+    """Training chunk length in samples."""
     return int(round(data_cfg.segment_seconds * sample_rate))
+
+
+def valid_segment_seconds(data_cfg) -> float:
+    """Validation chunk length in seconds: ``data_cfg.valid_segment_seconds``,
+    or the training length when that is None."""
+    seconds = data_cfg.valid_segment_seconds
+    return data_cfg.segment_seconds if seconds is None else seconds
+
+
+def valid_segment_samples(data_cfg, sample_rate: int) -> int:
+    """Validation chunk length in samples (:func:`valid_segment_seconds`)."""
+    return int(round(valid_segment_seconds(data_cfg) * sample_rate))
 
 
 def _stream_seed(seed: int, *keys: int) -> int:
@@ -314,12 +327,12 @@ def valid_positions(tracks: Sequence[Track], count: int, segment: int, seed: int
 def valid_dataset(tracks: Sequence[Track], targets: Sequence[str], data_cfg, batch_size: int,
                   sample_rate: int = 44100) -> tf.data.Dataset:
     """Deterministic validation batches ``(mixture, {target: source})``,
-    float32 ``(batch_size, segment_samples, 2)``: the same chunks in the same
+    float32 ``(batch_size, valid_segment_samples, 2)``: the same chunks in the same
     order on every pass and every run. ``data_cfg.valid_examples`` is rounded
     up to a multiple of ``batch_size`` (static batch shape, nothing dropped).
     """
     targets = _check_inputs(tracks, targets, sample_rate, batch_size)
-    segment = segment_samples(data_cfg, sample_rate)
+    segment = valid_segment_samples(data_cfg, sample_rate)
     count = -(-max(1, data_cfg.valid_examples) // batch_size) * batch_size
     index, starts = valid_positions(tracks, count, segment, data_cfg.valid_seed)
     reader = ChunkReader(tracks, segment, in_memory=False)

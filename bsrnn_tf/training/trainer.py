@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from bsrnn_tf.config import ExperimentConfig
+from bsrnn_tf.data.pipeline import valid_segment_samples
 from bsrnn_tf.fileio import BEST_FILE, MODEL_FILE, atomic_write_text
 from bsrnn_tf.models.io import save_separator
 from bsrnn_tf.training.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
@@ -38,6 +39,12 @@ from bsrnn_tf.training.validation import db_ratio, reference_usdr
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, bad data); the message says why."""
+
+
+def mean_over_targets(values: dict) -> float:
+    """The mean of ``{target: dB}`` (an epoch's ``valid_usdr`` or
+    ``valid_gain``); NaN for an empty dict (no validation)."""
+    return float(np.mean(list(values.values()))) if values else float("nan")
 
 
 @dataclasses.dataclass
@@ -116,7 +123,8 @@ class Trainer:
             raise TrainingError(f"batch size {self.global_batch} is not divisible by the "
                                 f"{replicas} replicas of the {type(strategy).__name__}")
         self.steps_per_epoch = max(1, config.data.examples_per_epoch // self.global_batch)
-        self.segment = int(round(config.data.segment_seconds * model.sample_rate))
+        # The validation chunk length (the training one is each batch's own).
+        self.valid_segment = valid_segment_samples(config.data, model.sample_rate)
         model.backbone.recompute_blocks = bool(config.train.recompute_blocks)
         self.logdir = logdir or os.path.join(run_dir, "logs")
         with strategy.scope():
@@ -154,14 +162,18 @@ class Trainer:
 
     # -- steps ---------------------------------------------------------------------
     def _losses(self, mixture, sources, training: bool):
-        """Per-example loss per target, each ``(batch,)``, and the estimates."""
+        """Per-example loss per target, each ``(batch,)``, and the estimates
+        (as long as ``mixture``)."""
         model = self.model
+        length = mixture.shape[1]
+        if length is None:
+            length = tf.shape(mixture)[1]
         spectrum = model.stft(mixture)
         estimates = model.estimate_spectra(spectrum, training=training)
         losses, waves = {}, {}
         for target in self.targets:
             reference = sources[target]
-            waves[target] = model.istft(estimates[target], self.segment)
+            waves[target] = model.istft(estimates[target], length)
             losses[target] = target_loss(self.train_cfg.loss, estimates[target],
                                          model.stft(reference), waves[target], reference,
                                          self.train_cfg.sdr_weight)
@@ -373,11 +385,10 @@ class Trainer:
 
     def reference_usdr(self) -> dict:
         """The validation set's references (:func:`bsrnn_tf.training.validation.reference_usdr`)."""
-        return reference_usdr(self.model, self.valid_data, self.targets, self.segment)
+        return reference_usdr(self.model, self.valid_data, self.targets, self.valid_segment)
 
     def _end_epoch(self, result: EpochResult, writer) -> bool:
-        score = float(np.mean(list(result.valid_usdr.values()))) if result.valid_usdr else (
-            -result.train_loss)
+        score = mean_over_targets(result.valid_usdr) if result.valid_usdr else -result.train_loss
         improved = score > float(self.best_usdr.numpy())
         if improved:
             self.best_usdr.assign(score)
@@ -465,8 +476,8 @@ class Trainer:
 
     def _summary_line(self, r: EpochResult, improved: bool) -> str:
         gain = " ".join(f"{t} {v:+.2f}" for t, v in r.valid_gain.items()) or "-"
-        mean_gain = np.mean(list(r.valid_gain.values())) if r.valid_gain else float("nan")
-        mean = np.mean(list(r.valid_usdr.values())) if r.valid_usdr else float("nan")
+        mean_gain = mean_over_targets(r.valid_gain)
+        mean = mean_over_targets(r.valid_usdr)
         return (f"epoch {r.epoch}/{self.train_cfg.epochs}: mean loss {r.train_loss:.4f}  "
                 f"valid gain over the best-scaled mixture {gain} (mean over targets "
                 f"{mean_gain:+.2f} dB; uSDR mean {mean:.2f} dB){' *best' if improved else ''}  "
@@ -494,4 +505,4 @@ class Trainer:
         return []
 
 
-__all__ = ["EpochResult", "Trainer", "TrainingError"]
+__all__ = ["EpochResult", "Trainer", "TrainingError", "mean_over_targets"]
