@@ -51,4 +51,7 @@ def _timed(fn) -> float:
 
 
 if __name__ == "__main__":
+    from bsrnn_tf.console import quiet_tensorflow
+
+    quiet_tensorflow("3")  # TensorFlow's start-up notices filtered from stderr
     sys.exit(main())

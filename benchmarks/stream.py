@@ -96,6 +96,9 @@ def main(argv=None) -> int:
     allowed = sorted(os.sched_getaffinity(0))
     core = allowed[-1] if args.core is None else args.core
     os.sched_setaffinity(0, {core})
+    from bsrnn_tf.console import quiet_tensorflow
+
+    quiet_tensorflow("3")  # after pinning: TensorFlow's threads start on the core; start-up notices filtered
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as work:
