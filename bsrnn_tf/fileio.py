@@ -9,6 +9,7 @@ removed by the next write of the same file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from typing import Any, Callable
@@ -149,3 +150,26 @@ def atomic_write_bytes(path: str, data: bytes) -> str:
 def atomic_write_text(path: str, text: str) -> str:
     """Writes ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON text, every non-finite float (a NaN: a score
+    not computed or undefined) written as ``null``: standard JSON that any
+    reader takes (Python's ``json`` alone would write the non-standard
+    ``NaN``)."""
+    return json.dumps(_finite(data), indent=1, allow_nan=False) + "\n"
+
+
+def atomic_write_json(path: str, data: Any) -> str:
+    """Writes :func:`json_text` of ``data`` to ``path`` atomically."""
+    return atomic_write_text(path, json_text(data))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -17,7 +17,7 @@ import os
 import time
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from bsrnn_tf.fileio import atomic_write_text
+from bsrnn_tf.fileio import atomic_write_json
 
 SUMMARY_FILE = "summary.json"
 RESULT_VERSION = 1
@@ -91,7 +91,7 @@ def load_results(folder: str) -> List[dict]:
 
 
 def write_json(path: str, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, allow_nan=True) + "\n")
+    atomic_write_json(path, data)
 
 
 # -------------------------------------------------------------- statistics

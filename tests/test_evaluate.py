@@ -230,7 +230,29 @@ def test_no_csdr_gives_the_same_gains_without_museval(evaluated, generated_datas
     for target, row in full.items():
         for key in ("gain", "usdr", "scaled_mixture_usdr", "oracle_irm_usdr"):
             assert quick[target][key] == pytest.approx(row[key], abs=1e-6)
-        assert np.isnan(quick[target]["csdr"]) and np.isfinite(row["csdr"])
+        assert quick[target]["csdr"] is None and np.isfinite(row["csdr"])
+    # every file is standard JSON (no NaN), and the table leaves the cSDR columns out
+    strict = {"parse_constant": _refuse_constant}
+    json.loads(open(os.path.join(fast, "results.json")).read(), **strict)
+    for name in os.listdir(os.path.join(fast, "scores", "test")):
+        json.loads(open(os.path.join(fast, "scores", "test", name)).read(), **strict)
+    table = open(os.path.join(fast, "results.md")).read()
+    assert "nan" not in table.lower() and "| cSDR |" not in table and "--no-csdr" in table
+    assert "| cSDR |" in open(os.path.join(out, "results.md")).read()
+
+
+def _refuse_constant(name):
+    raise AssertionError(f"non-standard JSON constant {name}")
+
+
+def test_json_text_writes_null_for_non_finite_values():
+    from bsrnn_tf.fileio import json_text
+
+    data = {"a": float("nan"), "b": [1.5, float("inf"), {"c": -float("inf")}],
+            "d": np.float64("nan"), "e": (2.0, "x"), "f": None}
+    back = json.loads(json_text(data), parse_constant=_refuse_constant)
+    assert back == {"a": None, "b": [1.5, None, {"c": None}], "d": None, "e": [2.0, "x"],
+                    "f": None}
 
 
 def test_scores_of_another_model_are_recomputed_not_reused(generated_dataset, tmp_path_factory,

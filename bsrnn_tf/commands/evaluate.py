@@ -64,7 +64,7 @@ from bsrnn_tf.commands.evaluate_scores import (EVAL_FILE, aggregate,  # noqa: E4
                                                evaluate_track, markdown_table, plot_table,
                                                read_summary, track_json_path)
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
-from bsrnn_tf.fileio import atomic_write_text  # noqa: E402
+from bsrnn_tf.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
 PROG = "evaluate.py"  # the name in messages (``bsrnn-tf evaluate`` passes its own)
 
@@ -254,14 +254,13 @@ def write_results(out: str, args, root: str, builtin: bool, targets: Sequence[st
                "to published ones)" if builtin else "MUSDB18")
     title = (f"{os.path.basename(os.path.abspath(args.model.rstrip('/')))} on {dataset}, "
              f"{args.subset} subset, {len(per_track)} tracks ({root})")
-    text = markdown_table(table, title)
+    text = markdown_table(table, title, csdr=not args.no_csdr)
     print(text)
     atomic_write_text(os.path.join(out, "results.md"), text)
     results = {"model": os.path.abspath(args.model), "dataset": root, "builtin_dataset": builtin,
                "subset": args.subset, "segment": args.segment, "overlap": args.overlap,
                "targets": table, "tracks": per_track}
-    atomic_write_text(os.path.join(out, "results.json"),
-                      json.dumps(results, indent=1, allow_nan=True) + "\n")
+    atomic_write_json(os.path.join(out, "results.json"), results)
     short = (f"{os.path.basename(os.path.abspath(args.model.rstrip('/')))}: "
              f"{f'built-in {args.dataset} dataset' if builtin else 'MUSDB18'}, {args.subset}, "
              f"{len(per_track)} tracks")

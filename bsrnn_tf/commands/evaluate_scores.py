@@ -12,7 +12,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from bsrnn_tf.fileio import atomic_save, atomic_write_text
+from bsrnn_tf.fileio import atomic_save, atomic_write_json
 
 EVAL_FILE = "evaluation.json"
 SUMMARY_KEY = "bsrnn_tf"
@@ -28,7 +28,8 @@ def score_track(name: str, references: Dict[str, np.ndarray], estimates: Dict[st
     Args:
       references, estimates: ``{target: (samples, 2)}``, same targets.
       mixture: ``(samples, 2)``; gives the complement of a single target.
-      csdr: False skips museval (most of the time of a track): cSDR is NaN.
+      csdr: False skips museval (most of the time of a track): cSDR is NaN
+        (``null`` in the files).
     Returns:
       ``{"museval": museval's TrackStore JSON as a dict, "usdr": {target: dB},
       "csdr": {target: median SDR over windows, dB}}``.
@@ -112,8 +113,7 @@ def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str
                "audio_seconds": mixture.shape[0] / track.sample_rate,
                "separation_seconds": elapsed, "made_by": made_by}
     document = {**model["museval"], SUMMARY_KEY: summary}
-    atomic_write_text(track_json_path(out, subset, track.name),
-                      json.dumps(document, indent=1, allow_nan=True) + "\n")
+    atomic_write_json(track_json_path(out, subset, track.name), document)
     track.unload()
     return summary
 
@@ -173,21 +173,28 @@ def aggregate(per_track: Dict[str, dict], targets: Sequence[str]) -> dict:
     return table
 
 
-def markdown_table(table: dict, title: str) -> str:
-    header = ("| target | " + " | ".join(COLUMNS[k][0] for k in TABLE_COLUMNS) + " |\n"
-              + "|---|" + "---:|" * len(TABLE_COLUMNS) + "\n")
-    rows = "".join(f"| {t} | " + " | ".join(_db(row[k]) for k in TABLE_COLUMNS) + " |\n"
+def markdown_table(table: dict, title: str, csdr: bool = True) -> str:
+    """The table of :func:`aggregate` in Markdown. ``csdr`` False (``--no-csdr``)
+    leaves the cSDR columns out and says so; an undefined value (no track
+    with a defined score) is written "–"."""
+    columns = [k for k in TABLE_COLUMNS if csdr or "csdr" not in k]
+    header = ("| target | " + " | ".join(COLUMNS[k][0] for k in columns) + " |\n"
+              + "|---|" + "---:|" * len(columns) + "\n")
+    rows = "".join(f"| {t} | " + " | ".join(_db(row[k]) for k in columns) + " |\n"
                    for t, row in table.items())
+    csdr_note = ("cSDR: median over tracks of the median over 1 s windows (museval BSSEval "
+                 "v4)" if csdr else "cSDR: not computed (--no-csdr)")
     return (f"{title}\n\n{header}{rows}\nAll figures in dB. Gain over the best-scaled "
             "mixture: the model's uSDR minus that of the mixture times the least-squares gain "
             "<s, m> / <m, m> (per track and target; 0 dB = no separation). Oracle IRM: the "
             "ideal ratio mask |S_target| / sum |S_k| on the model's STFT (the ceiling of a "
-            "mask model). uSDR: mean over tracks; cSDR: median over tracks of the median over "
-            "1 s windows (museval BSSEval v4).\n")
+            f"mask model). uSDR: mean over tracks; {csdr_note}.\n")
 
 
-def _db(value: float) -> str:
-    return "nan" if math.isnan(value) else f"{value:+.2f}" if value < 0 else f"{value:.2f}"
+def _db(value: Optional[float]) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:+.2f}" if value < 0 else f"{value:.2f}"
 
 
 def plot_table(table: dict, path: str, title: str) -> None:
