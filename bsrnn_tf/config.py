@@ -18,10 +18,12 @@ from bsrnn_tf.fileio import JsonFileError, atomic_write_text, read_json
 from bsrnn_tf.spectral import num_bins, num_frames
 
 DEFAULT_TARGETS = SOURCES  # the MUSDB stems, bsrnn_tf.data.track
-# model.norm: the BSRNN authors' normalisation over the chunk, or per frame
-# (bsrnn_tf.layers.norm); train.loss: the authors', or plus an SDR term
-# (bsrnn_tf.training.losses).
-NORMS = ("chunk", "frame")
+# model.norm: the BSRNN authors' normalisation over the chunk, per frame, or
+# over the frames so far (bsrnn_tf.layers.norm); train.loss: the authors', or
+# plus an SDR term (bsrnn_tf.training.losses).
+NORMS = ("chunk", "frame", "cumulative")
+# The norms that never look at later frames: those a causal model may use.
+CAUSAL_NORMS = ("frame", "cumulative")
 # The one default for a model built now, and the norm of a model (config or
 # saved Keras layer) saved before the field existed.
 DEFAULT_NORM = "chunk"
@@ -100,13 +102,15 @@ class ModelConfig:
     ``num_edges`` picks that many of the universal schema's edges.
 
     ``norm``: ``"chunk"`` (the BSRNN authors' normalisation, statistics over
-    the features and the chunk's frames) or ``"frame"`` (per-frame layer norm,
-    bsrnn_tf before 0.2); see :mod:`bsrnn_tf.layers.norm`. A saved config
-    without the field (``from_json(..., saved=True)``) means ``"frame"``.
+    the features and the chunk's frames), ``"frame"`` (per-frame layer norm,
+    bsrnn_tf before 0.2) or ``"cumulative"`` (the chunk norm's statistics
+    over the frames so far, causal); see :mod:`bsrnn_tf.layers.norm`. A saved
+    config without the field (``from_json(..., saved=True)``) means ``"frame"``.
 
     ``causal``: a streaming model (:mod:`bsrnn_tf.inference.streaming`): forward time
-    LSTMs and the causal STFT framing; needs ``norm="frame"`` and
-    ``standardize=False`` (both others use the whole chunk). Absent: False.
+    LSTMs and the causal STFT framing; needs a norm of :data:`CAUSAL_NORMS`
+    (``"frame"`` or ``"cumulative"``) and ``standardize=False`` (the chunk
+    norm and the standardisation use the whole chunk). Absent: False.
 
     ``channels``: ``"features"`` (stereo packed into each band's features,
     the default) or ``"batch"`` (each channel a separate example, as the
@@ -149,10 +153,12 @@ class ModelConfig:
             raise ConfigError(f"model.norm must be one of {NORMS}, got {self.norm!r}")
         if not isinstance(self.causal, bool):
             raise ConfigError(f"model.causal must be true or false, got {self.causal!r}")
-        if self.causal and (self.norm != "frame" or self.standardize):
-            raise ConfigError(f"model.causal needs norm 'frame' and standardize false (got "
-                              f"norm {self.norm!r}, standardize {self.standardize}): the "
-                              f"others take statistics over the chunk's frames")
+        if self.causal and (self.norm not in CAUSAL_NORMS or self.standardize):
+            raise ConfigError(f"model.causal needs norm {' or '.join(map(repr, CAUSAL_NORMS))} "
+                              f"and standardize false (got norm {self.norm!r}, standardize "
+                              f"{self.standardize}): norm 'chunk' and the standardisation "
+                              f"take statistics over all the chunk's frames, later ones "
+                              f"included")
         if self.channels not in CHANNEL_MODES:
             raise ConfigError(f"model.channels must be one of {CHANNEL_MODES}, got "
                               f"{self.channels!r}")

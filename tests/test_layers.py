@@ -5,19 +5,22 @@ import numpy as np
 import pytest
 import scipy.signal
 import tensorflow as tf
-from helpers.reference import group_norm
+from helpers.reference import frame_pooled_norm, group_norm
 
 from bsrnn_tf import bands
 from bsrnn_tf.layers import BandSequence, BandSplit, MaskHead, apply_mask
 from bsrnn_tf.layers.stft import ISTFT_METHODS, hann_window, istft, stft
 
-NORMS = ["frame", "chunk"]
-# The axes a norm's statistics cover, for features (batch, frames, bands, N)
-# and for one band's features (batch, frames, features): "chunk" also pools
-# over frames (the BSRNN authors' one-group group norm), "frame" does not.
-TIME_AXES = {"frame": [3], "chunk": [1, 3]}
-BAND_AXES = {"frame": [3], "chunk": [2, 3]}
-BAND_SPLIT_AXES = {"frame": [2], "chunk": [1, 2]}
+NORMS = ["frame", "chunk", "cumulative"]
+# The axes a norm's statistics cover within a frame, for features (batch,
+# frames, bands, N) and for one band's features (batch, frames, features):
+# "chunk" also pools over all frames (the BSRNN authors' one-group group
+# norm), "cumulative" over the frames so far, "frame" over none
+# (helpers.reference.frame_pooled_norm). Before the band BLSTM the statistics
+# are per frame for every norm.
+TIME_AXES = [3]
+BAND_AXES = {"frame": [3], "chunk": [2, 3], "cumulative": [2, 3]}
+BAND_SPLIT_AXES = [2]
 
 
 def _numpy_stft(wave, n_fft, hop):
@@ -120,7 +123,8 @@ def _numpy_band_split(layer, x):
     kernel = layer.kernel.numpy().reshape(bins, per_bin, -1)
     out = []
     for k, (a, b) in enumerate(layer.band_ranges):
-        band = group_norm(x[:, :, a:b].reshape(batch, frames, -1), BAND_SPLIT_AXES[layer.norm])
+        band = frame_pooled_norm(x[:, :, a:b].reshape(batch, frames, -1), layer.norm,
+                                 BAND_SPLIT_AXES)
         normed = band * gamma[a:b].reshape(-1) + beta[a:b].reshape(-1)
         out.append(normed @ kernel[a:b].reshape((b - a) * per_bin, -1) + layer.bias.numpy()[k])
     return np.stack(out, axis=2)
@@ -164,7 +168,7 @@ def test_mask_head_matches_per_band_reference(rng, norm, schema):
     level = rng.uniform(0.1, 10.0, (2, 4, len(ranges), 1))
     q = (rng.standard_normal((2, 4, len(ranges), n)) * level + 0.3).astype(np.float32)
     ours = head(q).numpy()
-    normed = group_norm(q, TIME_AXES[norm])
+    normed = frame_pooled_norm(q, norm, TIME_AXES)
     gamma, beta = head.norm_gamma.numpy(), head.norm_beta.numpy()
     w1, b1 = head.hidden_kernel.numpy(), head.hidden_bias.numpy()
     per_bin = 2 * channels
@@ -299,16 +303,16 @@ def _numpy_band_sequence(block, x):
     def dense(layer, v):
         return v @ np.asarray(layer.kernel, np.float64) + np.asarray(layer.bias, np.float64)
 
-    def norm(layer, v, axes):
-        return (group_norm(v, axes[block.norm]) * np.asarray(layer.gamma, np.float64)
-                + np.asarray(layer.beta, np.float64))
+    def affine(layer, v):
+        return v * np.asarray(layer.gamma, np.float64) + np.asarray(layer.beta, np.float64)
 
     batch, frames, bands, n = x.shape
-    y = norm(block.time_norm, x, TIME_AXES)
+    y = affine(block.time_norm, frame_pooled_norm(x, block.norm, TIME_AXES))
     y = y.transpose(0, 2, 1, 3).reshape(batch * bands, frames, n)
     y = dense(block.time_fc, _numpy_blstm(block.time_rnn, y))
     x = x + y.reshape(batch, bands, frames, n).transpose(0, 2, 1, 3)
-    y = norm(block.band_norm, x, BAND_AXES).reshape(batch * frames, bands, n)
+    y = affine(block.band_norm, group_norm(x, BAND_AXES[block.norm]))
+    y = y.reshape(batch * frames, bands, n)
     y = dense(block.band_fc, _numpy_blstm(block.band_rnn, y))
     return x + y.reshape(batch, frames, bands, n)
 

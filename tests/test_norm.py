@@ -1,7 +1,8 @@
-"""Normalisation over the chunk (the BSRNN authors') or per frame: the
-``normalize`` function against numpy, what the chunk statistics keep that
-per-frame ones lose, models and configs saved before ``norm`` existed, and
-statistics in float32 under ``mixed_float16``.
+"""Normalisation over the chunk (the BSRNN authors'), per frame or over the
+frames so far (cumulative): ``normalize`` and ``cumulative_normalize``
+against numpy, what the chunk statistics keep that per-frame ones lose,
+models and configs saved before ``norm`` existed, and statistics in float32
+under ``mixed_float16``.
 
 The per-layer references (BandSplit, BandSequence, MaskHead against a numpy
 one-group group norm, both norms) are in ``test_layers.py``.
@@ -19,12 +20,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers.reference import group_norm
+from helpers.reference import cumulative_norm, group_norm
 
 from bsrnn_tf import bands
 from bsrnn_tf.config import ExperimentConfig, ModelConfig, model_config_from_dict
 from bsrnn_tf.layers import BandSequence, BandSplit
-from bsrnn_tf.layers.norm import normalize
+from bsrnn_tf.layers.norm import cumulative_normalize, normalize
 from bsrnn_tf.layers.stft import stft
 from bsrnn_tf.models.io import load_separator, save_separator
 from bsrnn_tf.models.presets import PRESETS, build_separator, preset
@@ -77,6 +78,106 @@ def test_normalize_keeps_the_dtype_and_computes_in_float32(valid):
     assert y.dtype == tf.float16
     np.testing.assert_allclose(y.numpy().astype(np.float64), group_norm(x.numpy(), [1, 3]),
                                atol=2e-3)
+
+
+# ------------------------------------------------------- cumulative_normalize
+
+def _uneven(rng, shape, offset=2.0):
+    """Levels that change over frames, bands and examples: statistics over
+    the wrong frames or axes cannot pass."""
+    level = rng.uniform(0.1, 20, shape[:3] + (1,) * (len(shape) - 3))
+    return rng.standard_normal(shape) * level + offset
+
+
+@pytest.mark.parametrize("axes", [[3], [2, 3], [2]])
+def test_cumulative_normalize_matches_a_loop_over_frames(rng, axes):
+    x = _uneven(rng, (2, 9, 3, 6))
+    ours, state = cumulative_normalize(tf.constant(x, tf.float32), axes, 1e-5)
+    np.testing.assert_allclose(ours.numpy(), cumulative_norm(x, axes), rtol=1e-4, atol=1e-4)
+    # Frame 0 alone is a per-frame norm, the last frame sees the whole chunk's statistics.
+    np.testing.assert_allclose(ours.numpy()[:, 0], group_norm(x[:, :1], axes)[:, 0],
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.numpy()[:, -1], group_norm(x, [1, *axes])[:, -1],
+                               rtol=1e-4, atol=1e-4)
+    kept = [a for a in range(4) if a not in [1, *axes]]
+    np.testing.assert_allclose(state[0].numpy(), x.sum(axis=(1, *axes)), rtol=1e-5)
+    np.testing.assert_allclose(state[1].numpy(), (x ** 2).sum(axis=(1, *axes)), rtol=1e-5)
+    assert state[0].shape == tuple(x.shape[a] for a in kept)
+    np.testing.assert_array_equal(state[2].numpy(), [9.0, 9.0])
+
+
+def test_cumulative_normalize_counts_only_valid_entries(rng):
+    """The band split's case: bands padded to one width, padded entries 0;
+    each band's counts are its own width times the frames so far."""
+    valid = np.ones((3, 8))
+    valid[1, 3:] = 0  # a band of 3 features padded to 8
+    valid[2, 1:] = 0  # a one-feature band
+    x = _uneven(rng, (2, 7, 3, 8), 1.0) * valid
+    ours, state = cumulative_normalize(tf.constant(x, tf.float32), [3], 1e-5,
+                                       valid=tf.constant(valid, tf.float32))
+    ours = ours.numpy()
+    expected = np.zeros_like(x)
+    for g, width in enumerate([8, 3, 1]):
+        expected[:, :, g, :width] = cumulative_norm(x[:, :, g, :width], [2])
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+    assert np.all(ours[:, :, 1, 3:] == 0) and np.all(ours[:, :, 2, 1:] == 0)
+    # The same through the mask of the reference.
+    np.testing.assert_allclose(ours, cumulative_norm(x, [3], valid=valid), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("valid", [None, np.ones((1, 4))])
+def test_cumulative_normalize_keeps_the_dtype_and_computes_in_float32(valid):
+    """float16 in and out; the running sums of squares (up to 240000 here)
+    exceed float16's 65504."""
+    x = np.full((1, 300, 1, 4), 200.0) + np.tile([[-1.0], [1.0]], (150, 4))[None, :, None]
+    x[0, :, 0, 1::2] *= -1  # a varying frame: the variance is not 0 at frame 0
+    y, state = cumulative_normalize(tf.constant(x, tf.float16), [3], 1e-5,
+                                    valid=None if valid is None else tf.constant(valid))
+    assert y.dtype == tf.float16 and state[1].dtype == tf.float32
+    assert state[1].numpy().max() > 10 * FLOAT16_MAX
+    np.testing.assert_allclose(y.numpy().astype(np.float64), cumulative_norm(x, [3]), atol=3e-3)
+
+
+def test_cumulative_normalize_carries_its_state_from_piece_to_piece(rng):
+    """A song normalised in pieces (one frame at a time, as a stream, or
+    several), each from the state the last one left, is the song normalised
+    whole; the state of a constant input gives no negative variance."""
+    x = _uneven(rng, (1, 12, 4, 5))
+    whole, whole_state = cumulative_normalize(tf.constant(x, tf.float32), [3], 1e-5)
+    for sizes in ([1] * 12, [5, 1, 6]):
+        state, parts, start = None, [], 0
+        for size in sizes:
+            y, state = cumulative_normalize(tf.constant(x[:, start:start + size], tf.float32),
+                                            [3], 1e-5, state=state)
+            parts.append(y.numpy())
+            start += size
+        np.testing.assert_allclose(np.concatenate(parts, axis=1), whole.numpy(),
+                                   rtol=1e-5, atol=1e-5)
+        for a, b in zip(state, whole_state):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    constant = tf.fill((1, 50, 2, 8), 1234.5)
+    y, _ = cumulative_normalize(constant, [3], 1e-5)
+    assert np.all(np.isfinite(y.numpy())) and np.abs(y.numpy()).max() < 1.0
+
+
+def test_cumulative_band_sequence_norms_look_only_at_the_past(rng):
+    """A causal cumulative block: before the time LSTM, per band over N x
+    frames 0..t; before the band BLSTM per frame over N x bands (as "chunk");
+    a change at frame 5 leaves frames 0..4 alone."""
+    block = BandSequence(6, use_cudnn=False, norm="cumulative", causal=True)
+    block.build((None, None, 5, 6))
+    _randomise(block, rng)
+    x = _uneven(rng, (2, 8, 5, 6), -1.0)
+    for method, layer, expected in (
+            (block.normalize_time, block.time_norm, cumulative_norm(x, [3])),
+            (block.normalize_band, block.band_norm, group_norm(x, [2, 3]))):
+        expected = expected * layer.gamma.numpy() + layer.beta.numpy()
+        np.testing.assert_allclose(method(tf.constant(x, tf.float32)).numpy(), expected,
+                                   rtol=1e-4, atol=1e-4)
+    changed = x.copy()
+    changed[:, 5:] *= 10
+    a, b = (block(tf.constant(v, tf.float32)).numpy() for v in (x, changed))
+    assert np.array_equal(a[:, :5], b[:, :5]) and not np.allclose(a[:, 5:], b[:, 5:])
 
 
 # ---------------------------------------------------------- band sequence norms
@@ -244,7 +345,7 @@ def test_band_split_in_float16_matches_float32_on_a_loud_song(rng, loud_song):
     assert np.sum(np.isinf(sums)) >= 1
     assert max(np.sum(spectrum[:, :, a:b].astype(np.float64) ** 2) for a, b in ranges) \
         > 10 * FLOAT16_MAX
-    for norm in ("chunk", "frame"):
+    for norm in ("chunk", "frame", "cumulative"):
         full = BandSplit(ranges, 16, norm=norm)
         full.build(spectrum.shape)
         _randomise(full, rng)

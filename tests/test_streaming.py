@@ -2,7 +2,9 @@
 
 Every parity figure is measured here: a generated song streamed hop by hop
 (through the TF step and through the exported TFLite files) against the
-offline causal model on the whole song, first and last hops included.
+offline causal model on the whole song, first and last hops included, for
+both causal norms ("frame", and "cumulative" whose state carries the
+running statistics).
 """
 
 import json
@@ -21,12 +23,13 @@ from bsrnn_tf.models import build_separator, count_parameters, load_separator, p
 from bsrnn_tf.models.io import save_separator
 
 LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy_tiny")
+CAUSAL_NORMS = ["frame", "cumulative"]
 
 
-def _causal_tiny(targets=("drums", "bass"), seed=0):
+def _causal_tiny(targets=("drums", "bass"), seed=0, norm="frame"):
     keras.utils.set_random_seed(seed)
     config = preset("tiny")
-    config.causal, config.norm, config.standardize = True, "frame", False
+    config.causal, config.norm, config.standardize = True, norm, False
     model = build_separator(config, targets=list(targets))
     rng = np.random.default_rng(seed)  # non-trivial norms and biases
     for w in model.weights:
@@ -66,13 +69,28 @@ def test_cpu_stream_preset_is_causal_and_the_size_of_cpu():
     assert hasattr(block.band_rnn, "forward_layer")  # the band axis stays bidirectional
 
 
-def test_causal_needs_per_frame_norms_and_no_chunk_standardisation():
-    for changes in ({"norm": "chunk"}, {"standardize": True}):
+def test_causal_needs_a_causal_norm_and_no_chunk_standardisation():
+    for changes in ({"norm": "chunk"}, {"standardize": True},
+                    {"norm": "cumulative", "standardize": True}):
         config = preset("cpu-stream")
         for k, v in changes.items():
             setattr(config, k, v)
-        with pytest.raises(ConfigError, match="model.causal needs norm 'frame'"):
+        with pytest.raises(ConfigError, match="model.causal needs norm 'frame' or "
+                                              "'cumulative' and standardize false") as e:
             config.validate()
+        assert f"got norm {config.norm!r}, standardize {config.standardize}" in str(e.value)
+    for norm in ("frame", "cumulative"):  # accepted, causal or not
+        for causal in (True, False):
+            config = preset("cpu-stream")
+            config.norm, config.causal = norm, causal
+            config.validate()
+    config = preset("cpu")
+    config.norm = "cumulative"
+    config.validate()
+    # The layer refuses it too (a config written by hand past validation).
+    from bsrnn_tf.layers import BandSequence
+    with pytest.raises(ValueError, match="causal block needs norm 'frame' or 'cumulative'"):
+        BandSequence(8, norm="chunk", causal=True)
 
 
 def test_configs_and_models_saved_without_causal_load_bidirectional_with_same_outputs():
@@ -90,12 +108,14 @@ def test_configs_and_models_saved_without_causal_load_bidirectional_with_same_ou
         np.testing.assert_allclose(out[target].numpy(), data[target], rtol=0, atol=1e-6)
 
 
-def test_causal_model_round_trips_through_keras_file(tmp_path):
-    model = _causal_tiny()
+@pytest.mark.parametrize("norm", CAUSAL_NORMS)
+def test_causal_model_round_trips_through_keras_file(tmp_path, norm):
+    model = _causal_tiny(norm=norm)
     wave = _song(model, 0.2)[None]
     save_separator(model, str(tmp_path / "run"))
     loaded = load_separator(str(tmp_path / "run"))
     assert loaded.causal and loaded.config_object().causal
+    assert loaded.norm == loaded.config_object().norm == norm
     for t in model.targets:
         np.testing.assert_allclose(loaded(wave)[t].numpy(), model(wave)[t].numpy(), atol=1e-6)
 
@@ -118,10 +138,11 @@ def test_causal_framing_arithmetic_by_hand():
         assert latency == pytest.approx(ms, abs=0.01) and latency <= limit
 
 
-def test_offline_causal_output_never_depends_on_input_more_than_a_window_ahead():
+@pytest.mark.parametrize("norm", CAUSAL_NORMS)
+def test_offline_causal_output_never_depends_on_input_more_than_a_window_ahead(norm):
     """Input changed from sample p on: output samples before p - n_fft + 1
     are untouched (the latency is at most n_fft), the next ones move."""
-    model = _causal_tiny()
+    model = _causal_tiny(norm=norm)
     n_fft, p = model.n_fft, 3000
     x = _song(model, 0.1)[None]
     y = x.copy()
@@ -136,9 +157,10 @@ def test_offline_causal_output_never_depends_on_input_more_than_a_window_ahead()
 
 # -------------------------------------------------------------- stream parity
 
+@pytest.mark.parametrize("norm", CAUSAL_NORMS)
 @pytest.mark.parametrize("seconds", [0.5, 0.5 + 77 / 44100])  # whole hops, and not
-def test_tf_stream_equals_the_offline_model_on_a_whole_song(seconds):
-    model = _causal_tiny()
+def test_tf_stream_equals_the_offline_model_on_a_whole_song(seconds, norm):
+    model = _causal_tiny(norm=norm)
     song = _song(model, seconds)
     offline = {t: v.numpy()[0] for t, v in model(song[None]).items()}
     stream = KerasStream(model)
@@ -149,12 +171,43 @@ def test_tf_stream_equals_the_offline_model_on_a_whole_song(seconds):
 
 
 def test_state_layout_names_shapes_and_order():
-    model = _causal_tiny(targets=("a", "b", "c"))
-    n = model.feature_dim
-    assert state_layout(model) == [
-        ("stft_buffer", (1, 512 - 128, 2)), ("istft_tail", (1, 3, 512 - 128, 2)),
-        ("lstm_h", (1, model.backbone.num_bands, 3 * n)),
-        ("lstm_c", (1, model.backbone.num_bands, 3 * n))]
+    """A frame-norm model's layout is the one exported graphs were made
+    with; a cumulative-norm model's adds the running statistics, one row per
+    norm that pools over frames (band split, L blocks, T heads)."""
+    layouts = {norm: state_layout(_causal_tiny(targets=("a", "b", "c"), norm=norm))
+               for norm in CAUSAL_NORMS}
+    n, k = preset("tiny").feature_dim, 41  # v7 at n_fft 512
+    frame = [("stft_buffer", (1, 512 - 128, 2)), ("istft_tail", (1, 3, 512 - 128, 2)),
+             ("lstm_h", (1, k, 3 * n)), ("lstm_c", (1, k, 3 * n))]
+    assert layouts["frame"] == frame
+    rows = 1 + 1 + 3
+    assert layouts["cumulative"] == frame + [("norm_sum", (1, rows, k)),
+                                             ("norm_sumsq", (1, rows, k)),
+                                             ("norm_frames", (1,))]
+
+
+def test_cumulative_stream_state_holds_the_running_statistics():
+    """After a song, norm_frames counts its frames and row 0 of norm_sum /
+    norm_sumsq holds the per-band sums of the band split's input."""
+    model = _causal_tiny(norm="cumulative")
+    stream = KerasStream(model)
+    song = _song(model, 0.1)
+    state = stream.initial_state()
+    hops = range(0, len(song), model.hop_length)
+    for i in hops:
+        hop = song[i:i + model.hop_length]
+        hop = np.pad(hop, [(0, model.hop_length - len(hop)), (0, 0)])
+        _, state = stream(hop[None].astype(np.float32), state)
+    assert state["norm_frames"].tolist() == [len(hops)]
+    padded = np.concatenate([song, np.zeros((len(hops) * model.hop_length - len(song), 2),
+                                            np.float32)])
+    spectrum = model.stft(padded[None]).numpy()[0, :len(hops)]  # the frames streamed so far
+    ranges = model.backbone.band_ranges
+    sums = [spectrum[:, a:b].astype(np.float64).sum() for a, b in ranges]
+    squares = [(spectrum[:, a:b].astype(np.float64) ** 2).sum() for a, b in ranges]
+    np.testing.assert_allclose(state["norm_sum"][0, 0], sums, rtol=1e-3,
+                               atol=1e-4 * np.abs(sums).max())
+    np.testing.assert_allclose(state["norm_sumsq"][0, 0], squares, rtol=1e-3)
 
 
 def test_a_bidirectional_model_is_refused_in_one_line():
@@ -165,12 +218,12 @@ def test_a_bidirectional_model_is_refused_in_one_line():
 
 # ----------------------------------------------------------- TFLite export
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=CAUSAL_NORMS)
+def exported(tmp_path_factory, request):
     from bsrnn_tf.deploy.stream import export_stream
 
-    model = _causal_tiny()
-    out = tmp_path_factory.mktemp("stream")
+    model = _causal_tiny(norm=request.param)
+    out = tmp_path_factory.mktemp(f"stream-{request.param}")
     paths = export_stream(model, str(out), "tiny", parity=False)
     song = _song(model, 1.0)
     offline = {t: v.numpy()[0] for t, v in model(song[None]).items()}
@@ -192,6 +245,14 @@ def test_tflite_stream_equals_the_offline_model(exported, label):
         assert not [op for op in tflite_op_names(f.read()) if op.startswith("CUSTOM")]
     stream = TFLiteStream(path)
     assert stream.targets == model.targets and stream.layout == state_layout(model)
+    # The metadata and the signature list every state tensor, in and out.
+    names = [name for name, _ in state_layout(model)]
+    assert [n for n, _ in stream.metadata["inputs"]] == ["audio"] + names
+    assert [n for n, _ in stream.metadata["outputs"]] == ["stems"] + names
+    signature = stream._interpreter.get_signature_list()["stream"]
+    assert sorted(signature["inputs"]) == sorted(["audio"] + names)
+    assert sorted(signature["outputs"]) == sorted(["stems"] + names)
+    assert ("norm_sum" in names) == (model.norm == "cumulative")
     streamed = stream_song(stream, song, stream.hop_length, stream.n_fft, stream.initial_state())
     errors = _relative_errors(offline, streamed, model.hop_length)
     max_rel, min_sdr = BOUNDS[label]

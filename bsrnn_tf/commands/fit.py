@@ -57,8 +57,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--feature-dim", type=int, help="N, features per band")
     p.add_argument("--num-layers", type=int, help="L, band-sequence blocks")
     p.add_argument("--norm", choices=NORMS,
-                   help="normalisation statistics: chunk (the authors', default) or frame "
-                        "(per-frame layer norm, bsrnn_tf before 0.2)")
+                   help="normalisation statistics: chunk (the authors', default; over the "
+                        "chunk's frames), frame (per-frame layer norm, bsrnn_tf before 0.2) "
+                        "or cumulative (over the frames so far); a causal model (--preset "
+                        "cpu-stream, norm frame) takes frame or cumulative")
     p.add_argument("--channels", choices=CHANNEL_MODES,
                    help="where stereo goes: features (packed into each band's features, "
                         "default) or batch (each channel a mono example, as the BSRNN "

@@ -4,6 +4,8 @@ the one-hop step as a SavedModel and as builtin-only TFLite files.
 Layout under ``out_dir``::
 
     savedmodel/                         signature "stream": audio + state -> stems + state
+                                        (the state of streaming.state_layout: with the
+                                        norm_* statistics for a cumulative-norm model)
     <name>-stream-<float32|float16|dynamic-int8>.tflite
     config.json, export.json            the state layout, latency and parity per file
 
@@ -47,9 +49,9 @@ def stream_archive(model):
         raise ExportError(str(e)) from None
     step = step_function(model, istft_method="rfft")
 
-    def stream(audio, stft_buffer, istft_tail, lstm_h, lstm_c):
+    def stream(audio, *state):  # the state of state_layout(model), in its order
         with lstm_implementation("unrolled"):
-            return step(audio, stft_buffer, istft_tail, lstm_h, lstm_c)
+            return step(audio, *state)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

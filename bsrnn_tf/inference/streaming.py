@@ -32,11 +32,26 @@ stft_buffer    (1, n_fft - hop, C)                     the last n_fft - hop inpu
 istft_tail     (1, T, n_fft - hop, C)                  overlap-add tail per target
 lstm_h         (L, K, H)                               time-LSTM h per block and band
 lstm_c         (L, K, H)                               time-LSTM c per block and band
+norm_sum       (1, 1 + L + T, K)                       cumulative norms only: running sums
+norm_sumsq     (1, 1 + L + T, K)                       cumulative norms only: running
+                                                       sums of squares
+norm_frames    (1,)                                    cumulative norms only: frames seen
 stems          (1, T, hop, C)                          that hop's stems (output only)
 =============  ======================================  ==============================
 
 ``C`` channels, ``T`` targets (in the model's order, also in the TFLite
 metadata), ``L`` blocks, ``K`` bands, ``H`` time-LSTM units (3 x feature_dim).
+
+The ``norm_*`` tensors exist only for a model with ``norm="cumulative"``
+(:mod:`bsrnn_tf.layers.norm`); a ``norm="frame"`` model's layout is
+:data:`STATE_NAMES` alone, as before the cumulative norm existed. They hold the running statistics of every norm that pools
+over frames, one row each: row 0 the band split, rows ``1..L`` the time
+norm of each block, rows ``L + 1..L + T`` the mask heads in target order;
+per band, the sum and the sum of squares of every entry normalised so far
+(float32). The entry count of a row and band is ``norm_frames`` times the
+entries of one frame (the band's bins x 2C for the band split, N for the
+others), so one frame counter serves all of them (exact in float32 up to
+2**24 frames, about 54 hours at hop 512 and 44.1 kHz).
 """
 
 from __future__ import annotations
@@ -47,6 +62,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 
 STATE_NAMES = ("stft_buffer", "istft_tail", "lstm_h", "lstm_c")
+# The running statistics of a cumulative-norm model, after STATE_NAMES.
+NORM_STATE_NAMES = ("norm_sum", "norm_sumsq", "norm_frames")
 SIGNATURE = "stream"
 
 
@@ -57,9 +74,9 @@ class StreamError(ValueError):
 def check_streamable(model, where: str = "model") -> None:
     """Raises :class:`StreamError` unless ``model`` is a causal separator."""
     if not getattr(model, "causal", False):
-        raise StreamError(f"{where} is not a causal (streaming) model: its time BLSTMs and "
-                          f"norms look at the whole chunk; train one with --preset cpu-stream "
-                          f"(model.causal)")
+        raise StreamError(f"{where} is not a causal (streaming) model: its time BLSTMs look "
+                          f"at the whole chunk; train one with --preset cpu-stream "
+                          f"(model.causal; --norm frame or cumulative)")
 
 
 def algorithmic_latency(n_fft: int, hop_length: int, sample_rate: int) -> dict:
@@ -77,14 +94,19 @@ def algorithmic_latency(n_fft: int, hop_length: int, sample_rate: int) -> dict:
 
 
 def state_layout(model) -> List[Tuple[str, tuple]]:
-    """``[(name, shape)]`` of the state, in :data:`STATE_NAMES` order."""
+    """``[(name, shape)]`` of the state: :data:`STATE_NAMES`, then for a
+    cumulative-norm model :data:`NORM_STATE_NAMES` (module docstring)."""
     c, t = model.audio_channels, len(model.targets)
     overlap = model.n_fft - model.hop_length
     blocks = model.backbone.blocks
     units = blocks[0].time_units
     k = model.backbone.num_bands
-    return [("stft_buffer", (1, overlap, c)), ("istft_tail", (1, t, overlap, c)),
-            ("lstm_h", (len(blocks), k, units)), ("lstm_c", (len(blocks), k, units))]
+    layout = [("stft_buffer", (1, overlap, c)), ("istft_tail", (1, t, overlap, c)),
+              ("lstm_h", (len(blocks), k, units)), ("lstm_c", (len(blocks), k, units))]
+    if model.norm == "cumulative":
+        rows = 1 + len(blocks) + t  # band split, each block's time norm, each head
+        layout += list(zip(NORM_STATE_NAMES, [(1, rows, k), (1, rows, k), (1,)]))
+    return layout
 
 
 def initial_state(layout) -> Dict[str, np.ndarray]:
@@ -92,11 +114,18 @@ def initial_state(layout) -> Dict[str, np.ndarray]:
     return {name: np.zeros(shape, np.float32) for name, shape in layout}
 
 
+def state_names(layout) -> List[str]:
+    """The names of a :func:`state_layout`, in call order."""
+    return [name for name, _ in layout]
+
+
 def step_function(model, istft_method: str = "irfft"):
-    """The step as a TF function of ``(audio, stft_buffer, istft_tail,
-    lstm_h, lstm_c)`` returning ``{"stems", *state}`` (module docstring);
-    trace it with fixed shapes (:func:`input_signature`). ``istft_method``:
-    ``"rfft"`` for TFLite (see :func:`bsrnn_tf.layers.stft.istft`)."""
+    """The step as a TF function of ``(audio, *state)``, the state in
+    :func:`state_layout` order (``stft_buffer, istft_tail, lstm_h, lstm_c``
+    and for a cumulative-norm model ``norm_sum, norm_sumsq, norm_frames``),
+    returning ``{"stems", *state}`` (module docstring); trace it with fixed
+    shapes (:func:`input_signature`). ``istft_method``: ``"rfft"`` for
+    TFLite (see :func:`bsrnn_tf.layers.stft.istft`)."""
     import tensorflow as tf
 
     from bsrnn_tf.layers.mask_head import apply_mask
@@ -105,22 +134,45 @@ def step_function(model, istft_method: str = "irfft"):
     check_streamable(model)
     n_fft, hop = model.n_fft, model.hop_length
     inverse_envelope = (1.0 / steady_envelope(n_fft, hop)).astype(np.float32)
+    names = state_names(state_layout(model))
+    cumulative = NORM_STATE_NAMES[0] in names
+    blocks = len(model.backbone.blocks)
 
-    def step(audio, stft_buffer, istft_tail, lstm_h, lstm_c):
-        frame = tf.concat([stft_buffer, audio], axis=1)  # (1, n_fft, C)
+    def step(audio, *state):
+        state = dict(zip(names, state))
+        frame = tf.concat([state["stft_buffer"], audio], axis=1)  # (1, n_fft, C)
         spectrum = frames_spectrum(frame, n_fft, hop)  # (1, 1, bins, 2C)
-        state = [(lstm_h[i], lstm_c[i]) for i in range(len(model.backbone.blocks))]
-        features, state = model.backbone.step(spectrum, state)
-        frames = [windowed_frames(apply_mask(model.heads[t](features), spectrum), n_fft,
-                                  istft_method)[:, :, 0] for t in model.targets]
+        lstm = [(state["lstm_h"][i], state["lstm_c"][i]) for i in range(blocks)]
+        norms = _norm_rows(state) if cumulative else [None] * (1 + blocks + len(model.targets))
+        features, lstm, backbone_norms = model.backbone.step(spectrum, lstm, norms[:1 + blocks])
+        head_norms, frames = [], []
+        for t, norm_state in zip(model.targets, norms[1 + blocks:]):
+            mask, norm_state = model.heads[t].step(features, norm_state)
+            head_norms.append(norm_state)
+            frames.append(windowed_frames(apply_mask(mask, spectrum), n_fft,
+                                          istft_method)[:, :, 0])
         frames = tf.transpose(tf.stack(frames, axis=1), [0, 1, 3, 2])  # (1, T, n_fft, C)
-        summed = frames + tf.pad(istft_tail, [[0, 0], [0, 0], [0, hop], [0, 0]])
+        summed = frames + tf.pad(state["istft_tail"], [[0, 0], [0, 0], [0, hop], [0, 0]])
         stems = summed[:, :, :hop] * tf.constant(inverse_envelope)[:, None]
-        return {"stems": stems, "stft_buffer": frame[:, hop:], "istft_tail": summed[:, :, hop:],
-                "lstm_h": tf.stack([h for h, _ in state]),
-                "lstm_c": tf.stack([c for _, c in state])}
+        out = {"stems": stems, "stft_buffer": frame[:, hop:], "istft_tail": summed[:, :, hop:],
+               "lstm_h": tf.stack([h for h, _ in lstm]),
+               "lstm_c": tf.stack([c for _, c in lstm])}
+        if cumulative:
+            rows = backbone_norms + head_norms
+            out.update(zip(NORM_STATE_NAMES, (tf.stack([r[0] for r in rows], axis=1),
+                                              tf.stack([r[1] for r in rows], axis=1),
+                                              rows[0][2])))
+        return out
 
     return step
+
+
+def _norm_rows(state: dict) -> list:
+    """The per-norm :data:`~bsrnn_tf.layers.norm.NormState` of the rows of
+    ``norm_sum`` / ``norm_sumsq`` (module docstring), each sharing the frame
+    counter."""
+    total, total_sq, frames = (state[name] for name in NORM_STATE_NAMES)
+    return [(total[:, r], total_sq[:, r], frames) for r in range(total.shape[1])]
 
 
 def input_signature(model) -> list:
@@ -196,8 +248,9 @@ class KerasStream:
         return initial_state(self.layout)
 
     def __call__(self, audio: np.ndarray, state: dict):
-        out = self._fn(audio, *(state[name] for name in STATE_NAMES))
-        return out["stems"].numpy(), {name: out[name].numpy() for name in STATE_NAMES}
+        names = state_names(self.layout)
+        out = self._fn(audio, *(state[name] for name in names))
+        return out["stems"].numpy(), {name: out[name].numpy() for name in names}
 
 
 class TFLiteStream:
@@ -232,7 +285,7 @@ class TFLiteStream:
 
     def __call__(self, audio: np.ndarray, state: dict):
         out = self._runner(audio=audio, **state)
-        return out["stems"], {name: out[name] for name in STATE_NAMES}
+        return out["stems"], {name: out[name] for name in state_names(self.layout)}
 
 
 def open_stream(path: str, num_threads: Optional[int] = 1):
@@ -249,17 +302,20 @@ def open_stream(path: str, num_threads: Optional[int] = 1):
 
 def stream_metadata(model) -> dict:
     """What a caller of the exported step needs (embedded in the TFLite file
-    and written to ``export.json``)."""
+    and written to ``export.json``): the inputs, outputs and state list the
+    ``norm_*`` tensors of a cumulative-norm model too."""
+    layout = state_layout(model)
     return {"variant": SIGNATURE, "signature": SIGNATURE, "sample_rate": model.sample_rate,
             "channels": model.audio_channels, "targets": list(model.targets),
             "n_fft": model.n_fft, "hop_length": model.hop_length,
             "segment_samples": model.hop_length,
+            "norm": model.norm,
             "inputs": [["audio", [1, model.hop_length, model.audio_channels]]] +
-                      [[n, list(s)] for n, s in state_layout(model)],
+                      [[n, list(s)] for n, s in layout],
             "outputs": [["stems", [1, len(model.targets), model.hop_length,
                                    model.audio_channels]]] +
-                       [[n, list(s)] for n, s in state_layout(model)],
-            "state": [[n, list(s)] for n, s in state_layout(model)],
+                       [[n, list(s)] for n, s in layout],
+            "state": [[n, list(s)] for n, s in layout],
             "latency": algorithmic_latency(model.n_fft, model.hop_length, model.sample_rate)}
 
 

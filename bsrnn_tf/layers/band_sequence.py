@@ -10,7 +10,8 @@ import tensorflow as tf
 from bsrnn_tf.config import parse_use_cudnn
 from bsrnn_tf.layers.blstm import (forward_lstm, fused_bidirectional_time_major,
                                    unrolled_bidirectional, use_fused, use_unrolled)
-from bsrnn_tf.layers.norm import DEFAULT_NORM, check_norm, normalize, with_legacy_norm
+from bsrnn_tf.layers.norm import (CAUSAL_NORMS, DEFAULT_NORM, check_norm, normalize,
+                                  pooled_normalize, with_legacy_norm)
 
 
 @contextlib.contextmanager
@@ -79,6 +80,11 @@ def _forward_lstm(units, use_cudnn, policy, name):
                              use_cudnn=use_cudnn, dtype=policy, name=name)
 
 
+def _affine(layer, y):
+    """``y`` times a ``LayerNormalization`` layer's gamma plus its beta."""
+    return y * tf.cast(layer.gamma, y.dtype) + tf.cast(layer.beta, y.dtype)
+
+
 # A causal block's forward time LSTM has CAUSAL_TIME_RATIO / hidden_ratio
 # times the units of one direction of the BLSTM it replaces: 3N against 2N
 # per direction, 51 N^2 + 13 N parameters with its FC against 52 N^2 + 17 N
@@ -106,15 +112,19 @@ class BandSequence(keras.layers.Layer):
     ``norm="chunk"`` (the BSRNN authors'): before the time BLSTM, statistics
     per example and band over ``feature_dim`` x frames; before the band BLSTM,
     per example and frame over ``feature_dim`` x bands. ``norm="frame"``: a
-    layer norm over ``feature_dim`` per frame and band. The affine parameters
-    are the ``time_norm`` / ``band_norm`` layers' in both cases.
+    layer norm over ``feature_dim`` per frame and band. ``norm="cumulative"``:
+    before the time BLSTM, per example and band over ``feature_dim`` x the
+    frames so far (causal); before the band BLSTM as ``"chunk"`` (per frame
+    already). The affine parameters are the ``time_norm`` / ``band_norm``
+    layers' in every case.
 
     ``causal=True`` (a streaming model): the time BLSTM is a forward LSTM of
     ``3 * feature_dim`` units (:data:`CAUSAL_TIME_RATIO`: about the BLSTM's
     parameter count), so frame ``t``'s output depends on frames ``<= t``
     only; :meth:`step` carries its state from call to call. The band BLSTM
     stays bidirectional (it runs inside one frame); ``norm`` must be
-    ``"frame"``.
+    ``"frame"`` or ``"cumulative"`` (:data:`~bsrnn_tf.layers.norm.CAUSAL_NORMS`),
+    and :meth:`step` also carries the cumulative norm's statistics.
 
     On CPUs the BLSTMs run through TensorFlow's fused LSTM kernel on the same
     weights (:mod:`bsrnn_tf.layers.blstm`), with the sequences laid out
@@ -128,9 +138,10 @@ class BandSequence(keras.layers.Layer):
         super().__init__(**kwargs)
         self.norm = check_norm(norm)
         self.causal = bool(causal)
-        if self.causal and self.norm != "frame":
-            raise ValueError(f"BandSequence: a causal block needs norm 'frame' (per frame); "
-                             f"{norm!r} takes statistics over the chunk's frames")
+        if self.causal and self.norm not in CAUSAL_NORMS:
+            raise ValueError(f"BandSequence: a causal block needs norm "
+                             f"{' or '.join(map(repr, CAUSAL_NORMS))}; {norm!r} takes "
+                             f"statistics over the chunk's frames")
         self.feature_dim = feature_dim
         self.hidden_ratio = hidden_ratio
         self.use_cudnn = use_cudnn = parse_use_cudnn(use_cudnn)
@@ -163,17 +174,24 @@ class BandSequence(keras.layers.Layer):
 
     def normalize_time(self, x):
         """The norm before the time BLSTM, ``(batch, frames, bands, N)``."""
-        return self._normalize(self.time_norm, x, [1, 3])
+        return self.normalize_time_step(x)[0]
+
+    def normalize_time_step(self, x, norm_state=None):
+        """:meth:`normalize_time` continuing from a cumulative norm's running
+        statistics (:data:`~bsrnn_tf.layers.norm.NormState`, sums ``(batch,
+        bands)``; None: the start of a song). Returns ``(y, new state)``, the
+        state None unless ``norm="cumulative"``."""
+        if self.norm == "frame":
+            return self.time_norm(x), None
+        y, norm_state = pooled_normalize(x, self.norm, [3], self.epsilon, state=norm_state)
+        return _affine(self.time_norm, y), norm_state
 
     def normalize_band(self, x):
-        """The norm before the band BLSTM, ``(batch, frames, bands, N)``."""
-        return self._normalize(self.band_norm, x, [2, 3])
-
-    def _normalize(self, layer, x, chunk_axes):
+        """The norm before the band BLSTM, ``(batch, frames, bands, N)``:
+        per frame for every norm ("chunk" and "cumulative" over N x bands)."""
         if self.norm == "frame":
-            return layer(x)
-        y = normalize(x, chunk_axes, self.epsilon)
-        return y * tf.cast(layer.gamma, y.dtype) + tf.cast(layer.beta, y.dtype)
+            return self.band_norm(x)
+        return _affine(self.band_norm, normalize(x, [2, 3], self.epsilon))
 
     def call(self, x, training=None):
         if self.causal:
@@ -198,25 +216,27 @@ class BandSequence(keras.layers.Layer):
         y = self.band_fc(self._bidirectional(self.band_rnn, y, training))
         return x + tf.reshape(y, [batch, frames, bands, n])
 
-    def step(self, x, state=None, training=None):
+    def step(self, x, state=None, training=None, norm_state=None):
         """A causal block on ``x (batch, frames, bands, N)`` whose time LSTM
         starts from ``state`` (``(h, c)``, each ``(batch * bands,
-        time_units)``, example-major; zeros if None): the whole offline
-        sequence, or one hop of a stream.
+        time_units)``, example-major; zeros if None) and whose cumulative
+        time norm starts from ``norm_state`` (:meth:`normalize_time_step`):
+        the whole offline sequence, or one hop of a stream.
 
         Returns:
-          ``(output like x, final (h, c))``.
+          ``(output like x, final (h, c), final norm state or None)``.
         """
         if not self.causal:
             raise ValueError(f"{self.name}: step() needs a causal block (model.causal)")
         batch, frames, bands = _dims(x)
         n = self.feature_dim
-        y = tf.transpose(self.normalize_time(x), [0, 2, 1, 3])
+        y, norm_state = self.normalize_time_step(x, norm_state)
+        y = tf.transpose(y, [0, 2, 1, 3])
         y, state = forward_lstm(self.time_rnn, tf.reshape(y, [batch * bands, frames, n]),
                                 state, training)
         y = tf.reshape(self.time_fc(y), [batch, bands, frames, n])
         x = x + tf.transpose(y, [0, 2, 1, 3])
-        return self._band_axis(x, training), state
+        return self._band_axis(x, training), state, norm_state
 
     @staticmethod
     def _bidirectional(rnn, y, training):

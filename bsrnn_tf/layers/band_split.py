@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from bsrnn_tf.bands import check_ranges
 from bsrnn_tf.layers.grouping import band_groups, band_order, feature_index
-from bsrnn_tf.layers.norm import DEFAULT_NORM, check_norm, normalize, with_legacy_norm
+from bsrnn_tf.layers.norm import (DEFAULT_NORM, check_norm, normalize, pooled_normalize,
+                                  with_legacy_norm)
 
 
 def _per_row_normal(row_scale: np.ndarray):
@@ -27,7 +28,8 @@ class BandSplit(keras.layers.Layer):
     ``norm="chunk"`` (the BSRNN authors'): the statistics of a band cover its
     features and all frames of the chunk, so a band's level over time is kept;
     ``norm="frame"``: per frame (a one-bin band then keeps only the direction
-    of its 4 numbers). See :mod:`bsrnn_tf.layers.norm`.
+    of its 4 numbers); ``norm="cumulative"``: over the frames so far (causal;
+    :meth:`step` carries the running statistics). See :mod:`bsrnn_tf.layers.norm`.
 
     Bands run as one batched matmul per group of similar-width bands; weights
     are stored unpadded (``num_bins * features_per_bin`` rows), so the
@@ -78,6 +80,17 @@ class BandSplit(keras.layers.Layer):
         self._order = band_order(self.groups)
 
     def call(self, spectrum):
+        return self.step(spectrum)[0]
+
+    def step(self, spectrum, norm_state=None):
+        """The band split continuing from ``norm_state``: the running
+        statistics of a cumulative norm (:data:`~bsrnn_tf.layers.norm.NormState`,
+        sums ``(batch, K)`` in band order; None: the start of a song).
+
+        Returns:
+          ``(features, new norm state)``; the state is None unless
+          ``norm="cumulative"``.
+        """
         x = tf.cast(spectrum, self.compute_dtype)
         if self.standardize:
             x = standardize(x, self.epsilon)
@@ -88,17 +101,26 @@ class BandSplit(keras.layers.Layer):
         beta = tf.concat([tf.cast(self.norm_beta, x.dtype), zero_row], 0)
         kernel = tf.concat([tf.cast(self.kernel, x.dtype),
                             tf.zeros([1, self.feature_dim], x.dtype)], 0)
-        outputs = []
+        outputs, states = [], []
         for group, index, valid in zip(self.groups, self._index, self._valid):
             g = len(group.bands)
             xg = tf.gather(x, group.bins.reshape(-1), axis=2)
             xg = tf.reshape(xg, [batch, frames, g, index.shape[1]])
-            xg = normalize(xg, [1, 3] if self.norm == "chunk" else [3], self.epsilon,
-                           valid=tf.constant(valid))
+            group_state = None if norm_state is None else (
+                tf.gather(norm_state[0], group.bands, axis=1),
+                tf.gather(norm_state[1], group.bands, axis=1), norm_state[2])
+            xg, group_state = pooled_normalize(xg, self.norm, [3], self.epsilon,
+                                               valid=tf.constant(valid), state=group_state)
+            states.append(group_state)
             xg = xg * tf.gather(gamma, index) + tf.gather(beta, index)
             outputs.append(tf.einsum("btgi,gin->btgn", xg, tf.gather(kernel, index)))
         y = tf.gather(tf.concat(outputs, axis=2), self._order, axis=2)
-        return y + tf.cast(self.bias, y.dtype)
+        if self.norm == "cumulative":  # the groups' statistics back in band order
+            norm_state = tuple(tf.gather(tf.concat([s[i] for s in states], axis=1), self._order,
+                                         axis=1) for i in (0, 1)) + (states[0][2],)
+        else:
+            norm_state = None
+        return y + tf.cast(self.bias, y.dtype), norm_state
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.num_bands, self.feature_dim)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from bsrnn_tf.bands import check_ranges
 from bsrnn_tf.layers.grouping import band_groups, bin_order, feature_index
-from bsrnn_tf.layers.norm import DEFAULT_NORM, check_norm, normalize, with_legacy_norm
+from bsrnn_tf.layers.norm import DEFAULT_NORM, check_norm, pooled_normalize, with_legacy_norm
 
 
 @keras.saving.register_keras_serializable(package="bsrnn_tf")
@@ -16,7 +16,8 @@ class MaskHead(keras.layers.Layer):
 
     Per band: norm (``"chunk"``: per example and band over ``feature_dim``
     x frames, the BSRNN authors'; ``"frame"``: over ``feature_dim`` per
-    frame) -> dense to
+    frame; ``"cumulative"``: over ``feature_dim`` x the frames so far,
+    :meth:`step` carrying the running statistics) -> dense to
     ``mlp_ratio * feature_dim`` with tanh -> dense to ``2 * width * C2`` ->
     GLU, giving the band's packed complex mask (real and imaginary part per
     bin and channel). Bands are concatenated into a full-band mask.
@@ -68,8 +69,19 @@ class MaskHead(keras.layers.Layer):
         self._bin_order = bin_order(self.groups, self.num_bins)
 
     def call(self, features):
+        return self.step(features)[0]
+
+    def step(self, features, norm_state=None):
+        """The head continuing from ``norm_state``: the running statistics of
+        a cumulative norm (:data:`~bsrnn_tf.layers.norm.NormState`, sums
+        ``(batch, K)``; None: the start of a song).
+
+        Returns:
+          ``(mask, new norm state)``; the state is None unless
+          ``norm="cumulative"``.
+        """
         x = tf.cast(features, self.compute_dtype)
-        x = normalize(x, [1, 3] if self.norm == "chunk" else [3], self.epsilon)
+        x, norm_state = pooled_normalize(x, self.norm, [3], self.epsilon, state=norm_state)
         x = x * tf.cast(self.norm_gamma, x.dtype) + tf.cast(self.norm_beta, x.dtype)
         h = tf.einsum("btkn,knh->btkh", x, tf.cast(self.hidden_kernel, x.dtype))
         h = tf.tanh(h + tf.cast(self.hidden_bias, x.dtype))
@@ -85,7 +97,7 @@ class MaskHead(keras.layers.Layer):
             outputs.append(tf.reshape(o, [batch, frames, -1, out_per_bin]))
         o = tf.gather(tf.concat(outputs, axis=2), self._bin_order, axis=2)
         value, gate = tf.split(o, 2, axis=-1)
-        return value * tf.sigmoid(gate)
+        return value * tf.sigmoid(gate), norm_state
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.num_bins, self.features_per_bin)

@@ -75,22 +75,30 @@ class Backbone(keras.Model):
                 x = block(x, training=training)
         return x
 
-    def step(self, spectrum, state):
+    def step(self, spectrum, state, norm_states=None):
         """A causal backbone from a carried state (:mod:`bsrnn_tf.inference.streaming`).
 
         Args:
           spectrum: packed ``(batch, frames, bins, C * 2)`` (one frame in a stream).
           state: per block ``(h, c)`` of its time LSTM, each ``(batch * K,
             time_units)``.
+          norm_states: with ``norm="cumulative"``, the running statistics
+            (:data:`~bsrnn_tf.layers.norm.NormState`) of the band split's norm
+            and of each block's time norm, ``1 + L`` of them; None: the start
+            of a song.
         Returns:
-          ``(features (batch, frames, K, N), new state)``.
+          ``(features (batch, frames, K, N), new state, new norm states)``,
+          the norm states None for the other norms.
         """
-        x = self.band_split(spectrum)
-        new_state = []
-        for block, block_state in zip(self.blocks, state):
-            x, block_state = block.step(x, block_state, training=False)
+        norm_states = norm_states or [None] * (1 + len(self.blocks))
+        x, split_state = self.band_split.step(spectrum, norm_states[0])
+        new_state, new_norm_states = [], [split_state]
+        for block, block_state, norm_state in zip(self.blocks, state, norm_states[1:]):
+            x, block_state, norm_state = block.step(x, block_state, training=False,
+                                                    norm_state=norm_state)
             new_state.append(block_state)
-        return x, new_state
+            new_norm_states.append(norm_state)
+        return x, new_state, new_norm_states
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

@@ -24,8 +24,8 @@ class Separator(keras.Model):
     exposed for training and export: :meth:`spectrum`, :meth:`masks`,
     :meth:`estimate_spectra`, :meth:`waveform`.
 
-    ``causal=True``: a streaming model (forward time LSTMs, per-frame norms,
-    no chunk standardisation, the causal STFT framing), whose output on a
+    ``causal=True``: a streaming model (forward time LSTMs, per-frame or
+    cumulative norms, no chunk standardisation, the causal STFT framing), whose output on a
     whole song equals that of :mod:`bsrnn_tf.inference.streaming` fed hop by hop.
 
     ``channels``: where the audio channels go. ``"features"`` (the default,
