@@ -65,3 +65,33 @@ def test_evaluate_knows_the_produced_split(tmp_path, monkeypatch):
     monkeypatch.setenv("BSRNN_TF_PRODUCED_TEST_DATA", str(done))
     assert musdb.builtin_root("produced-test") == str(done)   # complete: not made again
     assert "produced-test" in musdb.BUILTIN_DATASETS and "produced" in musdb.BUILTIN_DATASETS
+
+
+def test_levers_report_from_hand_made_results(tmp_path):
+    """LEVERS.md: per-lever means over seeds and the paired difference to the
+    control, computed by hand from two seeds."""
+    from experiments import levers_report
+    from experiments.records import write_json
+
+    def result(setting, seed, test, produced):
+        gains = lambda base: {t: base + i for i, t in enumerate(recorded_music.TARGETS)}
+        write_json(str(tmp_path / f"{setting}-seed{seed}.json"),
+                   {"setting": setting, "seed": seed, "best_valid_usdr": {"drums": 0.0},
+                    "wall_seconds": 600.0 * (seed + 1), "test_gain": gains(test),
+                    "produced_gain": gains(produced),
+                    "test_oracle_irm_usdr": {t: 10.0 for t in recorded_music.TARGETS}})
+
+    result("control", 0, 1.0, 0.0)
+    result("control", 1, 2.0, 0.5)
+    result("production", 0, 1.5, 1.0)
+    result("production", 1, 1.0, 2.5)
+    assert levers_report.main(["--results", str(tmp_path)]) == 0
+    text = (tmp_path / "LEVERS.md").read_text()
+    # test split: control mean over targets (1+1.5)/2 + 1.5 = 3.0, production 2.75;
+    # per-seed differences +0.5 and -1.0: mean -0.25, std 1.06
+    assert "| control | 0, 1 | 1.50 | 2.50 | 3.50 | 4.50 | 3.00 |  | 15.0 |" in text
+    assert "| production | 0, 1 | 1.25 | 2.25 | 3.25 | 4.25 | 2.75 | -0.25 ± 1.06" in text
+    # produced split: control 0.25 + 1.5 = 1.75, production 1.75 + 1.5 = 3.25, diffs +1, +2
+    assert "| production | 0, 1 | 1.75 | 2.75 | 3.75 | 4.75 | 3.25 | 1.50 ± 0.71" in text
+    assert "production is ahead by 1.50 dB" in text and "larger than the spread" in text
+    assert "| *oracle IRM uSDR (ceiling)* | | 10.00 | 10.00 | 10.00 | 10.00 | 10.00 |" in text
