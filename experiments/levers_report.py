@@ -27,8 +27,8 @@ from typing import Dict, Sequence
 from bsrnn_tf.fileio import atomic_write_text
 from experiments import records
 from experiments.recorded_music import TARGETS, lever_recipes
-from experiments.report_format import (VERDICT_RULE, cell, compare, mean, number, reference,
-                                       seed_mean, seed_table, seed_values)
+from experiments.report_format import (VERDICT_RULE, cell, compare, mean, number, paired,
+                                       reference_value, seed_mean, seed_table, seed_values)
 
 SPLITS = (("test", "sampled test split (the soundfonts of the built-in data's test songs, dry)"),
           ("produced", "produced split (a soundfont, drum kits and voices training never "
@@ -65,18 +65,17 @@ def build(results_dir: str) -> str:
         for setting in order:
             runs = by_setting[setting]
             gains = lever_gains(runs, split)
-            diff = "" if setting == CONTROL else cell(
-                {s: v - control[s] for s, v in gains["mean"].items() if s in control})
+            diff = "" if setting == CONTROL else cell(paired(gains["mean"], control))
             minutes = mean([r["wall_seconds"] / 60 for r in runs if r.get("wall_seconds")])
             lines.append(f"| {setting} | {', '.join(str(r['seed']) for r in runs)} | "
                          + " | ".join(number(mean(gains[t])) for t in (*TARGETS, "mean"))
                          + f" | {diff} | {number(minutes, 1)} |")
         for key, label in ((f"{split}_scaled_mixture_usdr", "best-scaled mixture uSDR"),
                            (f"{split}_oracle_irm_usdr", "oracle IRM uSDR (ceiling)")):
-            values = [reference(results, key, t) for t in TARGETS]
-            known = [float(v) for v in values if v != "–"]
-            total = number(sum(known) / len(known)) if len(known) == len(TARGETS) else "–"
-            lines.append(f"| *{label}* | | " + " | ".join(values) + f" | {total} | | |")
+            values = [reference_value(results, key, t) for t in TARGETS]
+            total = None if None in values else mean(values)
+            lines.append(f"| *{label}* | | " + " | ".join(map(number, values))
+                         + f" | {number(total)} | | |")
         lines.append("")
     lines += ["## Against the control", "", VERDICT_RULE, ""]
     for split, _ in SPLITS:

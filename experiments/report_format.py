@@ -75,7 +75,12 @@ def reference(runs: Sequence[dict], key: str, target: str) -> str:
     """A property of the test songs (best-scaled mixture or oracle IRM uSDR):
     the mean over the runs that report it (every run scores the same songs;
     ``runs`` may hold several settings, so not keyed by seed)."""
-    return number(mean([v for r in runs for v in seed_values([r], key, target).values()]))
+    return number(reference_value(runs, key, target))
+
+
+def reference_value(runs: Sequence[dict], key: str, target: str) -> Optional[float]:
+    """The number :func:`reference` writes (None if no run reports it)."""
+    return mean([v for r in runs for v in seed_values([r], key, target).values()])
 
 
 def fmt_int(v) -> str:
