@@ -36,7 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = ["drums", "bass", "other", "vocals"]
 
 
-def run(n_fft: int, quantizations, seconds: float, warmup: int, work: str) -> list:
+def run(n_fft: int, quantizations, seconds: float, warmup: int, work: str,
+        norm: str = None) -> list:
     from bsrnn_tf.config import StftConfig
     from bsrnn_tf.deploy.parity import music_chunks
     from bsrnn_tf.deploy.stream import export_stream, stream_parity
@@ -45,6 +46,8 @@ def run(n_fft: int, quantizations, seconds: float, warmup: int, work: str) -> li
     from bsrnn_tf.models import build_separator, count_parameters, preset
 
     config = preset("cpu-stream")
+    if norm:
+        config.norm = norm
     config.stft = StftConfig(n_fft=n_fft, hop_length=n_fft // 4)
     model = build_separator(config, targets=TARGETS)
     out = os.path.join(work, str(n_fft))
@@ -63,7 +66,8 @@ def run(n_fft: int, quantizations, seconds: float, warmup: int, work: str) -> li
         stream_song(timed, song, model.hop_length, n_fft, stream.initial_state())
         parity = stream_parity(stream, track, song, reference)
         rows.append({"n_fft": n_fft, "hop_length": model.hop_length, "quantization": quantize,
-                     "bands": model.backbone.num_bands, "parameters": count_parameters(model),
+                     "norm": config.norm, "bands": model.backbone.num_bands,
+                     "parameters": count_parameters(model),
                      "file_bytes": os.path.getsize(path),
                      "latency": algorithmic_latency(n_fft, model.hop_length, model.sample_rate),
                      **timed.summary(model.hop_length / model.sample_rate),
@@ -91,6 +95,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=50, help="hops run before timing")
     p.add_argument("--core", type=int, default=None,
                    help="CPU core to pin to (default: the last one this process may use)")
+    p.add_argument("--norm", choices=["frame", "cumulative"],
+                   help="the causal model's norm (default: the cpu-stream preset's, "
+                        "cumulative; figures measured before 2026-12-05 are of frame)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "stream.json"))
     args = p.parse_args(argv)
     allowed = sorted(os.sched_getaffinity(0))
@@ -103,12 +110,12 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for n_fft in args.n_fft:
-            rows += run(n_fft, args.quantize, args.seconds, args.warmup, work)
+            rows += run(n_fft, args.quantize, args.seconds, args.warmup, work, args.norm)
     report = {"machine": {"cpu_count": os.cpu_count(), "pinned_core": core,
                           "platform": platform.platform(), "loadavg_before": load_before,
                           "loadavg_after": os.getloadavg()},
               "command": " ".join(["python", "benchmarks/stream.py", *(argv or sys.argv[1:])]),
-              "model": "cpu-stream, 4 targets, random weights", "rows": rows}
+              "model": f"cpu-stream (norm {rows[0]['norm']}), 4 targets, random weights", "rows": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     from bsrnn_tf.fileio import atomic_write_text
     atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")

@@ -252,20 +252,20 @@ def test_norm_and_band_flags_reach_the_config():
         parse(["--norm", "batch"])
 
 
-def test_the_causal_preset_takes_the_cumulative_norm_by_flag_and_refuses_chunk():
+def test_the_causal_preset_norm_is_cumulative_frame_by_flag_and_refuses_chunk():
     from bsrnn_tf.config import ConfigError
     from bsrnn_tf.models import build_separator
 
     parse = fit.build_parser().parse_args
-    config = fit.config_from_args(parse(["--mtl", "--preset", "cpu-stream", "--norm",
-                                         "cumulative"]))
-    config.validate()
-    m = config.model
-    assert (m.causal, m.norm, m.standardize) == (True, "cumulative", False)
-    model = build_separator(m, targets=m.targets)
-    layers = [model.backbone.band_split, *model.backbone.blocks, *model.heads.values()]
-    assert model.causal and {layer.norm for layer in layers} == {"cumulative"}
-    assert all(block.causal for block in model.backbone.blocks)
+    for flags, norm in (([], "cumulative"), (["--norm", "frame"], "frame")):
+        config = fit.config_from_args(parse(["--mtl", "--preset", "cpu-stream", *flags]))
+        config.validate()
+        m = config.model
+        assert (m.causal, m.norm, m.standardize) == (True, norm, False)
+        model = build_separator(m, targets=m.targets)
+        layers = [model.backbone.band_split, *model.backbone.blocks, *model.heads.values()]
+        assert model.causal and {layer.norm for layer in layers} == {norm}
+        assert all(block.causal for block in model.backbone.blocks)
     with pytest.raises(ConfigError, match="model.causal needs norm 'frame' or 'cumulative'"):
         fit.config_from_args(parse(["--mtl", "--preset", "cpu-stream", "--norm", "chunk"]))
 

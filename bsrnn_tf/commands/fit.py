@@ -60,7 +60,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                    help="normalisation statistics: chunk (the authors', default; over the "
                         "chunk's frames), frame (per-frame layer norm, bsrnn_tf before 0.2) "
                         "or cumulative (over the frames so far); a causal model (--preset "
-                        "cpu-stream, norm frame) takes frame or cumulative")
+                        "cpu-stream, norm cumulative) takes frame or cumulative")
     p.add_argument("--channels", choices=CHANNEL_MODES,
                    help="where stereo goes: features (packed into each band's features, "
                         "default) or batch (each channel a mono example, as the BSRNN "
