@@ -295,9 +295,10 @@ def profile_forward(model, x, repeats: int) -> dict:
     return out
 
 
-def train_step_seconds(model, mixture, repeats: int) -> float:
-    """Median time of one training step (forward, BSRNN loss on every target,
-    backward, Adam) on the batch ``mixture`` ``(batch, samples, channels)``."""
+def train_step_function(model, mixture):
+    """One training step (forward, BSRNN loss on every target, backward,
+    Adam) on the batch ``mixture`` ``(batch, samples, channels)``, as a
+    callable that returns when the step is done."""
     import keras
     import tensorflow as tf
 
@@ -320,7 +321,12 @@ def train_step_seconds(model, mixture, repeats: int) -> float:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    return median_seconds(lambda: step(mixture, reference), repeats)
+    return lambda: step(mixture, reference)
+
+
+def train_step_seconds(model, mixture, repeats: int) -> float:
+    """Median time of one :func:`train_step_function` step."""
+    return median_seconds(train_step_function(model, mixture), repeats)
 
 
 def reduced_precision(model, config, policy: str, x, reference):
