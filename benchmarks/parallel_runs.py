@@ -12,8 +12,8 @@ the same window:
 * ``1 run``: one process with TensorFlow's default threads (the machine to itself);
 * ``2 runs, default``: two processes, default threads each;
 * ``2 runs, T thread(s)``: two processes, each with ``T`` intra-op and ``T``
-  inter-op threads (``--threads``, default 1; what ``fit.py --threads``
-  sets).
+  inter-op threads (``--threads``, default 1; ``fit.py`` has no such option
+  yet: this measurement decides whether it should).
 
 Reported: steps/s of each process and of all together, and the total
 against ``2 runs, default`` (measured in this run).
@@ -137,7 +137,6 @@ def main(argv=None) -> int:
               "model": "cpu preset, 4 targets, batch 4, 2 s chunks, generated audio",
               "rows": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    sys.path.insert(0, os.path.dirname(HERE))
     from bsrnn_tf.fileio import atomic_write_text
     atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -29,6 +29,7 @@ import os
 import platform
 import sys
 import tempfile
+from typing import Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,7 +38,7 @@ TARGETS = ["drums", "bass", "other", "vocals"]
 
 
 def run(n_fft: int, quantizations, seconds: float, warmup: int, work: str,
-        norm: str = None) -> list:
+        norm: Optional[str] = None) -> list:
     from bsrnn_tf.config import StftConfig
     from bsrnn_tf.deploy.parity import music_chunks
     from bsrnn_tf.deploy.stream import export_stream, stream_parity
@@ -115,7 +116,8 @@ def main(argv=None) -> int:
                           "platform": platform.platform(), "loadavg_before": load_before,
                           "loadavg_after": os.getloadavg()},
               "command": " ".join(["python", "benchmarks/stream.py", *(argv or sys.argv[1:])]),
-              "model": f"cpu-stream (norm {rows[0]['norm']}), 4 targets, random weights", "rows": rows}
+              "model": f"cpu-stream (norm {rows[0]['norm']}), 4 targets, random weights",
+              "rows": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     from bsrnn_tf.fileio import atomic_write_text
     atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
