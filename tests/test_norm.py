@@ -264,9 +264,10 @@ def test_configs_saved_without_norm_mean_frame_and_new_configs_chunk():
     # A config someone writes (not saved with a model) gets today's default.
     assert ExperimentConfig.from_json(path).model.norm == "chunk"
     assert ModelConfig().norm == "chunk"
-    offline = [name for name, p in PRESETS.items() if not p.causal]  # causal: per frame
+    offline = [name for name, p in PRESETS.items() if not p.causal]
     assert {name: PRESETS[name].norm for name in offline} == {name: "chunk" for name in offline}
-    assert {p.norm for p in PRESETS.values() if p.causal} == {"frame"}
+    # Streaming presets use the causal norm over the frames so far.
+    assert {p.norm for p in PRESETS.values() if p.causal} == {"cumulative"}
     # A saved field wins over the legacy default.
     assert model_config_from_dict({**saved["model"], "norm": "chunk"}).norm == "chunk"
 
