@@ -216,7 +216,7 @@ class Driver:
     def _changed(self, run: Run, existing: dict) -> bool:
         key = self.fit_args_key(run)
         if key is not None and existing.get("fit_args_key"):
-            return key != existing["fit_args_key"]
+            return not same_fit_args(key, existing["fit_args_key"])
         if existing.get("reused_from"):
             return False
         return existing.get("argv") is not None and _without_backbone_path(existing["argv"]) != \
@@ -249,7 +249,7 @@ class Driver:
             if path == self.out or not os.path.isdir(path):
                 continue
             for other in load_results(path):
-                if (other.get("fit_args_key") != key or other.get("reused_from")
+                if (not same_fit_args(other.get("fit_args_key"), key) or other.get("reused_from")
                         or other.get("scale") != self.scale):
                     continue
                 run_dir = absolute(other["run_dir"])
@@ -383,6 +383,22 @@ def _without_backbone_path(argv: List[str]) -> List[str]:
     """``argv`` without the value of ``--init-backbone`` (a backbone's run
     dir, or its kept copy in a later session: the same weights)."""
     return [a for i, a in enumerate(argv) if i == 0 or argv[i - 1] != "--init-backbone"]
+
+
+def same_fit_args(a: Optional[str], b: Optional[str]) -> bool:
+    """Whether two :meth:`Driver.fit_args_key` values train the same model.
+    An option that one key lacks (fit.py gained it after that run) counts as
+    its default: a new option left at its default does not make a finished
+    run look different."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    from bsrnn_tf.commands import fit
+    parser = fit.build_parser()
+    first, second = json.loads(a), json.loads(b)
+    return all(first.get(k, parser.get_default(k)) == second.get(k, parser.get_default(k))
+               for k in set(first) | set(second))
 
 
 def model_dir(run_dir: str) -> str:

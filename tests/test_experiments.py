@@ -107,6 +107,24 @@ def test_multitask_reuses_band_splits_drums_run_as_its_full_budget_drums(band_sp
     assert summary["reused_runs"] == 1 and summary["wall_seconds_runs_total"] == 0
 
 
+def test_a_fit_option_added_after_a_run_at_its_default_does_not_block_reuse():
+    from bsrnn_tf.commands import fit
+    from experiments.driver import same_fit_args
+
+    def key(argv, drop=()):
+        namespace = vars(fit.build_parser().parse_args(argv))
+        return json.dumps({k: v for k, v in namespace.items() if k not in drop}, sort_keys=True)
+
+    argv = ["--preset", "cpu", "--targets", "bass", "--seed", "1"]
+    assert fit.build_parser().get_default("channels") is None
+    # A run finished before fit.py had --channels: its key lacks the option.
+    older = key(argv, drop=("channels",))
+    assert same_fit_args(older, key(argv))
+    assert not same_fit_args(older, key([*argv, "--channels", "batch"]))
+    assert not same_fit_args(older, key(["--preset", "cpu", "--targets", "bass", "--seed", "2"]))
+    assert not same_fit_args(None, key(argv))
+
+
 @pytest.mark.slow
 def test_transfer_starts_from_the_kept_backbone_once_the_run_dir_is_gone(band_split_run,
                                                                         tmp_path):
