@@ -150,6 +150,10 @@ def add_common_args(p: argparse.ArgumentParser, experiment: str) -> None:
                     help="also score every run on the test subset with evaluate.py "
                          "(default at --scale paper)")
     ev.add_argument("--no-evaluate", dest="evaluate", action="store_false")
+    p.add_argument("--threads", type=int,
+                   help="fit.py --threads for every run (1 when two experiments share a "
+                        "2-core machine: 1.19x the steps in all, benchmarks/parallel_runs.py); "
+                        "not part of a run's identity: finished runs are kept and reused")
     p.add_argument("--no-plots", action="store_true", help="no figures")
     p.add_argument("--no-reuse", action="store_true",
                    help="do not reuse a finished run of another experiment (in the folder "

@@ -131,6 +131,8 @@ class Driver:
         argv += ["--seed", str(run.seed), "--run-dir", self.run_dir(run.key), "--quiet"]
         if self.root(run):
             argv += ["--musdb-root", self.root(run)]
+        if getattr(self.args, "threads", None):
+            argv += ["--threads", str(self.args.threads)]
         return argv
 
     def evaluate_argv(self, run: Run) -> List[str]:
@@ -140,6 +142,8 @@ class Driver:
             argv.append("--no-csdr")
         if self.root(run):
             argv += ["--musdb-root", self.root(run)]
+        if getattr(self.args, "threads", None):
+            argv += ["--threads", str(self.args.threads)]
         return argv
 
     # -- running ------------------------------------------------------------
@@ -233,7 +237,7 @@ class Driver:
             namespace = vars(fit.build_parser().parse_args(self.fit_argv(run)))
         except SystemExit:
             return None
-        for name in ("run_dir", "quiet", "logdir", "name"):
+        for name in ("run_dir", "quiet", "logdir", "name", "threads"):
             namespace.pop(name, None)
         return json.dumps(namespace, sort_keys=True)
 

@@ -107,6 +107,17 @@ def test_multitask_reuses_band_splits_drums_run_as_its_full_budget_drums(band_sp
     assert summary["reused_runs"] == 1 and summary["wall_seconds_runs_total"] == 0
 
 
+def test_threads_reach_every_fit_but_not_the_runs_identity(band_split_run, capsys):
+    out, _ = band_split_run
+    other = out.parent / "multitask-threads"  # a dry run writes nothing there
+    text = _dry_run(multitask, ["--scale", "test", "--musdb-root", _root(out), "--out",
+                                str(other), "--threads", "1"], capsys)
+    fits = _fits(text)
+    assert fits and all(c.endswith("--threads 1") for c in fits)
+    # The drums run of band_split finished without --threads: still the same run.
+    assert re.search(r"single_drums_full-seed0: would reuse .*drums_universal41-seed0", text)
+
+
 def test_a_fit_option_added_after_a_run_at_its_default_does_not_block_reuse():
     from bsrnn_tf.commands import fit
     from experiments.driver import same_fit_args

@@ -125,6 +125,10 @@ def test_bad_arguments_are_clear_errors(dataset, tmp_path, capsys):
                      "--init-backbone", str(tmp_path / "missing"),
                      "--run-dir", str(tmp_path / "w")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert fit.main(["--targets", "drums", *FAST, "--threads", "0", "--musdb-root", dataset,
+                     "--run-dir", str(tmp_path / "t")]) == 2
+    assert "fit.py: error: --threads must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
 
 
 # -- issue 18: one-line errors, finished runs, resume flags, bad validation --------

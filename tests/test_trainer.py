@@ -423,3 +423,34 @@ def test_a_corrupt_history_is_moved_aside_with_a_warning(tmp_path):
     assert any("cannot be read" in line for line in logs), logs
     trainer.fit()
     assert _epochs(tmp_path) == [1]
+
+
+def test_threads_size_tensorflows_pools_before_it_starts_and_only_then():
+    code = "\n".join([
+        "import tensorflow as tf",
+        "from bsrnn_tf.config import ConfigError",
+        "from bsrnn_tf.training.distribute import set_threads",
+        "for bad in (0, -2):",
+        "    try:",
+        "        set_threads(bad)",
+        "    except ConfigError as e:",
+        "        assert 'at least 1' in str(e), e",
+        "    else:",
+        "        raise SystemExit('accepted ' + str(bad))",
+        "set_threads(1)",
+        "print(float(tf.reduce_sum(tf.ones((64, 64)) @ tf.ones((64, 64)))))",
+        "assert tf.config.threading.get_intra_op_parallelism_threads() == 1",
+        "assert tf.config.threading.get_inter_op_parallelism_threads() == 1",
+        "set_threads(1)  # the pools in effect: accepted",
+        "set_threads(None)",
+        "try:",
+        "    set_threads(2)",
+        "except ConfigError as e:",
+        "    print('refused:', e)",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == str(64.0 ** 3)
+    assert lines[1].startswith("refused: --threads 2: TensorFlow has already started")

@@ -106,6 +106,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                    help="train only the heads (with --init-backbone)")
     p.add_argument("--cpu-devices", type=int, default=1,
                    help="MirroredStrategy over this many logical CPU devices (testing)")
+    p.add_argument("--threads", type=int,
+                   help="TensorFlow intra-op and inter-op threads (default: every core); 1 "
+                        "when two runs share a 2-core machine trains 1.19x faster in all "
+                        "(benchmarks/parallel_runs.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -311,7 +315,8 @@ def _complete(trainer, run_dir: str) -> Optional[str]:
 
 def _run(args, prog: str = PROG) -> int:
     # The strategy must exist before any other TensorFlow op (multi-worker).
-    from bsrnn_tf.training.distribute import make_strategy
+    from bsrnn_tf.training.distribute import make_strategy, set_threads
+    set_threads(args.threads)
     strategy = make_strategy(args.cpu_devices)
 
     import keras
