@@ -159,6 +159,7 @@ def test_trials_of_different_chunk_lengths_are_validated_on_the_same_chunks(data
     (["--bands", "universal:x"], "NAME:NUMBER_OF_EDGES"),
     (["--lr", "5"], "must lie in"),
     (["--segment-seconds", "0.5", "0"], "--segment-seconds values must be positive"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
 ])
 def test_invalid_search_space_is_clear_error(tmp_path, capsys, extra, message):
     assert tune.main([*COMMON, "--directory", str(tmp_path), *extra]) == 2

@@ -86,7 +86,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     for flag in ("--config", "--preset", "--targets", "--batch-size", "--examples-per-epoch",
                  "--valid-examples", "--musdb-root", "--seed", "--mtl",
                  "--mixed-precision", "--recompute-blocks", "--no-augment",
-                 "--no-activity-detection", "--cpu-devices", "--quiet"):
+                 "--no-activity-detection", "--cpu-devices", "--threads", "--quiet"):
         p._add_action(next(a for a in fit_actions if flag in a.option_strings))
     return p
 
@@ -382,7 +382,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
 
 def _run(args, prog: str = PROG) -> int:
     validate_space(args)
-    from bsrnn_tf.training.distribute import make_strategy
+    from bsrnn_tf.training.distribute import make_strategy, set_threads
+    set_threads(args.threads)
     strategy = make_strategy(args.cpu_devices)
     import keras
 
