@@ -241,6 +241,43 @@ def test_no_csdr_gives_the_same_gains_without_museval(evaluated, generated_datas
     assert "| cSDR |" in open(os.path.join(out, "results.md")).read()
 
 
+def test_a_silent_reference_is_listed_and_left_out_of_the_means(generated_dataset,
+                                                               tmp_path_factory, capsys):
+    import shutil
+
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("silent") / "data"
+    shutil.copytree(generated_dataset, root)
+    first, second = sorted(t.name for t in load_tracks(str(root), subset="test"))[:2]
+    folder = root / "test" / first
+    drums, rate = sf.read(folder / "drums.wav", dtype="float32")
+    mixture, _ = sf.read(folder / "mixture.wav", dtype="float32")
+    sf.write(folder / "mixture.wav", mixture - drums, rate, subtype="FLOAT")
+    sf.write(folder / "drums.wav", np.zeros_like(drums), rate, subtype="FLOAT")
+    model = _model_dir(tmp_path_factory, ["drums", "vocals"])
+    out = str(tmp_path_factory.mktemp("eval-silent") / "out")
+    assert evaluate.main(["-m", model, "--musdb-root", str(root), "-o", out, "--no-csdr"]) == 0
+    printed = capsys.readouterr().out
+    assert "(silent reference: not averaged)" in printed
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert results["silent_references"] == {"drums": [first]}
+    per_track = {name: json.load(open(os.path.join(out, "scores", "test", f"{name}.json")))
+                 ["bsrnn_tf"] for name in (first, second)}
+    assert per_track[first]["silent_references"] == ["drums"]
+    # The silent track's drums score exists but would only measure leakage.
+    assert per_track[first]["usdr"]["drums"] < -30
+    table = results["targets"]
+    assert table["drums"]["gain"] == pytest.approx(per_track[second]["gain"]["drums"])
+    assert table["vocals"]["gain"] == pytest.approx(
+        np.mean([per_track[n]["gain"]["vocals"] for n in (first, second)]))
+    assert f"drums: 1 of 2 ({first})" in open(os.path.join(out, "results.md")).read()
+    # Reused scores keep the exclusion.
+    assert evaluate.main(["-m", model, "--musdb-root", str(root), "-o", out, "--no-csdr"]) == 0
+    again = json.load(open(os.path.join(out, "results.json")))
+    assert again["targets"]["drums"]["gain"] == pytest.approx(table["drums"]["gain"])
+
+
 def _refuse_constant(name):
     raise AssertionError(f"non-standard JSON constant {name}")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bsrnn_tf.metrics import (aggregate_csdr, aggregate_usdr, ideal_ratio_mask_estimates,
-                              reference_scores, scaled_mixture, usdr)
+                              reference_scores, scaled_mixture, silent_reference, usdr)
 
 
 def _direct_usdr(s, e):
@@ -64,3 +64,16 @@ def test_ideal_ratio_masks_split_the_mixture(rng):
     for target in ("tone", "noise"):
         assert scores["oracle_irm"][target] > scores["scaled_mixture"][target] \
             >= usdr(sources[target], mixture)
+
+
+def test_silent_reference_is_60_db_below_the_mixture_or_zero():
+    rng = np.random.default_rng(3)
+    mixture = rng.standard_normal((44100, 2))
+    # energy ratios by hand: amplitude a gives 20 log10(a) dB against the mixture
+    assert silent_reference(np.zeros_like(mixture), mixture)
+    assert silent_reference(10 ** (-61 / 20) * mixture, mixture)
+    assert not silent_reference(10 ** (-59 / 20) * mixture, mixture)
+    assert silent_reference(10 ** (-41 / 20) * mixture, mixture, below_db=-40)
+    assert silent_reference(np.zeros((10, 2)), np.zeros((10, 2)))  # silent everywhere
+    # the uSDR such a reference would give to an estimate 40 dB below the mixture
+    assert usdr(np.zeros_like(mixture), 0.01 * mixture) < -70

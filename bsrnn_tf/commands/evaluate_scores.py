@@ -8,7 +8,7 @@ import json
 import math
 import os
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -80,12 +80,15 @@ def median_over_windows(values) -> float:
 # ------------------------------------------------------------------ one track
 
 def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str,
-                   overlap: float, csdr: bool = True, made_by: Optional[dict] = None) -> dict:
+                   overlap: float, csdr: bool = True, made_by: Optional[dict] = None,
+                   silent: Sequence[str] = ()) -> dict:
     """Separates ``track``, writes its estimates and its JSON; returns the
     summary ``{"usdr", "csdr", "gain", "mixture": {"usdr", "csdr"},
     "scaled_mixture": {"usdr"}, "oracle_irm": {"usdr"}, "seconds", "made_by",
     ...}`` (``made_by``: the model's fingerprint and the chunking, so a
-    later run reuses the score only for the same model).
+    later run reuses the score only for the same model; ``silent``: the
+    targets whose reference is silent, scored but left out of the means,
+    recorded as ``silent_references``).
     The references need every source of the track (the IRM's denominator)."""
     from bsrnn_tf.audio import save_audio
     from bsrnn_tf.inference.separate import separate
@@ -111,7 +114,8 @@ def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str
                "oracle_irm": {"usdr": refs["oracle_irm"]},
                "gain": {t: model["usdr"][t] - refs["scaled_mixture"][t] for t in targets},
                "audio_seconds": mixture.shape[0] / track.sample_rate,
-               "separation_seconds": elapsed, "made_by": made_by}
+               "separation_seconds": elapsed, "made_by": made_by,
+               "silent_references": list(silent)}
     document = {**model["museval"], SUMMARY_KEY: summary}
     atomic_write_json(track_json_path(out, subset, track.name), document)
     track.unload()
@@ -161,16 +165,43 @@ def aggregate(per_track: Dict[str, dict], targets: Sequence[str]) -> dict:
     """``{target: {column: dB}}`` for every key of :data:`COLUMNS`, plus
     ``"mean"`` (mean over targets of each column). cSDR columns: median over
     tracks; the others: mean over tracks (so ``gain`` is ``usdr -
-    scaled_mixture_usdr``)."""
+    scaled_mixture_usdr``). A track's targets listed in its
+    ``silent_references`` are left out (:func:`silent_pairs`)."""
     from bsrnn_tf.metrics import aggregate_csdr, aggregate_usdr
+
+    def scored(summary: dict, path: tuple) -> dict:
+        silent = set(summary.get("silent_references") or ())
+        return {t: v for t, v in _entry(summary, path).items() if t not in silent}
 
     tracks = list(per_track.values())
     columns = {key: (aggregate_csdr if "csdr" in key else aggregate_usdr)(
-        [_entry(s, path) for s in tracks]) for key, (_, path) in COLUMNS.items()}
+        [scored(s, path) for s in tracks]) for key, (_, path) in COLUMNS.items()}
     table = {t: {k: v.get(t, float("nan")) for k, v in columns.items()} for t in targets}
     keys = list(next(iter(table.values())))
     table["mean"] = {k: float(np.mean([table[t][k] for t in targets])) for k in keys}
     return table
+
+
+def silent_pairs(per_track: Dict[str, dict]) -> Dict[str, List[str]]:
+    """``{target: [tracks]}`` whose reference is silent (not scored)."""
+    pairs: Dict[str, List[str]] = {}
+    for name, summary in per_track.items():
+        for target in summary.get("silent_references") or ():
+            pairs.setdefault(target, []).append(name)
+    return pairs
+
+
+def silent_note(per_track: Dict[str, dict]) -> str:
+    """One sentence per target with silent references, or ''."""
+    from bsrnn_tf.metrics import SILENT_REFERENCE_DB
+    pairs = silent_pairs(per_track)
+    if not pairs:
+        return ""
+    listing = "; ".join(f"{t}: {len(names)} of {len(per_track)} ({', '.join(names)})"
+                        for t, names in pairs.items())
+    return (f"Not scored, the reference being silent (at least {-SILENT_REFERENCE_DB:.0f} dB "
+            f"below the mixture: its uSDR would measure only the estimate's leakage): "
+            f"{listing}.\n")
 
 
 def markdown_table(table: dict, title: str, csdr: bool = True) -> str:
