@@ -59,10 +59,24 @@ def read_evaluation(path: str) -> dict:
                 for key, name in (("gain", "gain"), ("scaled_mixture_usdr", "scaled_mixture_usdr"),
                                   ("oracle_irm_usdr", "oracle_irm_usdr"))
                 if all(name in table[t] for t in targets)}
+    tracks = data.get("tracks", {})
     return {"test_usdr": {t: table[t]["usdr"] for t in targets},
             "test_csdr": {t: table[t]["csdr"] for t in targets},
             "test_mixture_usdr": {t: table[t]["mixture_usdr"] for t in targets},
-            **optional, "test_tracks": len(data.get("tracks", {}))}
+            **optional, "test_tracks": len(tracks),
+            # Per track, so that a result can be aggregated again later.
+            "test_per_track": {name: _track_scores(s) for name, s in tracks.items()},
+            "test_silent_references": data.get("silent_references", {})}
+
+
+def _track_scores(summary: dict) -> dict:
+    """The uSDR-based scores of one track's evaluate.py summary (dB)."""
+    scores = {"gain": summary.get("gain"), "usdr": summary.get("usdr")}
+    for key in ("scaled_mixture", "oracle_irm"):
+        if isinstance(summary.get(key), dict):
+            scores[f"{key}_usdr"] = summary[key].get("usdr")
+    scores["silent_references"] = summary.get("silent_references", [])
+    return scores
 
 
 def read_result(path: str) -> Optional[dict]:

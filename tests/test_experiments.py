@@ -209,6 +209,14 @@ def test_new_instrument_head_and_small_model_at_the_test_scale(generated_dataset
                                  "results.json").read_text())["targets"]["piano"]
         assert r["test_gain"]["piano"] == evaluation["gain"]
         assert r["test_oracle_irm_usdr"]["piano"] == evaluation["oracle_irm_usdr"]
+        # Every track's scores are kept: their mean is the table's.
+        per_track = r["test_per_track"]
+        assert len(per_track) == r["test_tracks"] >= 1
+        assert np.mean([t["gain"]["piano"] for t in per_track.values()]) == pytest.approx(
+            r["test_gain"]["piano"])
+        assert all(t["gain"]["piano"] == pytest.approx(t["usdr"]["piano"]
+                                                       - t["scaled_mixture_usdr"]["piano"])
+                   for t in per_track.values())
     # The report reads these real files: numbers where they exist, the rest missing.
     text = report.build_report(str(out.parent), str(tmp_path / "REPORT.md"))
     rows = [r for t in _parse_tables(text) for r in t if r.get("model") and
