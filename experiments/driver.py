@@ -187,6 +187,7 @@ class Driver:
             existing = read_result(self.result_path(run.key))
             if existing is not None:
                 self.log(f"{prefix}: finished earlier, skipped ({rel(self.result_path(run.key))})")
+                self._recollect_tracks(run, existing)
                 if self._changed(run, existing):
                     self.log(f"  WARNING: {run.key} was run with other fit.py flags than this "
                              f"scale's ({existing.get('command')}); delete its JSON and run "
@@ -216,6 +217,23 @@ class Driver:
                          f"uSDR " + ", ".join(f"{t} {v:.2f}" for t, v in
                                                result["best_valid_usdr"].items()) + " dB")
         return self.results
+
+    def _recollect_tracks(self, run: Run, existing: dict) -> None:
+        """A result written before results kept their per-track scores takes
+        them from the run's evaluation, while that is still on disk."""
+        path = os.path.join(self.run_dir(run.key), "evaluation", "results.json")
+        if ("test_gain" not in existing or "test_per_track" in existing
+                or existing.get("reused_from") or not os.path.exists(path)):
+            return
+        try:
+            evaluation = read_evaluation(path)
+        except (OSError, ValueError, KeyError):
+            return
+        if evaluation.get("test_gain") != existing["test_gain"]:
+            return  # another evaluation than the one the result holds
+        existing.update(evaluation)
+        write_json(self.result_path(run.key), existing)
+        self.log(f"  per-track test scores added from {rel(path)}")
 
     def _changed(self, run: Run, existing: dict) -> bool:
         key = self.fit_args_key(run)

@@ -224,6 +224,14 @@ def test_new_instrument_head_and_small_model_at_the_test_scale(generated_dataset
     assert [r["test gain"] for r in rows] == [f"{head['test_gain']['piano']:.2f} (n=1)", "–",
                                               f"{small['test_gain']['piano']:.2f} (n=1)"]
     assert "Runs not yet finished" in text and "piano_scratch_v7-seed0" in text
+    # A result written before per-track scores were kept gets them back from
+    # its run's evaluation on the next pass (nothing is trained again).
+    path = out / "piano_head_v7-seed0.json"
+    older = {k: v for k, v in head.items() if k not in ("test_per_track",
+                                                         "test_silent_references")}
+    path.write_text(json.dumps(older))
+    assert new_instrument.main(argv) == 0
+    assert json.loads(path.read_text())["test_per_track"] == head["test_per_track"]
 
 
 # ------------------------------------------------------------- commands
