@@ -4,7 +4,10 @@
 #    (Debian's python3 has no ensurepip without it), and fluidsynth with the
 #    fluid-soundfont-gm and timgm6mb-soundfont sound fonts (the sampled
 #    dataset generator renders MIDI with them), hydrogen-drumkits (recorded
-#    drum kits) and espeak-ng (sung vocals) for the produced dataset;
+#    drum kits) and espeak-ng (sung vocals) for the produced dataset, and
+#    fluidr3mono-gm-soundfont, csound-soundfont and opl3-soundfont (the
+#    produced dataset's --more-timbres fonts; never the reserved
+#    musescore-general-soundfont*);
 #  - a virtual environment .venv in the checkout (Debian 12 / Ubuntu 23.04+
 #    refuse pip installs into the system python3, PEP 668), and this package
 #    with its test extras into it, editable.
@@ -31,6 +34,9 @@ command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
 [ -e /usr/share/sounds/sf2/TimGM6mb.sf2 ] || missing+=(timgm6mb-soundfont)
 [ -e /usr/share/hydrogen/data/drumkits/ForzeeStereo/drumkit.xml ] || missing+=(hydrogen-drumkits)
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+[ -e /usr/share/sounds/sf3/FluidR3Mono_GM.sf3 ] || missing+=(fluidr3mono-gm-soundfont)
+[ -e /usr/share/sounds/sf2/sf_GMbank.sf2 ] || missing+=(csound-soundfont)
+[ -e /usr/share/sounds/sf2/OPL-3_FM_128M.sf2 ] || missing+=(opl3-soundfont)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "${BSRNN_TF_SKIP_APT:-0}" = 1 ] || ! command -v apt-get >/dev/null 2>&1; then
