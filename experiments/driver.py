@@ -142,8 +142,6 @@ class Driver:
             argv.append("--no-csdr")
         if self.root(run):
             argv += ["--musdb-root", self.root(run)]
-        if getattr(self.args, "threads", None):
-            argv += ["--threads", str(self.args.threads)]
         return argv
 
     # -- running ------------------------------------------------------------
@@ -187,6 +185,7 @@ class Driver:
             existing = read_result(self.result_path(run.key))
             if existing is not None:
                 self.log(f"{prefix}: finished earlier, skipped ({rel(self.result_path(run.key))})")
+                self._evaluate_again(run, existing)
                 self._recollect_tracks(run, existing)
                 if self._changed(run, existing):
                     self.log(f"  WARNING: {run.key} was run with other fit.py flags than this "
@@ -322,22 +321,41 @@ class Driver:
             self.log(f"  FAILED: cannot read the run's files: {e}")
             return None
         if self._evaluates(run):
-            eargv = self.evaluate_argv(run)
-            start = time.time()
-            code, _ = call_script(EVALUATE, eargv, log_path, self.args.in_process, append=True)
-            result["test_command"] = display_command(EVALUATE, eargv)
-            result["test_wall_seconds"] = time.time() - start
-            if code == 0:
-                result.update(read_evaluation(os.path.join(self.run_dir(run.key), "evaluation",
-                                                           "results.json")))
-            else:
-                self.log(f"  evaluate.py failed (exit {code}); see {rel(log_path)}")
-                result["test_error"] = f"evaluate.py exit status {code}"
+            self._evaluate(run, result, log_path)
         result["wall_seconds"] = fit_seconds + result.get("test_wall_seconds", 0.0)
         if run.keep_backbone:
             self.keep_backbone(run)
         write_json(self.result_path(run.key), result)
         return result
+
+    def _evaluate(self, run: Run, result: dict, log_path: str) -> None:
+        """Scores the run on the test songs with evaluate.py into ``result``
+        (``test_*``; ``test_error`` when evaluate.py fails)."""
+        eargv = self.evaluate_argv(run)
+        start = time.time()
+        code, _ = call_script(EVALUATE, eargv, log_path, self.args.in_process, append=True)
+        result["test_command"] = display_command(EVALUATE, eargv)
+        result["test_wall_seconds"] = time.time() - start
+        if code == 0:
+            result.pop("test_error", None)
+            result.update(read_evaluation(os.path.join(self.run_dir(run.key), "evaluation",
+                                                       "results.json")))
+        else:
+            self.log(f"  evaluate.py failed (exit {code}); see {rel(log_path)}")
+            result["test_error"] = f"evaluate.py exit status {code}"
+
+    def _evaluate_again(self, run: Run, existing: dict) -> None:
+        """A finished run whose evaluation failed is evaluated again while its
+        model is still on disk (the training is kept)."""
+        if ("test_error" not in existing or not self._evaluates(run)
+                or existing.get("reused_from")
+                or not os.path.exists(os.path.join(self.run_dir(run.key), "model.keras"))):
+            return
+        self.log(f"  its evaluation had failed ({existing['test_error']}): evaluating again")
+        self._evaluate(run, existing, self.log_path(run.key))
+        existing["wall_seconds"] = (existing.get("fit_wall_seconds", 0.0)
+                                    + existing.get("test_wall_seconds", 0.0))
+        write_json(self.result_path(run.key), existing)
 
     def _collect(self, run: Run, argv: List[str], output: str, seconds: float,
                  resumed: bool) -> dict:

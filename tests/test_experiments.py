@@ -111,9 +111,11 @@ def test_threads_reach_every_fit_but_not_the_runs_identity(band_split_run, capsy
     out, _ = band_split_run
     other = out.parent / "multitask-threads"  # a dry run writes nothing there
     text = _dry_run(multitask, ["--scale", "test", "--musdb-root", _root(out), "--out",
-                                str(other), "--threads", "1"], capsys)
+                                str(other), "--threads", "1", "--evaluate"], capsys)
     fits = _fits(text)
     assert fits and all(c.endswith("--threads 1") for c in fits)
+    evaluations = [line for line in text.splitlines() if "training/evaluate.py" in line]
+    assert evaluations and not any("--threads" in line for line in evaluations)
     # The drums run of band_split finished without --threads: still the same run.
     assert re.search(r"single_drums_full-seed0: would reuse .*drums_universal41-seed0", text)
 
@@ -232,6 +234,13 @@ def test_new_instrument_head_and_small_model_at_the_test_scale(generated_dataset
     path.write_text(json.dumps(older))
     assert new_instrument.main(argv) == 0
     assert json.loads(path.read_text())["test_per_track"] == head["test_per_track"]
+    # A run whose evaluation failed is evaluated again on the next pass.
+    failed = {k: v for k, v in head.items() if not k.startswith("test_")}
+    path.write_text(json.dumps({**failed, "test_error": "evaluate.py exit status 2"}))
+    assert new_instrument.main(argv) == 0
+    again = json.loads(path.read_text())
+    assert "test_error" not in again and again["test_gain"] == head["test_gain"]
+    assert again["test_per_track"] == head["test_per_track"]
 
 
 # ------------------------------------------------------------- commands
