@@ -102,6 +102,8 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
     seeds = sorted({r["seed"] for r in flat})
     groups = {name: records.by_setting(rs) for name, rs in all_results.items()}
     bs, mt = groups.get("band_split", {}), groups.get("multitask", {})
+    quarter = report_sections.any_arm({t: mt.get(multitask.single_setting(t), [])
+                                       for t in multitask.TARGETS})
     lines = [
         "## Setup",
         "",
@@ -123,7 +125,8 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         f"from scratch in experiment 1 and every backbone {budget(bs.get('drums_v7', []))}; "
         f"every head, and every model compared with a head, "
         f"{budget(bs.get('bass_from_drums_v7', []))}; experiment 2's single-target models "
-        f"at a quarter of the budget {budget(mt.get('single_vocals_quarter', []))}.",
+        f"at a quarter of the budget "
+        f"{budget(quarter)}.",
         "- Metric: the **gain over the best-scaled mixture** on the held-out test songs "
         "(`evaluate.py`): a model's uSDR minus that of the mixture times its least-squares "
         "gain (0 dB: no separation), averaged over the test songs (for a new instrument, "
