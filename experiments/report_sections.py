@@ -218,7 +218,28 @@ def multitask_section(results: List[dict]) -> List[str]:
                  else seed_mean(list(gains[arm].values())))
             lines.append(compare(a, b, "MTL", f"single-target ({arm})",
                                  f"{target}: MTL vs single-target at {what}"))
+    lines += mixed_scoring_notes(mtl, arms)
     return lines + [""]
+
+
+def mixed_scoring_notes(mtl: List[dict], arms: dict) -> List[str]:
+    """A warning per target whose single-target runs left a silent reference
+    out of the test mean while MTL runs were scored before evaluate.py did
+    (they kept no per-track scores to rescore): those test figures differ by
+    the silent song, not by the models."""
+    old = [r for r in mtl if "test_gain" in r and "test_per_track" not in r]
+    notes = []
+    for target in multitask.TARGETS:
+        silent = sorted({song for runs in (arms[a][target] for a in multitask.ARMS)
+                         for r in runs for song in (r.get("test_silent_references") or {})
+                         .get(target, [])})
+        if old and silent:
+            notes.append(f"- **{target}: test figures not comparable.** The single-target "
+                         f"runs leave out the test song(s) whose {target} is silent "
+                         f"({', '.join(silent)}); the MTL runs were scored before "
+                         "evaluate.py did and include it (their per-track scores were not "
+                         "kept). Compare this target by its validation gain above.")
+    return [""] + notes if notes else []
 
 
 # --------------------------------------------------------- new instrument

@@ -791,3 +791,18 @@ def test_holdout_derivation_takes_instruments_out_of_other_and_silences_a_stem(t
     assert np.array_equal(read(quiet, "test/b", "mixture"), b["drums"] + b["bass"] + b["other"])
     assert np.array_equal(read(quiet, "train/a", "other"), a["other"] - a["piano"])
     assert np.array_equal(read(quiet, "train/a", "drums"), a["drums"])
+
+
+def test_report_warns_when_mtl_and_single_target_scores_differ_by_a_silent_song():
+    from experiments.report_sections import mixed_scoring_notes
+    arms = {arm: {t: [] for t in multitask.TARGETS} for arm in multitask.ARMS}
+    arms["quarter"]["other"] = [{"test_gain": {"other": -0.3}, "test_per_track": {},
+                                 "test_silent_references": {"other": ["Song 7"]}}]
+    arms["quarter"]["drums"] = [{"test_gain": {"drums": 4.1}, "test_per_track": {},
+                                 "test_silent_references": {}}]
+    old_mtl = [{"test_gain": {t: 0.0 for t in multitask.TARGETS}}]
+    notes = [n for n in mixed_scoring_notes(old_mtl, arms) if n]
+    assert len(notes) == 1 and notes[0].startswith("- **other: test figures not comparable")
+    assert "Song 7" in notes[0]
+    rescored = [{**old_mtl[0], "test_per_track": {}}]
+    assert mixed_scoring_notes(rescored, arms) == []
