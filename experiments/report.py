@@ -125,8 +125,7 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         f"from scratch in experiment 1 and every backbone {budget(bs.get('drums_v7', []))}; "
         f"every head, and every model compared with a head, "
         f"{budget(bs.get('bass_from_drums_v7', []))}; experiment 2's single-target models "
-        f"at a quarter of the budget "
-        f"{budget(quarter)}.",
+        f"at a quarter of the budget {budget(quarter)}.",
         "- Metric: the **gain over the best-scaled mixture** on the held-out test songs "
         "(`evaluate.py`): a model's uSDR minus that of the mixture times its least-squares "
         "gain (0 dB: no separation), averaged over the test songs (for a new instrument, "

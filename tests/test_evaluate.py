@@ -276,6 +276,16 @@ def test_a_silent_reference_is_listed_and_left_out_of_the_means(generated_datase
     assert evaluate.main(["-m", model, "--musdb-root", str(root), "-o", out, "--no-csdr"]) == 0
     again = json.load(open(os.path.join(out, "results.json")))
     assert again["targets"]["drums"]["gain"] == pytest.approx(table["drums"]["gain"])
+    # A score stored before silent references were recorded: found from the audio.
+    path = os.path.join(out, "scores", "test", f"{first}.json")
+    document = json.load(open(path))
+    del document["bsrnn_tf"]["silent_references"]
+    with open(path, "w") as f:
+        json.dump(document, f)
+    assert evaluate.main(["-m", model, "--musdb-root", str(root), "-o", out, "--no-csdr"]) == 0
+    older = json.load(open(os.path.join(out, "results.json")))
+    assert older["silent_references"] == {"drums": [first]}
+    assert older["targets"]["drums"]["gain"] == pytest.approx(table["drums"]["gain"])
 
 
 def _refuse_constant(name):

@@ -63,7 +63,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bsrnn_tf.commands.evaluate_scores import (EVAL_FILE, aggregate,  # noqa: E402
                                                evaluate_track, markdown_table, plot_table,
                                                read_summary, silent_note, silent_pairs,
-                                               track_json_path)
+                                               silent_targets, track_json_path)
 from bsrnn_tf.console import quiet_tensorflow  # noqa: E402
 from bsrnn_tf.fileio import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -134,7 +134,6 @@ def run(args: argparse.Namespace) -> int:
     from bsrnn_tf.data.musdb import load_tracks, resolve_root, source_set
     from bsrnn_tf.inference.backends import artifact_fingerprint
     from bsrnn_tf.inference.separate import open_model
-    from bsrnn_tf.metrics import silent_reference
 
     root, builtin = resolve_root(args.musdb_root, args.dataset)
     backend = open_model(args.model, args.segment)
@@ -157,14 +156,13 @@ def run(args: argparse.Namespace) -> int:
         if not present:
             tqdm.write(f"{track.name}: no {' or '.join(targets)} stem: skipped")
             continue
-        # A stem that is there but silent is scored, not averaged (metrics.py).
-        silent = [t for t in present if silent_reference(track.sources[t], track.mixture)]
         summary = None if args.overwrite else read_summary(
             track_json_path(out, args.subset, track.name))
         stale = None if summary is None else why_stale(summary, made_by, present)
         if summary is None or stale:
             summary = evaluate_track(track, backend, present, out, args.subset, args.overlap,
-                                     csdr=not args.no_csdr, made_by=made_by, silent=silent)
+                                     csdr=not args.no_csdr, made_by=made_by)
+            silent = summary["silent_references"]
             tqdm.write(f"{track.name}: {f'evaluated again ({stale}); ' if stale else ''}gain "
                        f"over the best-scaled mixture " + ", ".join(
                            f"{t} {summary['gain'][t]:+.2f}" + (" (silent reference: not "
@@ -172,8 +170,9 @@ def run(args: argparse.Namespace) -> int:
                            for t in present) + " dB")
         else:
             reused += 1
-            summary["silent_references"] = silent
-            track.unload()
+            if "silent_references" not in summary:  # scored before it was recorded
+                summary["silent_references"] = silent_targets(track, present)
+                track.unload()
             tqdm.write(f"{track.name}: already evaluated with this model (kept; --overwrite "
                        f"to redo)")
         per_track[track.name] = summary

@@ -80,15 +80,13 @@ def median_over_windows(values) -> float:
 # ------------------------------------------------------------------ one track
 
 def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str,
-                   overlap: float, csdr: bool = True, made_by: Optional[dict] = None,
-                   silent: Sequence[str] = ()) -> dict:
+                   overlap: float, csdr: bool = True, made_by: Optional[dict] = None) -> dict:
     """Separates ``track``, writes its estimates and its JSON; returns the
     summary ``{"usdr", "csdr", "gain", "mixture": {"usdr", "csdr"},
     "scaled_mixture": {"usdr"}, "oracle_irm": {"usdr"}, "seconds", "made_by",
     ...}`` (``made_by``: the model's fingerprint and the chunking, so a
-    later run reuses the score only for the same model; ``silent``: the
-    targets whose reference is silent, scored but left out of the means,
-    recorded as ``silent_references``).
+    later run reuses the score only for the same model; ``silent_references``:
+    the targets whose reference is silent, scored but left out of the means).
     The references need every source of the track (the IRM's denominator)."""
     from bsrnn_tf.audio import save_audio
     from bsrnn_tf.inference.separate import separate
@@ -115,11 +113,18 @@ def evaluate_track(track, backend, targets: Sequence[str], out: str, subset: str
                "gain": {t: model["usdr"][t] - refs["scaled_mixture"][t] for t in targets},
                "audio_seconds": mixture.shape[0] / track.sample_rate,
                "separation_seconds": elapsed, "made_by": made_by,
-               "silent_references": list(silent)}
+               "silent_references": silent_targets(track, targets)}
     document = {**model["museval"], SUMMARY_KEY: summary}
     atomic_write_json(track_json_path(out, subset, track.name), document)
     track.unload()
     return summary
+
+
+def silent_targets(track, targets: Sequence[str]) -> List[str]:
+    """The ``targets`` whose reference is silent in ``track``
+    (:func:`bsrnn_tf.metrics.silent_reference`)."""
+    from bsrnn_tf.metrics import silent_reference
+    return [t for t in targets if silent_reference(track.sources[t], track.mixture)]
 
 
 def estimate_path(out: str, subset: str, track: str, target: str) -> str:
