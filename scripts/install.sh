@@ -6,8 +6,8 @@
 #    dataset generator renders MIDI with them), hydrogen-drumkits (recorded
 #    drum kits) and espeak-ng (sung vocals) for the produced dataset, and
 #    fluidr3mono-gm-soundfont, csound-soundfont and opl3-soundfont (the
-#    produced dataset's --more-timbres fonts; never the reserved
-#    musescore-general-soundfont*);
+#    produced dataset's --more-timbres fonts; never the fonts reserved for
+#    the independent evaluation, see README);
 #  - a virtual environment .venv in the checkout (Debian 12 / Ubuntu 23.04+
 #    refuse pip installs into the system python3, PEP 668), and this package
 #    with its test extras into it, editable.

@@ -86,7 +86,8 @@ def test_installs_the_sound_fonts_by_name_and_never_musescore():
     text = open(SCRIPT).read()
     assert "musescore" not in text.lower() and "avldrums" not in text.lower()
     for package in ("fluidsynth", "fluid-soundfont-gm", "timgm6mb-soundfont", "ffmpeg",
-                    "hydrogen-drumkits", "espeak-ng"):
+                    "hydrogen-drumkits", "espeak-ng", "fluidr3mono-gm-soundfont",
+                    "csound-soundfont", "opl3-soundfont"):
         assert package in text
 
 
