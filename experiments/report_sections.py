@@ -254,9 +254,10 @@ def new_instrument_section(results: List[dict]) -> List[str]:
 
     lines = ["## 3. A new instrument: a head on a frozen MTL backbone", "",
              "MTL backbones trained without the new instrument, then frozen: `mtl3_novocals` "
-             "(drums, bass, other) on songs with the vocals stem silenced and taken out of "
-             "every mixture, for vocals; `mtl4` and `mtl4_v7` (drums, bass, other, vocals) on "
-             "songs without piano and guitar anywhere in their mixtures, for piano and guitar. "
+             "(universal41) and `mtl3_novocals_v7` (v7), on drums, bass and other from songs "
+             "with the vocals stem silenced and taken out of every mixture, for vocals; "
+             "`mtl4` (universal41; drums, bass, other, vocals) on songs without piano and "
+             "guitar anywhere in their mixtures, for piano and guitar. "
              "Per case a new head on the frozen backbone against a whole model for the "
              "instrument from scratch with the same budget and a small model from scratch "
              "with about a head's trainable parameters. Test gain over the best-scaled "

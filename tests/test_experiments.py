@@ -192,15 +192,15 @@ def test_new_instrument_head_and_small_model_at_the_test_scale(generated_dataset
     out = tmp_path / "results" / "new_instrument"
     argv = ["--scale", "test", "--musdb-root", generated_dataset, "--instrument-root",
             piano_dataset, "--out", str(out), "--in-process", "--evaluate",
-            "--only", "piano_head_v7", "piano_small_v7"]
+            "--only", "piano_head_universal41", "piano_small_universal41"]
     assert new_instrument.main(argv) == 0
     names = sorted(n for n in os.listdir(out) if n.endswith("-seed0.json"))
-    assert names == ["mtl4_v7-seed0.json", "piano_head_v7-seed0.json",
-                     "piano_small_v7-seed0.json"]
+    assert names == ["mtl4-seed0.json", "piano_head_universal41-seed0.json",
+                     "piano_small_universal41-seed0.json"]
     backbone, head, small = (json.loads((out / n).read_text()) for n in names)
     assert backbone["targets"] == list(multitask.TARGETS) and backbone["arm"] == "backbone"
     assert backbone["dataset"] == generated_dataset
-    assert head["stage"] == "transfer" and head["backbone_run"] == "mtl4_v7-seed0"
+    assert head["stage"] == "transfer" and head["backbone_run"] == "mtl4-seed0"
     assert head["targets"] == ["piano"] and head["dataset"] == piano_dataset
     assert head["instrument"] == "piano" and head["arm"] == "head"
     assert 0 < head["trainable_parameters"] < head["parameters"]
@@ -222,13 +222,13 @@ def test_new_instrument_head_and_small_model_at_the_test_scale(generated_dataset
     # The report reads these real files: numbers where they exist, the rest missing.
     text = report.build_report(str(out.parent), str(tmp_path / "REPORT.md"))
     rows = [r for t in _parse_tables(text) for r in t if r.get("model") and
-            r.get("band split") == "v7" and r.get("instrument") == "piano"]
+            r.get("band split") == "universal41" and r.get("instrument") == "piano"]
     assert [r["test gain"] for r in rows] == [f"{head['test_gain']['piano']:.2f} (n=1)", "–",
                                               f"{small['test_gain']['piano']:.2f} (n=1)"]
-    assert "Runs not yet finished" in text and "piano_scratch_v7-seed0" in text
+    assert "Runs not yet finished" in text and "piano_scratch_universal41-seed0" in text
     # A result written before per-track scores were kept gets them back from
     # its run's evaluation on the next pass (nothing is trained again).
-    path = out / "piano_head_v7-seed0.json"
+    path = out / "piano_head_universal41-seed0.json"
     older = {k: v for k, v in head.items() if k not in ("test_per_track",
                                                          "test_silent_references")}
     path.write_text(json.dumps(older))
@@ -289,21 +289,25 @@ def test_paper_scale_commands(tmp_path, capsys):
     args[-1] = str(tmp_path / "y")
     text = _dry_run(new_instrument, [*args, "--instrument-root", "/data/with_piano"], capsys)
     fits = _fits(text)
-    assert len(fits) == 2 * (3 + 5 * 2)  # no small models at this scale
-    head = [c for c in fits if _run_dir(c) == "guitar_head_v7-seed1"][0]
-    assert "mtl4_v7-seed1 --freeze-backbone" in head and "--targets guitar" in head
+    assert len(fits) == 2 * (3 + 4 * 2)  # no small models at this scale
+    head = [c for c in fits if _run_dir(c) == "guitar_head_universal41-seed1"][0]
+    assert "mtl4-seed1 --freeze-backbone" in head and "--targets guitar" in head
     assert "--musdb-root /data/with_piano" in head
-    backbone = [c for c in fits if _run_dir(c) == "mtl4_v7-seed1"][0]
+    backbone = [c for c in fits if _run_dir(c) == "mtl4-seed1"][0]
     assert "--mtl --targets drums bass other vocals" in backbone
     assert "--musdb-root /data/musdb18hq" in backbone
+    backbone = [c for c in fits if _run_dir(c) == "mtl3_novocals_v7-seed1"][0]
+    assert "--bands v7 " in backbone and "--mtl --targets drums bass other --" in backbone
+    head = [c for c in fits if _run_dir(c) == "vocals_head_v7-seed1"][0]
+    assert "mtl3_novocals_v7-seed1 --freeze-backbone" in head and "--targets vocals" in head
 
 
 def test_new_instrument_cpu_scale_commands(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BSRNN_TF_EXPERIMENT_DATA", str(tmp_path / "data"))
     text = _dry_run(new_instrument, ["--scale", "cpu", "--out", str(tmp_path / "x")], capsys)
     fits = _fits(text)
-    # 3 seeds x (3 backbones + 5 cases x head, scratch, small)
-    assert len(fits) == 3 * (3 + 5 * 3) and text.count("training/evaluate.py") == len(fits)
+    # 3 seeds x (3 backbones + 4 cases x head, scratch, small)
+    assert len(fits) == 3 * (3 + 4 * 3) and text.count("training/evaluate.py") == len(fits)
     holdout, full, no_vocals = (str(tmp_path / "data" / d) for d in (
         "holdout-piano-guitar-v1", "instruments-v1", "holdout-no-vocals-v1"))
     for c in fits:
@@ -330,7 +334,10 @@ def test_new_instrument_cpu_scale_commands(tmp_path, monkeypatch, capsys):
     for seed in (0, 1, 2):
         assert order.index(f"mtl3_novocals-seed{seed}") < order.index(
             f"vocals_head_universal41-seed{seed}")
-        assert order.index(f"mtl4_v7-seed{seed}") < order.index(f"piano_head_v7-seed{seed}")
+        assert order.index(f"mtl3_novocals_v7-seed{seed}") < order.index(
+            f"vocals_head_v7-seed{seed}")
+        assert order.index(f"mtl4-seed{seed}") < order.index(
+            f"piano_head_universal41-seed{seed}")
 
 
 def test_songs_without_vocals_need_a_dataset_of_wav_stems(tmp_path, monkeypatch, capsys):
@@ -368,8 +375,9 @@ def test_only_rejects_unknown_settings(tmp_path, capsys):
 SEEDS = [0, 1, 2]
 # Runs left out of the fake results: a partial set of seeds, and a setting
 # with no run at all.
-MISSING = {"drums_universal-seed2", "single_bass_quarter-seed1", "piano_small_v7-seed1",
-           "guitar_small_v7-seed0", "guitar_small_v7-seed1", "guitar_small_v7-seed2"}
+MISSING = {"drums_universal-seed2", "single_bass_quarter-seed1", "vocals_small_v7-seed1",
+           "guitar_small_universal41-seed0", "guitar_small_universal41-seed1",
+           "guitar_small_universal41-seed2"}
 
 
 def _targets(run: common.Run) -> list:
@@ -635,7 +643,7 @@ def test_report_new_instrument_tables_equal_numpy_statistics(fake_results, tmp_p
             else:
                 assert row[t] == "not a target"
         assert _cell_stats(row["mean of its targets"]) == _expect(_seed_mean(per_target))
-    assert [r["backbone"] for r in table] == ["mtl3_novocals", "mtl4", "mtl4_v7"]
+    assert [r["backbone"] for r in table] == ["mtl3_novocals", "mtl3_novocals_v7", "mtl4"]
 
     table = _table(tables, "head − this model (paired)")
     assert len(table) == len(new_instrument.CASES) * 3
@@ -664,7 +672,7 @@ def test_report_new_instrument_tables_equal_numpy_statistics(fake_results, tmp_p
         every = [fake.gain("new_instrument", f"{inst}_{a}_{split}", inst,
                            "test_scaled_mixture_usdr") for a in new_instrument.ARMS]
         assert row["best-scaled mixture uSDR"] == _r2(_pooled_mean(every))
-    assert len(fake.gain("new_instrument", "piano_small_v7", "piano")) == 2
+    assert len(fake.gain("new_instrument", "vocals_small_v7", "vocals")) == 2
 
     # minutes to reach the scratch model's final validation gain
     table = _table(tables, "level (dB)")
@@ -694,7 +702,7 @@ def test_report_new_instrument_tables_equal_numpy_statistics(fake_results, tmp_p
     assert f"std of the differences {d.std(ddof=1):.2f} dB" in line
     assert line.endswith("larger than the spread.")
     missing = section.split("Runs not yet finished")[1].split("\n")[0]
-    assert all(k in missing for k in MISSING if k.startswith(("piano", "guitar")))
+    assert all(k in missing for k in MISSING if k.startswith(("vocals", "piano", "guitar")))
     assert "![fig.png](results/new_instrument/fig.png)" in section
 
 
