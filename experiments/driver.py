@@ -17,6 +17,7 @@ Nothing here trains or scores anything itself: numbers come from the files
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -74,6 +75,10 @@ class Driver:
     # -- paths --------------------------------------------------------------
     def run_dir(self, key: str) -> str:
         return self.run_dirs.get(key) or os.path.join(self.out, "runs", key)
+
+    def evaluation_dir(self, key: str) -> str:
+        """Where evaluate.py writes the run's test scores (``results.json``)."""
+        return os.path.join(self.run_dir(key), "evaluation")
 
     def backbone_dir(self, key: str) -> str:
         """The run a transfer starts from: its run dir, or (run dirs are not
@@ -136,8 +141,7 @@ class Driver:
         return argv
 
     def evaluate_argv(self, run: Run) -> List[str]:
-        argv = ["-m", self.run_dir(run.key), "-o", os.path.join(self.run_dir(run.key),
-                                                               "evaluation")]
+        argv = ["-m", self.run_dir(run.key), "-o", self.evaluation_dir(run.key)]
         if not BASE[self.scale].get("csdr", True):
             argv.append("--no-csdr")
         if self.root(run):
@@ -220,7 +224,7 @@ class Driver:
     def _recollect_tracks(self, run: Run, existing: dict) -> None:
         """A result written before results kept their per-track scores takes
         them from the run's evaluation, while that is still on disk."""
-        path = os.path.join(self.run_dir(run.key), "evaluation", "results.json")
+        path = os.path.join(self.evaluation_dir(run.key), "results.json")
         if ("test_gain" not in existing or "test_per_track" in existing
                 or existing.get("reused_from") or not os.path.exists(path)):
             return
@@ -338,7 +342,7 @@ class Driver:
         result["test_wall_seconds"] = time.time() - start
         if code == 0:
             result.pop("test_error", None)
-            result.update(read_evaluation(os.path.join(self.run_dir(run.key), "evaluation",
+            result.update(read_evaluation(os.path.join(self.evaluation_dir(run.key),
                                                        "results.json")))
         else:
             self.log(f"  evaluate.py failed (exit {code}); see {rel(log_path)}")
@@ -434,11 +438,17 @@ def same_fit_args(a: Optional[str], b: Optional[str]) -> bool:
         return False
     if a == b:
         return True
-    from bsrnn_tf.commands import fit
-    parser = fit.build_parser()
+    parser = _fit_parser()
     first, second = json.loads(a), json.loads(b)
     return all(first.get(k, parser.get_default(k)) == second.get(k, parser.get_default(k))
                for k in set(first) | set(second))
+
+
+@functools.lru_cache(maxsize=1)
+def _fit_parser():
+    """fit.py's parser (for its defaults), built once."""
+    from bsrnn_tf.commands import fit
+    return fit.build_parser()
 
 
 def model_dir(run_dir: str) -> str:

@@ -69,12 +69,21 @@ def read_evaluation(path: str) -> dict:
             "test_silent_references": data.get("silent_references", {})}
 
 
+# The per-track scores a result keeps (evaluate_scores.COLUMNS' keys).
+TRACK_SCORES = ("gain", "usdr", "scaled_mixture_usdr", "oracle_irm_usdr")
+
+
 def _track_scores(summary: dict) -> dict:
-    """The uSDR-based scores of one track's evaluate.py summary (dB)."""
-    scores = {"gain": summary.get("gain"), "usdr": summary.get("usdr")}
-    for key in ("scaled_mixture", "oracle_irm"):
-        if isinstance(summary.get(key), dict):
-            scores[f"{key}_usdr"] = summary[key].get("usdr")
+    """The uSDR-based scores of one track's evaluate.py summary (dB), found
+    where evaluate_scores.COLUMNS says each one lives."""
+    from bsrnn_tf.commands.evaluate_scores import COLUMNS
+    scores = {}
+    for key in TRACK_SCORES:
+        value = summary
+        for part in COLUMNS[key][1]:
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            scores[key] = value
     scores["silent_references"] = summary.get("silent_references", [])
     return scores
 
