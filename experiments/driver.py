@@ -25,7 +25,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from experiments.common import (BASE, EVALUATE, FIT, ROOT, ExperimentError, Run, absolute,
                                 display_command, machine, rel, scale_base)
@@ -168,8 +168,13 @@ class Driver:
                 frontier.append(dep)
         return [r for r in runs if r.key in keep]
 
-    def execute(self, runs: List[Run]) -> Dict[str, dict]:
-        """Runs each run in order (dependencies first); returns {key: result}."""
+    def execute(self, runs: List[Run],
+                after_run: Optional[Callable[[Run], None]] = None) -> Dict[str, dict]:
+        """Runs each run in order (dependencies first); returns {key: result}.
+        ``after_run(run)`` is called after each run that has a result (run
+        now or earlier), before the next one starts: work that needs the
+        run's model is done while it is on disk, not after a set that may be
+        cut off."""
         runs = self.select(runs)
         keys = [r.key for r in runs]
         if len(set(keys)) != len(keys):
@@ -202,6 +207,8 @@ class Driver:
                         self.out, "backbones", run.key, "model.keras")) and os.path.exists(
                         os.path.join(self.run_dir(run.key), "model.keras")):
                     self.keep_backbone(run)  # a run finished before backbones were kept
+                if after_run is not None:
+                    after_run(run)
                 continue
             reused = self._reuse(run)
             if reused is not None:
@@ -219,6 +226,8 @@ class Driver:
                 self.log(f"{prefix}: done in {result['wall_seconds']:.0f} s, best validation "
                          f"uSDR " + ", ".join(f"{t} {v:.2f}" for t, v in
                                                result["best_valid_usdr"].items()) + " dB")
+                if after_run is not None:
+                    after_run(run)
         return self.results
 
     def _recollect_tracks(self, run: Run, existing: dict) -> None:

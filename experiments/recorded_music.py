@@ -86,24 +86,24 @@ def plan_for(data: str):
     return plan
 
 
-def evaluate_produced(drv: driver.Driver, runs: List[Run]) -> None:
-    """Scores every finished run on the held-out produced split; adds
-    ``produced_gain`` etc. to its result file."""
-    for run in drv.select(runs):
-        result = drv.results.get(run.key)
-        if result is None or "produced_gain" in result:
-            continue
-        out = os.path.join(drv.run_dir(run.key), PRODUCED_EVALUATION)
-        argv = ["-m", drv.run_dir(run.key), "-o", out, "--dataset", "produced-test"]
-        code, _ = driver.call_script(common.EVALUATE, argv, drv.log_path(run.key),
-                                     drv.args.in_process, append=True)
-        if code != 0:
-            drv.log(f"  {run.key}: evaluate.py --dataset produced-test failed (exit {code})")
-            continue
-        scores = records.read_evaluation(os.path.join(out, "results.json"))
-        result.update({k.replace("test_", "produced_", 1): v for k, v in scores.items()})
-        result["produced_command"] = common.display_command(common.EVALUATE, argv)
-        records.write_json(drv.result_path(run.key), result)
+def evaluate_produced(drv: driver.Driver, run: Run) -> None:
+    """Scores a finished run on the held-out produced split; adds
+    ``produced_gain`` etc. to its result file. Called after each run (its
+    model is in its run folder only until the machine is gone)."""
+    result = drv.results.get(run.key)
+    if not drv.evaluate or result is None or "produced_gain" in result:
+        return
+    out = os.path.join(drv.run_dir(run.key), PRODUCED_EVALUATION)
+    argv = ["-m", drv.run_dir(run.key), "-o", out, "--dataset", "produced-test"]
+    code, _ = driver.call_script(common.EVALUATE, argv, drv.log_path(run.key),
+                                 drv.args.in_process, append=True)
+    if code != 0:
+        drv.log(f"  {run.key}: evaluate.py --dataset produced-test failed (exit {code})")
+        return
+    scores = records.read_evaluation(os.path.join(out, "results.json"))
+    result.update({k.replace("test_", "produced_", 1): v for k, v in scores.items()})
+    result["produced_command"] = common.display_command(common.EVALUATE, argv)
+    records.write_json(drv.result_path(run.key), result)
 
 
 def table(results: dict) -> dict:
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         if not args.dry_run:
             for setting in sorted(selected - {"control"}):
                 make_lever_data(args.data, setting, args.tracks, args.song_seconds)
-        drv.execute(runs)
+        drv.execute(runs, after_run=lambda run: evaluate_produced(drv, run))
     except (common.ExperimentError, RuntimeError) as e:
         print(f"{EXPERIMENT}: error: {e}", file=sys.stderr)
         return 2
@@ -157,8 +157,6 @@ def main(argv=None) -> int:
         for setting in sorted(selected - {"control"}):
             print(f"(data) {setting}: {data_root(args.data, setting)}")
         return 0
-    if drv.evaluate:
-        evaluate_produced(drv, runs)
     summary = drv.write_summary(runs, {"levers": table(drv.results)})
     for setting, row in summary["levers"].items():
         cells = "  ".join(f"{split}: {row[split]['mean']:+.2f} dB" for split in

@@ -95,3 +95,33 @@ def test_levers_report_from_hand_made_results(tmp_path):
     assert "| production | 0, 1 | 1.75 | 2.75 | 3.75 | 4.75 | 3.25 | 1.50 ± 0.71" in text
     assert "production is ahead by 1.50 dB" in text and "larger than the spread" in text
     assert "| *oracle IRM uSDR (ceiling)* | | 10.00 | 10.00 | 10.00 | 10.00 | 10.00 |" in text
+
+
+def test_each_run_is_scored_on_the_produced_split_before_the_next_starts(tmp_path,
+                                                                          monkeypatch):
+    """A set cut off after its first run keeps that run's produced score: the
+    produced split is scored after each run (also one finished earlier), not
+    after the whole set."""
+    from experiments import driver
+    events = []
+
+    def fake_fit(self, run):
+        events.append(("fit", run.key))
+        return {"setting": run.setting, "seed": run.seed, "wall_seconds": 1.0,
+                "best_valid_usdr": {"drums": 0.0}}
+
+    monkeypatch.setattr(driver.Driver, "_run_one", fake_fit)
+    monkeypatch.setattr(driver.Driver, "write_summary", lambda self, runs, extra: {"levers": {}})
+    monkeypatch.setattr(driver, "finish", lambda drv, summary: 0)
+    monkeypatch.setattr(recorded_music, "make_lever_data", lambda *a: None)
+    monkeypatch.setattr(recorded_music, "evaluate_produced",
+                        lambda drv, run: events.append(("produced", run.key)))
+    monkeypatch.setattr(driver, "read_result", lambda path: (
+        {"setting": "control", "seed": 0} if path.endswith("control-seed0.json") else None))
+    argv = ["--scale", "cpu", "--only", "control", "production", "--seeds", "0", "1",
+            "--out", str(tmp_path / "out"), "--data", str(tmp_path / "levers"), "--no-reuse"]
+    assert recorded_music.main(argv) == 0
+    assert events == [("produced", "control-seed0"),
+                      ("fit", "production-seed0"), ("produced", "production-seed0"),
+                      ("fit", "control-seed1"), ("produced", "control-seed1"),
+                      ("fit", "production-seed1"), ("produced", "production-seed1")]
