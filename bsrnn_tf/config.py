@@ -242,8 +242,10 @@ class TrainConfig:
     checkpoint_every_steps: int = 0
     seed: int = 0
     summary_every_epochs: int = 5
-    # Transfer learning: start from this run's backbone, optionally frozen.
+    # Transfer learning: start from this run's backbone, optionally frozen;
+    # or fine-tuning: from every weight of this run, its heads included.
     init_backbone: Optional[str] = None
+    init_model: Optional[str] = None
     freeze_backbone: bool = False
 
     def validate(self) -> None:

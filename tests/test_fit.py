@@ -78,6 +78,38 @@ def test_transfer_freezes_backbone_and_trains_new_head(dataset, tmp_path):
 
 
 @pytest.mark.slow
+def test_init_model_keeps_the_trained_heads_and_adds_new_ones(dataset, tmp_path):
+    """--init-model: fine-tuning starts from every weight of the run (at a
+    learning rate of 1e-12 one epoch leaves them where they were), a target
+    the run has no head for gets a new head, its other heads are dropped."""
+    source, tuned = tmp_path / "drums-bass", tmp_path / "tuned"
+    assert fit.main(["--mtl", "--targets", "drums", "bass", *FAST, "--musdb-root", dataset,
+                     "--epochs", "1", "--examples-per-epoch", "8",
+                     "--run-dir", str(source)]) == 0
+    assert fit.main(["--init-model", str(source), "--mtl", "--targets", "drums", "vocals",
+                     *FAST, "--musdb-root", dataset, "--epochs", "1", "--lr", "1e-12",
+                     "--examples-per-epoch", "8", "--patience", "0",
+                     "--run-dir", str(tuned)]) == 0
+    backbone0, heads0 = _weights(str(source))
+    backbone1, heads1 = _weights(str(tuned))
+    assert sorted(heads1) == ["drums", "vocals"]
+    for a, b in zip(backbone0 + heads0["drums"], backbone1 + heads1["drums"]):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    # the new vocals head is not a copy of a trained one
+    assert not any(a.shape == b.shape and np.allclose(a, b)
+                   for a, b in zip(heads0["bass"], heads1["vocals"]) if a.size > 1)
+    train = json.loads((tuned / "config.json").read_text())["train"]
+    assert train["init_model"] == str(source) and train["init_backbone"] is None
+
+
+def test_init_model_and_init_backbone_exclude_each_other(dataset, tmp_path, capsys):
+    assert fit.main(["--init-model", "a", "--init-backbone", "b", *FAST, "--musdb-root",
+                     dataset, "--run-dir", str(tmp_path / "x")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_from_last_checkpoint(dataset, tmp_path):
     run = tmp_path / "killed"
     command = [sys.executable, FIT, "--targets", "vocals", *FAST, "--musdb-root", dataset,

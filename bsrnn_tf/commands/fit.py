@@ -102,8 +102,14 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--logdir", help="TensorBoard logs (default <run dir>/logs)")
     p.add_argument("--init-backbone", metavar="RUN_DIR",
                    help="start from the backbone of a trained run (transfer learning)")
+    p.add_argument("--init-model", metavar="RUN_DIR",
+                   help="start from every weight of a trained run, heads included: fine-tune "
+                        "it on other songs or train it on in a new run folder (e.g. the "
+                        "shipped model on MUSDB18-HQ). Its heads for --targets keep their "
+                        "weights, a target it has no head for gets a new one, its other "
+                        "heads are dropped; its model settings (bands, size) are used")
     p.add_argument("--freeze-backbone", action="store_true",
-                   help="train only the heads (with --init-backbone)")
+                   help="train only the heads (with --init-backbone or --init-model)")
     p.add_argument("--cpu-devices", type=int, default=1,
                    help="MirroredStrategy over this many logical CPU devices (testing)")
     p.add_argument("--threads", type=int,
@@ -191,14 +197,19 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
     return config
 
 
-def _transfer_model(run_dir: str, targets, freeze: bool):
-    """Loads a trained separator, replaces its heads by new ones for ``targets``."""
+def _transfer_model(run_dir: str, targets, freeze: bool, keep_heads: bool = False):
+    """Loads a trained separator and gives it a head per target of ``targets``:
+    new ones (``--init-backbone``), or with ``keep_heads`` (``--init-model``)
+    its trained head where it has one, a new one where it has none; its heads
+    for other targets are dropped."""
     from bsrnn_tf.models import load_separator
     model = load_separator(run_dir)
     for target in model.targets:
-        model.remove_head(target)
+        if not (keep_heads and target in targets):
+            model.remove_head(target)
     for target in targets:
-        model.add_head(target)
+        if target not in model.heads:
+            model.add_head(target)
     if freeze:
         model.freeze_backbone()
     return model
@@ -332,10 +343,15 @@ def _run(args, prog: str = PROG) -> int:
     saved = os.path.join(run_dir, CONFIG_FILE)
     if os.path.isdir(os.path.join(run_dir, "checkpoints")) and os.path.exists(saved):
         config = resumed_config(saved, args)
-    if args.freeze_backbone and not args.init_backbone:
-        raise ConfigError("--freeze-backbone needs --init-backbone RUN_DIR")
-    if args.init_backbone:
+    if args.init_backbone and args.init_model:
+        raise ConfigError("give --init-backbone (new heads) or --init-model (its heads kept), "
+                          "not both")
+    if args.freeze_backbone and not (args.init_backbone or args.init_model):
+        raise ConfigError("--freeze-backbone needs --init-backbone RUN_DIR or --init-model "
+                          "RUN_DIR")
+    if args.init_backbone or args.init_model:
         config.train.init_backbone = args.init_backbone
+        config.train.init_model = args.init_model
         config.train.freeze_backbone = bool(args.freeze_backbone)
 
     keras.utils.set_random_seed(config.train.seed)
@@ -347,9 +363,10 @@ def _run(args, prog: str = PROG) -> int:
     check_target_activity(config, train_tracks)
 
     with strategy.scope():
-        if config.train.init_backbone:
-            model = _transfer_model(config.train.init_backbone, config.model.targets,
-                                    config.train.freeze_backbone)
+        start = config.train.init_backbone or config.train.init_model
+        if start:
+            model = _transfer_model(start, config.model.targets, config.train.freeze_backbone,
+                                    keep_heads=bool(config.train.init_model))
             config.model = model.config_object()
         else:
             model = build_separator(config.model)
