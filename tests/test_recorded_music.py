@@ -125,3 +125,18 @@ def test_each_run_is_scored_on_the_produced_split_before_the_next_starts(tmp_pat
                       ("fit", "production-seed0"), ("produced", "production-seed0"),
                       ("fit", "control-seed1"), ("produced", "control-seed1"),
                       ("fit", "production-seed1"), ("produced", "production-seed1")]
+
+
+def test_a_run_whose_model_is_gone_is_named_not_scored(tmp_path, monkeypatch):
+    from experiments import common, driver
+    lines = []
+    args = recorded_music.build_parser().parse_args(["--scale", "cpu",
+                                                     "--out", str(tmp_path / "out")])
+    drv = driver.Driver(recorded_music.EXPERIMENT, args, log=lines.append)
+    run = recorded_music.plan_for(str(tmp_path / "levers"))(common.scale_base(args))[0]
+    drv.results[run.key] = {"setting": run.setting, "seed": run.seed}
+    monkeypatch.setattr(driver, "call_script",
+                        lambda *a, **k: pytest.fail("evaluate.py called without a model"))
+    recorded_music.evaluate_produced(drv, run)
+    assert drv.evaluate and "its model is gone" in lines[-1] and run.key in lines[-1]
+    assert "produced_gain" not in drv.results[run.key]
