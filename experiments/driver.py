@@ -76,6 +76,10 @@ class Driver:
     def run_dir(self, key: str) -> str:
         return self.run_dirs.get(key) or os.path.join(self.out, "runs", key)
 
+    def has_model(self, key: str) -> bool:
+        """Whether the run's folder holds its trained ``model.keras``."""
+        return os.path.exists(os.path.join(self.run_dir(key), "model.keras"))
+
     def evaluation_dir(self, key: str) -> str:
         """Where evaluate.py writes the run's test scores (``results.json``)."""
         return os.path.join(self.run_dir(key), "evaluation")
@@ -172,63 +176,64 @@ class Driver:
                 after_run: Optional[Callable[[Run], None]] = None) -> Dict[str, dict]:
         """Runs each run in order (dependencies first); returns {key: result}.
         ``after_run(run)`` is called after each run that has a result (run
-        now or earlier), before the next one starts: work that needs the
-        run's model is done while it is on disk, not after a set that may be
-        cut off."""
+        now, earlier, or reused from another experiment), before the next one
+        starts: work that needs the run's model is done while it is on disk,
+        not after a set that may be cut off."""
         runs = self.select(runs)
         keys = [r.key for r in runs]
         if len(set(keys)) != len(keys):
             raise ExperimentError(f"duplicate runs in {keys}")
         for i, run in enumerate(runs, 1):
-            prefix = f"[{self.experiment} {i}/{len(runs)}] {run.key}"
-            if self.args.dry_run:
-                found = self._reusable(run)
-                if found is not None:
-                    self.log(f"{prefix}: would reuse {rel(found[0])} (same fit.py flags)")
-                    self.run_dirs[run.key] = found[1]
-                    continue
-                self.log(f"{prefix}:\n  {display_command(FIT, self.fit_argv(run))}")
-                if self._evaluates(run):
-                    self.log(f"  {display_command(EVALUATE, self.evaluate_argv(run))}")
-                continue
-            existing = read_result(self.result_path(run.key))
-            if existing is not None:
-                self.log(f"{prefix}: finished earlier, skipped ({rel(self.result_path(run.key))})")
-                self._evaluate_again(run, existing)
-                self._recollect_tracks(run, existing)
-                if self._changed(run, existing):
-                    self.log(f"  WARNING: {run.key} was run with other fit.py flags than this "
-                             f"scale's ({existing.get('command')}); delete its JSON and run "
-                             "folder to redo it")
-                self.results[run.key] = existing
-                if existing.get("reused_from"):
-                    self.run_dirs[run.key] = absolute(existing["run_dir"])
-                elif run.keep_backbone and not os.path.exists(os.path.join(
-                        self.out, "backbones", run.key, "model.keras")) and os.path.exists(
-                        os.path.join(self.run_dir(run.key), "model.keras")):
-                    self.keep_backbone(run)  # a run finished before backbones were kept
-                if after_run is not None:
-                    after_run(run)
-                continue
-            reused = self._reuse(run)
-            if reused is not None:
-                self.log(f"{prefix}: same fit.py flags as {reused['reused_from']}: reused")
-                self.results[run.key] = reused
-                continue
-            if run.backbone and run.backbone not in self.results:
-                self._fail(run, f"its backbone run {run.backbone} did not finish")
-                self.log(f"{prefix}: SKIPPED, backbone run {run.backbone} did not finish")
-                continue
-            self.log(f"{prefix}: training ...")
-            result = self._run_one(run)
-            if result is not None:
-                self.results[run.key] = result
-                self.log(f"{prefix}: done in {result['wall_seconds']:.0f} s, best validation "
-                         f"uSDR " + ", ".join(f"{t} {v:.2f}" for t, v in
-                                               result["best_valid_usdr"].items()) + " dB")
-                if after_run is not None:
-                    after_run(run)
+            self._execute_one(run, f"[{self.experiment} {i}/{len(runs)}] {run.key}")
+            if after_run is not None and run.key in self.results:
+                after_run(run)
         return self.results
+
+    def _execute_one(self, run: Run, prefix: str) -> None:
+        """One run of :meth:`execute`: reused, skipped or trained (or, with
+        ``--dry-run``, its commands printed)."""
+        if self.args.dry_run:
+            found = self._reusable(run)
+            if found is not None:
+                self.log(f"{prefix}: would reuse {rel(found[0])} (same fit.py flags)")
+                self.run_dirs[run.key] = found[1]
+                return
+            self.log(f"{prefix}:\n  {display_command(FIT, self.fit_argv(run))}")
+            if self._evaluates(run):
+                self.log(f"  {display_command(EVALUATE, self.evaluate_argv(run))}")
+            return
+        existing = read_result(self.result_path(run.key))
+        if existing is not None:
+            self.log(f"{prefix}: finished earlier, skipped ({rel(self.result_path(run.key))})")
+            self._evaluate_again(run, existing)
+            self._recollect_tracks(run, existing)
+            if self._changed(run, existing):
+                self.log(f"  WARNING: {run.key} was run with other fit.py flags than this "
+                         f"scale's ({existing.get('command')}); delete its JSON and run "
+                         "folder to redo it")
+            self.results[run.key] = existing
+            if existing.get("reused_from"):
+                self.run_dirs[run.key] = absolute(existing["run_dir"])
+            elif run.keep_backbone and self.has_model(run.key) and not os.path.exists(
+                    os.path.join(self.out, "backbones", run.key, "model.keras")):
+                self.keep_backbone(run)  # a run finished before backbones were kept
+            return
+        reused = self._reuse(run)
+        if reused is not None:
+            self.log(f"{prefix}: same fit.py flags as {reused['reused_from']}: reused")
+            self.results[run.key] = reused
+            return
+        if run.backbone and run.backbone not in self.results:
+            self._fail(run, f"its backbone run {run.backbone} did not finish")
+            self.log(f"{prefix}: SKIPPED, backbone run {run.backbone} did not finish")
+            return
+        self.log(f"{prefix}: training ...")
+        result = self._run_one(run)
+        if result is not None:
+            self.results[run.key] = result
+            self.log(f"{prefix}: done in {result['wall_seconds']:.0f} s, best validation "
+                     f"uSDR " + ", ".join(f"{t} {v:.2f}" for t, v in
+                                           result["best_valid_usdr"].items()) + " dB")
 
     def _recollect_tracks(self, run: Run, existing: dict) -> None:
         """A result written before results kept their per-track scores takes
@@ -362,7 +367,7 @@ class Driver:
         model is still on disk (the training is kept)."""
         if ("test_error" not in existing or not self._evaluates(run)
                 or existing.get("reused_from")
-                or not os.path.exists(os.path.join(self.run_dir(run.key), "model.keras"))):
+                or not self.has_model(run.key)):
             return
         self.log(f"  its evaluation had failed ({existing['test_error']}): evaluating again")
         self._evaluate(run, existing, self.log_path(run.key))

@@ -93,7 +93,7 @@ def evaluate_produced(drv: driver.Driver, run: Run) -> None:
     result = drv.results.get(run.key)
     if not drv.evaluate or result is None or "produced_gain" in result:
         return
-    if not os.path.exists(os.path.join(drv.run_dir(run.key), "model.keras")):
+    if not drv.has_model(run.key):
         drv.log(f"  {run.key}: not scored on the produced split: its model is gone (a run of "
                 "another machine); delete its result JSON to train and score it again")
         return
