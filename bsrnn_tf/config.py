@@ -234,6 +234,10 @@ class TrainConfig:
     loss: str = "bsrnn"
     sdr_weight: float = 0.1
     patience: int = 10
+    # A time budget: stop after the epoch in which the run's epochs (their
+    # seconds as the epoch lines report them, validation included; resumed
+    # runs count their earlier epochs) reach this many minutes. 0: none.
+    max_minutes: float = 0.0
     mixed_precision: bool = False
     # Recompute each band-sequence block in the backward pass instead of
     # keeping its activations (Backbone.recompute_blocks): less memory.
@@ -259,6 +263,7 @@ class TrainConfig:
             raise ConfigError(f"train.loss must be one of {LOSSES}, got {self.loss!r}")
         check_number("train.sdr_weight", self.sdr_weight, 0)
         check_number("train.patience", self.patience, 0, integer=True)
+        check_number("train.max_minutes", self.max_minutes, 0)
         check_number("train.checkpoint_every_steps", self.checkpoint_every_steps, 0, integer=True)
         for target, weight in self.target_weights.items():
             check_number(f"train.target_weights[{target}]", weight, 0)

@@ -272,6 +272,29 @@ def test_finished_run_is_reported_and_flags_on_resume_are_applied_or_refused(dat
     assert json.loads((run / "config.json").read_text())["train"]["patience"] == 5
 
 
+def test_max_minutes_stops_early_says_so_and_may_change_on_resume(dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["--targets", "vocals", *FAST, "--musdb-root", dataset, "--examples-per-epoch", "2",
+            "--epochs", "3", "--run-dir", str(run)]
+    assert fit.main([*args, "--max-minutes", "1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/3: mean loss" in out and "epoch 2/3" not in out, out
+    assert "time budget reached" in out
+    assert json.loads((run / "config.json").read_text())["train"]["max_minutes"] == 1e-6
+    # Again: nothing left within the budget, nothing written.
+    before = {p: os.path.getmtime(p) for p in run.rglob("*")}
+    assert fit.main([*args, "--max-minutes", "1e-6"]) == 0
+    out = capsys.readouterr().out
+    assert "has used its time budget" in out and "--max-minutes above" in out, out
+    assert {p: os.path.getmtime(p) for p in run.rglob("*")} == before
+    # The budget is safe to change on resume: 0 lifts it.
+    assert fit.main([*args, "--max-minutes", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming with --max-minutes 0.0 (the run had 1e-06)" in out, out
+    assert "epoch 3/3: mean loss" in out
+    assert len(json.loads((run / "history.json").read_text())) == 3
+
+
 def test_norm_and_band_flags_reach_the_config():
     parse = fit.build_parser().parse_args
     config = fit.config_from_args(parse(["--mtl", "--preset", "cpu", "--norm", "frame"]))

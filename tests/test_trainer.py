@@ -73,6 +73,29 @@ def test_mirrored_and_multiworker_match_one_device(tmp_path):
     assert (tmp_path / "r3" / "model.keras").exists()
 
 
+@pytest.mark.slow
+def test_workers_agree_to_stop_when_one_is_out_of_time(tmp_path):
+    """Two MultiWorkerMirroredStrategy workers with different time budgets:
+    the one out of time after epoch 1 stops the other there too (without the
+    agreement the other would start epoch 2 alone and wait forever)."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    workers = [_run([str(tmp_path / f"worker{i}.npz"), str(tmp_path / "run"), "--steps", "1",
+                     "--epochs", "3", "--max-minutes", budget],
+                    env={"TF_CONFIG": json.dumps({"cluster": cluster,
+                                                  "task": {"type": "worker", "index": i}})})
+               for i, budget in enumerate(["1000", "1e-9"])]
+    try:
+        for w in workers:
+            _finish(w, timeout=400)
+    finally:
+        for w in workers:
+            w.kill()
+    for i in range(2):
+        _, iterations = _weights(tmp_path / f"worker{i}.npz")
+        assert iterations == 1
+
+
 def _trainer(tmp_path, data_fn, valid=None, steps=3, log=None, **train):
     import keras
     import tensorflow as tf
@@ -135,6 +158,33 @@ def test_checkpoint_restores_weights_and_optimizer_state(tmp_path):
         np.testing.assert_array_equal(a, b.numpy())
     for a, b in zip(weights, second.model.weights):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_time_budget_stops_after_the_epoch_that_reaches_it_and_counts_resumed_epochs(tmp_path):
+    """max_minutes: the epoch that reaches the budget is the last; a resumed
+    run counts the epochs of its history; a larger budget trains on; 0 is
+    no budget."""
+    logs = []
+    first = _trainer(tmp_path / "a", _synthetic(), steps=1, epochs=3, max_minutes=1e-9,
+                     log=logs.append)
+    first.fit()
+    assert [h["epoch"] for h in first.history] == [1]
+    assert int(first.optimizer.iterations.numpy()) == 1
+    assert any(line.startswith("time budget reached: ") and "(max_minutes 1e-09)" in line
+               for line in logs), logs
+    assert first.trained_minutes() == pytest.approx(first.history[0]["seconds"] / 60)
+    again = _trainer(tmp_path / "a", _synthetic(), steps=1, epochs=3, max_minutes=1e-9)
+    assert again.restore() and again.out_of_time()
+    again.fit()
+    assert int(again.optimizer.iterations.numpy()) == 1  # nothing more trained
+    budget = again.trained_minutes() + 1e-9  # reached by the next epoch, whatever its time
+    more = _trainer(tmp_path / "a", _synthetic(), steps=1, epochs=3, max_minutes=budget)
+    assert more.restore() and not more.out_of_time()
+    more.fit()
+    assert [h["epoch"] for h in more.history] == [1, 2]
+    unlimited = _trainer(tmp_path / "b", _synthetic(), steps=1, epochs=3, max_minutes=0.0)
+    unlimited.fit()
+    assert [h["epoch"] for h in unlimited.history] == [1, 2, 3]
 
 
 def test_diverging_loss_stops_with_clear_error(tmp_path):

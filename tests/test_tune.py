@@ -128,9 +128,13 @@ def test_report_ranks_by_the_gain_reached_at_equal_time(tmp_path):
 def test_trials_of_different_chunk_lengths_are_validated_on_the_same_chunks(dataset, tmp_path):
     """--segment-seconds 0.75 0.5: both trials train on their own chunks and
     are scored on 0.75 s validation chunks (the first value), so their
-    references (the scaled mixture's uSDR) are the same numbers."""
+    references (the scaled mixture's uSDR) are the same numbers. Also: a
+    --max-minutes budget reaches every trial (each stops after one of its
+    3 epochs), and so does --dataset (recorded; --musdb-root is what they
+    read)."""
     args = [*COMMON, "--musdb-root", dataset, "--targets", "drums", "--tuner", "random",
-            "--max-trials", "2", "--epochs", "1", "--num-layers", "1", "--feature-dim", "4",
+            "--max-trials", "2", "--epochs", "3", "--max-minutes", "1e-9", "--dataset", "synth",
+            "--num-layers", "1", "--feature-dim", "4",
             "--bands", "v7", "--lr", "1e-3", "--segment-seconds", "0.75", "0.5",
             "--directory", str(tmp_path), "--name", "seg"]
     assert tune.main(args) == 0
@@ -142,6 +146,8 @@ def test_trials_of_different_chunk_lengths_are_validated_on_the_same_chunks(data
                for s in summaries]
     assert sorted(c["data"]["segment_seconds"] for c in configs) == [0.5, 0.75]
     assert [c["data"]["valid_segment_seconds"] for c in configs] == [0.75, 0.75]
+    assert [c["train"]["max_minutes"] for c in configs] == [1e-9, 1e-9]
+    assert [c["data"]["builtin_dataset"] for c in configs] == ["synth", "synth"]
     first, second = (s["valid_references"] for s in summaries)
     assert first == second and np.isfinite(first["scaled_mixture"]["drums"])
     for s in summaries:
@@ -160,6 +166,7 @@ def test_trials_of_different_chunk_lengths_are_validated_on_the_same_chunks(data
     (["--lr", "5"], "must lie in"),
     (["--segment-seconds", "0.5", "0"], "--segment-seconds values must be positive"),
     (["--threads", "0"], "--threads must be at least 1, got 0"),
+    (["--max-minutes", "5"], "--max-minutes needs --tuner random or bayesian"),
 ])
 def test_invalid_search_space_is_clear_error(tmp_path, capsys, extra, message):
     assert tune.main([*COMMON, "--directory", str(tmp_path), *extra]) == 2

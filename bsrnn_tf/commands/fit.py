@@ -72,6 +72,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--lr-decay-epochs", type=int, help="decay every this many epochs (default 2)")
     p.add_argument("--clip-norm", type=float, help="gradient clipping norm (default 5)")
     p.add_argument("--patience", type=int, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="a time budget: stop after the epoch in which the run's epochs "
+                        "(validation included, earlier sittings of a resumed run too) reach "
+                        "M minutes, even before --epochs (0: none, the default)")
     p.add_argument("--examples-per-epoch", type=int)
     p.add_argument("--valid-examples", type=int, help="fixed validation chunks")
     p.add_argument("--segment-seconds", type=float, help="training chunk length (default: the preset's, 2 s "
@@ -161,6 +165,7 @@ def config_from_args(args, saved: bool = False) -> ExperimentConfig:
                              ("lr", t, "learning_rate"), ("lr_decay", t, "lr_decay"),
                              ("lr_decay_epochs", t, "lr_decay_epochs"),
                              ("clip_norm", t, "clip_norm"), ("patience", t, "patience"),
+                             ("max_minutes", t, "max_minutes"),
                              ("checkpoint_every", t, "checkpoint_every_steps"),
                              ("seed", t, "seed"), ("examples_per_epoch", d, "examples_per_epoch"),
                              ("valid_examples", d, "valid_examples"),
@@ -238,6 +243,7 @@ def set_run_dtype_policy(config: ExperimentConfig) -> None:
 # Flags that may change when a run resumes: they do not change what its
 # checkpoints mean (config field -> flag).
 RESUME_SAFE = {"train.epochs": "--epochs", "train.patience": "--patience",
+               "train.max_minutes": "--max-minutes",
                "train.checkpoint_every_steps": "--checkpoint-every",
                "train.recompute_blocks": "--recompute-blocks",
                "data.musdb_root": "--musdb-root"}
@@ -317,6 +323,12 @@ def _complete(trainer, run_dir: str) -> Optional[str]:
         return (f"{run_dir} is already complete: {done} of {cfg.epochs} epochs trained (best "
                 f"{_best_line(trainer)}); nothing was written. To train on, rerun with "
                 f"--epochs {done + max(1, cfg.epochs // 2)} (any number above {done})")
+    if trainer.out_of_time():
+        used = trainer.trained_minutes()
+        return (f"{run_dir} has used its time budget: {used:.1f} of {cfg.max_minutes:g} "
+                f"minutes trained in {done} epochs (best {_best_line(trainer)}); nothing was "
+                f"written. To train on, rerun with a --max-minutes above {used:.1f} (0: no "
+                f"budget)")
     if cfg.patience and int(trainer.bad_epochs.numpy()) >= cfg.patience:
         return (f"{run_dir} stopped early after {done} epochs (no validation improvement for "
                 f"{cfg.patience}); nothing was written. To train on, rerun with a --patience "

@@ -15,6 +15,8 @@ Examples::
     python training/tune.py --targets drums --tuner bayesian --max-trials 20 \\
         --num-layers 2 4 8 --feature-dim 32 64 --bands v7 universal universal:41 my.json \\
         --segment-seconds 3 2 4
+    python training/tune.py --preset cpu --mtl --tuner random --max-trials 6 --epochs 99 \\
+        --max-minutes 30 --num-layers 3 6 --feature-dim 32 48 --segment-seconds 2 3
 
 An interrupted search resumes (finished trials are not rerun; the trial that
 was running resumes from its last checkpoint). At the end the project folder
@@ -28,7 +30,10 @@ gain at equal time: the best mean validation gain over the best-scaled
 mixture (dB) each trial had reached after T seconds of training, T being the
 shortest total training time among the finished trials (a trial with no
 validated epoch by T comes last). Times are the wall-clock seconds of the
-trainer's epochs, so they are noisy on a shared machine.
+trainer's epochs, so they are noisy on a shared machine. ``--max-minutes M``
+gives every trial the same time budget instead of the same epochs (each
+stops after the epoch that reaches M minutes; ``--epochs`` is then a cap):
+no trial trains past what the comparison at T can use.
 
 ``bsrnn-tf tune`` is the same command as ``python training/tune.py``.
 """
@@ -84,7 +89,8 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     # The rest of the experiment: fit.py's own options (type, default, help).
     fit_actions = fit.build_parser()._actions
     for flag in ("--config", "--preset", "--targets", "--batch-size", "--examples-per-epoch",
-                 "--valid-examples", "--musdb-root", "--seed", "--mtl",
+                 "--valid-examples", "--musdb-root", "--dataset", "--seed", "--mtl",
+                 "--max-minutes",
                  "--mixed-precision", "--recompute-blocks", "--no-augment",
                  "--no-activity-detection", "--cpu-devices", "--threads", "--quiet"):
         p._add_action(next(a for a in fit_actions if flag in a.option_strings))
@@ -116,6 +122,9 @@ def validate_space(args) -> None:
                           f"{args.segment_seconds}")
     if args.max_trials < 1 or args.epochs < 1:
         raise ConfigError("--max-trials and --epochs must be positive")
+    if args.max_minutes and args.tuner == "hyperband":
+        raise ConfigError("--max-minutes needs --tuner random or bayesian: Hyperband budgets "
+                          "its trials in epochs and continues them from each other")
     for value in args.bands:
         name, edges = parse_bands(value)
         band_ranges(name, num_edges=edges)  # raises BandSchemaError with the reason

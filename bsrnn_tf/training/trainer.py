@@ -31,7 +31,7 @@ from bsrnn_tf.data.pipeline import valid_segment_samples
 from bsrnn_tf.fileio import BEST_FILE, MODEL_FILE, atomic_write_text
 from bsrnn_tf.models.io import save_separator
 from bsrnn_tf.training.checkpoints import KEEP_CHECKPOINTS, CheckpointError, restore_newest_readable
-from bsrnn_tf.training.distribute import is_chief, worker_index
+from bsrnn_tf.training.distribute import cluster_workers, is_chief, worker_index
 from bsrnn_tf.training.losses import multitask_loss, target_loss
 from bsrnn_tf.training.summaries import write_examples, write_hparams
 from bsrnn_tf.training.validation import db_ratio, reference_usdr
@@ -267,7 +267,8 @@ class Trainer:
         return True
 
     def fit(self) -> list:
-        """Trains until ``epochs`` or early stopping; returns the history."""
+        """Trains until ``epochs``, early stopping or the ``max_minutes`` budget; returns
+        the history."""
         cfg = self.train_cfg
         writer = tf.summary.create_file_writer(self.logdir) if self.chief else None
         if writer is not None:
@@ -276,6 +277,13 @@ class Trainer:
             if int(self.bad_epochs.numpy()) >= cfg.patience > 0:
                 self.log(f"early stopping: no validation improvement for {cfg.patience} epochs")
                 break
+            if self.out_of_time():
+                if self.trained_minutes() >= cfg.max_minutes:
+                    self.log(f"time budget reached: {self.trained_minutes():.1f} minutes of "
+                             f"training (max_minutes {cfg.max_minutes:g})")
+                else:
+                    self.log("another worker reached its time budget: stopping with it")
+                break
             result = self._run_epoch(writer)
             self.history.append(dataclasses.asdict(result))
             improved = self._end_epoch(result, writer)
@@ -283,6 +291,27 @@ class Trainer:
         if writer is not None:
             writer.flush()
         return self.history
+
+    def trained_minutes(self) -> float:
+        """Minutes of the epochs in the history (their epoch lines' seconds)."""
+        return sum(float(h["seconds"]) for h in self.history) / 60.0
+
+    def out_of_time(self) -> bool:
+        """Whether the run has used its ``max_minutes`` (never when 0). Workers
+        of a cluster time their epochs apart, so they agree: once one of them
+        is out of time, all stop after the same epoch."""
+        budget = self.train_cfg.max_minutes
+        if not budget > 0:
+            return False
+        out = self.trained_minutes() >= budget
+        if cluster_workers() > 1:
+            out = float(self._sum_over_replicas(tf.constant(float(out)))) > 0
+        return out
+
+    @tf.function
+    def _sum_over_replicas(self, value: tf.Tensor) -> tf.Tensor:
+        per_replica = self.strategy.run(tf.identity, args=(value,))
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     def _run_epoch(self, writer) -> EpochResult:
         epoch = int(self.epoch.numpy())

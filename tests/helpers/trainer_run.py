@@ -2,6 +2,7 @@
 final weights; used by the distribution tests as a separate process.
 
 usage: trainer_run.py OUT.npz RUN_DIR [--cpu-devices N] [--steps S] [--clip C]
+                      [--epochs E] [--max-minutes M]
 TF_CONFIG selects MultiWorkerMirroredStrategy.
 """
 
@@ -50,6 +51,8 @@ def main():
     parser.add_argument("--cpu-devices", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--clip", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max-minutes", type=float, default=0.0)
     args = parser.parse_args()
 
     from bsrnn_tf.training.distribute import make_strategy
@@ -68,7 +71,8 @@ def main():
     config.data.segment_seconds = SEGMENT / 44100
     config.data.examples_per_epoch = 2 * args.steps
     config.train.batch_size = 2
-    config.train.epochs = 1
+    config.train.epochs = args.epochs
+    config.train.max_minutes = args.max_minutes
     config.train.clip_norm = args.clip
     with strategy.scope():
         model = build_separator(config.model)
