@@ -218,27 +218,35 @@ def multitask_section(results: List[dict]) -> List[str]:
                  else seed_mean(list(gains[arm].values())))
             lines.append(compare(a, b, "MTL", f"single-target ({arm})",
                                  f"{target}: MTL vs single-target at {what}"))
-    lines += mixed_scoring_notes(mtl, arms)
+    singles = {f"single-target runs ({arm} budget)": [r for t in multitask.TARGETS
+                                                      for r in arms[arm][t]]
+               for arm in multitask.ARMS}
+    lines += mixed_scoring_notes(mtl, singles, multitask.TARGETS, "MTL runs")
     return lines + [""]
 
 
-def mixed_scoring_notes(mtl: List[dict], arms: dict) -> List[str]:
-    """A warning per target whose single-target runs left a silent reference
-    out of the test mean while MTL runs were scored before evaluate.py did
-    (they kept no per-track scores to rescore): those test figures differ by
-    the silent song, not by the models."""
-    old = [r for r in mtl if "test_gain" in r and "test_per_track" not in r]
+def mixed_scoring_notes(old: List[dict], others: Dict[str, List[dict]],
+                        targets: Sequence[str], old_name: str) -> List[str]:
+    """A warning per target for which some runs of ``others`` (label -> runs)
+    left a silent reference out of the test mean while runs of ``old`` were
+    scored before evaluate.py did (they kept no per-track scores to
+    rescore): those test figures differ by the silent song, not by the
+    models. Each note gives the validation gain at the kept epoch of every
+    group, to compare by instead."""
+    old = [r for r in old if "test_gain" in r and "test_per_track" not in r]
     notes = []
-    for target in multitask.TARGETS:
-        silent = sorted({song for runs in (arms[a][target] for a in multitask.ARMS)
-                         for r in runs for song in (r.get("test_silent_references") or {})
-                         .get(target, [])})
+    for target in targets:
+        silent = sorted({song for runs in others.values() for r in runs
+                         for song in (r.get("test_silent_references") or {}).get(target, [])})
         if old and silent:
-            notes.append(f"- **{target}: test figures not comparable.** The single-target "
-                         f"runs leave out the test song(s) whose {target} is silent "
-                         f"({', '.join(silent)}); the MTL runs were scored before "
-                         "evaluate.py did and include it (their per-track scores were not "
-                         "kept). Compare this target by its validation gain above.")
+            valid = ", ".join(f"{name} {cell(seed_values(runs, 'best_valid_gain', target))}"
+                              for name, runs in [(old_name, old), *others.items()])
+            notes.append(f"- **{target}: test figures not comparable.** evaluate.py now "
+                         f"leaves out the test song(s) whose {target} is silent "
+                         f"({', '.join(silent)}), and the runs scored since do; the "
+                         f"{old_name} were scored before and include it (their per-track "
+                         "scores were not kept). Validation gain at the kept epoch instead: "
+                         f"{valid}.")
     return [""] + notes if notes else []
 
 
@@ -275,6 +283,10 @@ def new_instrument_section(results: List[dict]) -> List[str]:
                      + " | ".join(cell(per_target[t]) if t in per_target else "not a target"
                                   for t in targets)
                      + f" | {cell(seed_mean(list(per_target.values())))} |")
+    for backbone, (_, b_targets, data) in ni.BACKBONES.items():
+        alike = {f"{name} runs": g.get(name, []) for name, (_, _, d) in ni.BACKBONES.items()
+                 if d == data and name != backbone}
+        lines += mixed_scoring_notes(g.get(backbone, []), alike, b_targets, f"{backbone} runs")
     lines += ["", "| band split | instrument | model | trainable parameters | minutes of "
               "training | test gain | head − this model (paired) | validation gain (final) "
               f"| {_reference_header()} |", "|---|---|---|---:|---:|---|---|---|---:|---:|"]

@@ -803,14 +803,17 @@ def test_holdout_derivation_takes_instruments_out_of_other_and_silences_a_stem(t
 
 def test_report_warns_when_mtl_and_single_target_scores_differ_by_a_silent_song():
     from experiments.report_sections import mixed_scoring_notes
-    arms = {arm: {t: [] for t in multitask.TARGETS} for arm in multitask.ARMS}
-    arms["quarter"]["other"] = [{"test_gain": {"other": -0.3}, "test_per_track": {},
-                                 "test_silent_references": {"other": ["Song 7"]}}]
-    arms["quarter"]["drums"] = [{"test_gain": {"drums": 4.1}, "test_per_track": {},
-                                 "test_silent_references": {}}]
-    old_mtl = [{"test_gain": {t: 0.0 for t in multitask.TARGETS}}]
-    notes = [n for n in mixed_scoring_notes(old_mtl, arms) if n]
+    singles = [{"seed": 0, "test_gain": {"other": -0.3}, "test_per_track": {},
+                "test_silent_references": {"other": ["Song 7"]},
+                "best_valid_gain": {"other": -1.25}},
+               {"seed": 0, "test_gain": {"drums": 4.1}, "test_per_track": {},
+                "test_silent_references": {}, "best_valid_gain": {"drums": 3.0}}]
+    old_mtl = [{"seed": 0, "test_gain": {t: 0.0 for t in multitask.TARGETS},
+                "best_valid_gain": {t: 0.5 for t in multitask.TARGETS}}]
+    notes = [n for n in mixed_scoring_notes(old_mtl, {"single-target runs": singles},
+                                            multitask.TARGETS, "MTL runs") if n]
     assert len(notes) == 1 and notes[0].startswith("- **other: test figures not comparable")
     assert "Song 7" in notes[0]
+    assert "MTL runs 0.50 (n=1), single-target runs -1.25 (n=1)" in notes[0]
     rescored = [{**old_mtl[0], "test_per_track": {}}]
-    assert mixed_scoring_notes(rescored, arms) == []
+    assert mixed_scoring_notes(rescored, {"b": singles}, multitask.TARGETS, "a") == []
