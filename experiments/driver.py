@@ -70,6 +70,7 @@ class Driver:
         self.results: Dict[str, dict] = {}
         self.run_dirs: Dict[str, str] = {}  # key -> run dir of a reused run
         self.failures: List[dict] = []
+        self.to_train: List[str] = []  # --dry-run: the runs that would be trained
         self.started = time.time()
 
     # -- paths --------------------------------------------------------------
@@ -193,11 +194,16 @@ class Driver:
         """One run of :meth:`execute`: reused, skipped or trained (or, with
         ``--dry-run``, its commands printed)."""
         if self.args.dry_run:
+            if read_result(self.result_path(run.key)) is not None:
+                self.log(f"{prefix}: finished earlier, would be skipped "
+                         f"({rel(self.result_path(run.key))})")
+                return
             found = self._reusable(run)
             if found is not None:
                 self.log(f"{prefix}: would reuse {rel(found[0])} (same fit.py flags)")
                 self.run_dirs[run.key] = found[1]
                 return
+            self.to_train.append(run.key)
             self.log(f"{prefix}:\n  {display_command(FIT, self.fit_argv(run))}")
             if self._evaluates(run):
                 self.log(f"  {display_command(EVALUATE, self.evaluate_argv(run))}")
@@ -518,6 +524,8 @@ def command_module(script: str):
 def finish(driver: Driver, summary: dict) -> int:
     """Prints the outcome; exit status 1 if any run failed."""
     if driver.args.dry_run:
+        driver.log(f"{driver.experiment}: {len(driver.to_train)} run(s) to train"
+                   + (f": {' '.join(driver.to_train)}" if driver.to_train else ""))
         return 0
     done = summary["runs"]
     driver.log(f"{driver.experiment}: {done} run(s) finished, "
@@ -552,7 +560,7 @@ def run_experiment(experiment: str, args, plan, plot, summary_extra,
         print(f"{experiment}: error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        return 0
+        return finish(driver, {})
     figures = [] if args.no_plots or not results else plot(results, driver.out)
     summary = driver.write_summary(runs, {"figures": [os.path.basename(f) for f in figures],
                                           **summary_extra(base)})

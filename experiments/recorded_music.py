@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     if args.dry_run:
         for setting in sorted(selected - {"control"}):
             print(f"(data) {setting}: {data_root(args.data, setting)}")
-        return 0
+        return driver.finish(drv, {})
     summary = drv.write_summary(runs, {"levers": table(drv.results)})
     for setting, row in summary["levers"].items():
         cells = "  ".join(f"{split}: {row[split]['mean']:+.2f} dB" for split in

@@ -304,10 +304,17 @@ def test_paper_scale_commands(tmp_path, capsys):
 
 def test_new_instrument_cpu_scale_commands(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BSRNN_TF_EXPERIMENT_DATA", str(tmp_path / "data"))
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "piano_small_universal41-seed0.json").write_text(
+        json.dumps({"best_valid_usdr": {"piano": 1.0}}))  # finished: not planned again
     text = _dry_run(new_instrument, ["--scale", "cpu", "--out", str(tmp_path / "x")], capsys)
     fits = _fits(text)
-    # 3 seeds x (3 backbones + 4 cases x head, scratch, small)
-    assert len(fits) == 3 * (3 + 4 * 3) and text.count("training/evaluate.py") == len(fits)
+    # 3 seeds x (3 backbones + 4 cases x head, scratch, small), less the finished one
+    planned = 3 * (3 + 4 * 3) - 1
+    assert len(fits) == planned and text.count("training/evaluate.py") == len(fits)
+    assert "piano_small_universal41-seed0: finished earlier, would be skipped" in text
+    assert not [c for c in fits if _run_dir(c) == "piano_small_universal41-seed0"]
+    assert f"new_instrument: {planned} run(s) to train: mtl3_novocals-seed0 " in text
     holdout, full, no_vocals = (str(tmp_path / "data" / d) for d in (
         "holdout-piano-guitar-v1", "instruments-v1", "holdout-no-vocals-v1"))
     for c in fits:

@@ -24,6 +24,7 @@ def test_cpu_scale_commands_one_dataset_per_lever(tmp_path, capsys):
         else:
             assert f"--musdb-root {data}/{setting}-v1" in line
     assert not data.exists()  # a dry run makes nothing
+    assert "recorded_music: 18 run(s) to train: control-seed0 " in text
 
 
 def test_levers_table_means_over_seeds():
