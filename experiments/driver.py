@@ -538,6 +538,15 @@ def finish(driver: Driver, summary: dict) -> int:
     return 0
 
 
+def all_results(out: str, results: Dict[str, dict]) -> Dict[str, dict]:
+    """Every finished run's result in ``out`` (by key), this invocation's
+    ``results`` over them: the figures show the whole experiment, not only
+    the runs an ``--only``/``--seeds`` subset selected."""
+    found = {f"{r['setting']}-seed{r['seed']}": r for r in load_results(out)
+             if "setting" in r and "seed" in r}
+    return {**found, **results}
+
+
 def run_experiment(experiment: str, args, plan, plot, summary_extra,
                    adjust_base=None) -> int:
     """The ``main`` of every driver: plan the runs for the scale, run them
@@ -561,7 +570,8 @@ def run_experiment(experiment: str, args, plan, plot, summary_extra,
         return 2
     if args.dry_run:
         return finish(driver, {})
-    figures = [] if args.no_plots or not results else plot(results, driver.out)
+    figures = [] if args.no_plots or not results else plot(all_results(driver.out, results),
+                                                            driver.out)
     summary = driver.write_summary(runs, {"figures": [os.path.basename(f) for f in figures],
                                           **summary_extra(base)})
     return finish(driver, summary)

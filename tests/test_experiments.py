@@ -824,3 +824,16 @@ def test_report_warns_when_mtl_and_single_target_scores_differ_by_a_silent_song(
     assert "MTL runs 0.50 (n=1), single-target runs -1.25 (n=1)" in notes[0]
     rescored = [{**old_mtl[0], "test_per_track": {}}]
     assert mixed_scoring_notes(rescored, {"b": singles}, multitask.TARGETS, "a") == []
+
+
+def test_figures_of_a_subset_run_show_every_finished_run(tmp_path):
+    """An --only/--seeds invocation plots the experiment's every result file,
+    its own (newer) results over them, not only the runs it selected."""
+    from experiments.driver import all_results
+    old = {"setting": "drums_v7", "seed": 0, "best_valid_usdr": {"drums": 1.0}}
+    mine = {"setting": "drums_v7", "seed": 1, "best_valid_usdr": {"drums": 2.0}}
+    records.write_json(str(tmp_path / "drums_v7-seed0.json"), old)
+    records.write_json(str(tmp_path / "drums_v7-seed1.json"), {**mine, "best_valid_usdr": {}})
+    records.write_json(str(tmp_path / "summary.json"), {"figures": []})
+    merged = all_results(str(tmp_path), {"drums_v7-seed1": mine})
+    assert merged == {"drums_v7-seed0": old, "drums_v7-seed1": mine}
