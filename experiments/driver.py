@@ -100,7 +100,11 @@ class Driver:
         model = load_separator(self.run_dir(run.key))
         for target in model.targets:
             model.remove_head(target)
-        save_separator(model, os.path.join(self.out, "backbones", run.key))
+        save_separator(model, self.kept_backbone_dir(run.key))
+
+    def kept_backbone_dir(self, key: str) -> str:
+        """``<out>/backbones/<key>``, where :meth:`keep_backbone` writes."""
+        return os.path.join(self.out, "backbones", key)
 
     def result_path(self, key: str) -> str:
         return os.path.join(self.out, f"{key}.json")
@@ -193,8 +197,9 @@ class Driver:
     def _execute_one(self, run: Run, prefix: str) -> None:
         """One run of :meth:`execute`: reused, skipped or trained (or, with
         ``--dry-run``, its commands printed)."""
+        existing = read_result(self.result_path(run.key))
         if self.args.dry_run:
-            if read_result(self.result_path(run.key)) is not None:
+            if existing is not None:
                 self.log(f"{prefix}: finished earlier, would be skipped "
                          f"({rel(self.result_path(run.key))})")
                 return
@@ -208,7 +213,6 @@ class Driver:
             if self._evaluates(run):
                 self.log(f"  {display_command(EVALUATE, self.evaluate_argv(run))}")
             return
-        existing = read_result(self.result_path(run.key))
         if existing is not None:
             self.log(f"{prefix}: finished earlier, skipped ({rel(self.result_path(run.key))})")
             self._evaluate_again(run, existing)
@@ -221,7 +225,7 @@ class Driver:
             if existing.get("reused_from"):
                 self.run_dirs[run.key] = absolute(existing["run_dir"])
             elif run.keep_backbone and self.has_model(run.key) and not os.path.exists(
-                    os.path.join(self.out, "backbones", run.key, "model.keras")):
+                    os.path.join(self.kept_backbone_dir(run.key), "model.keras")):
                 self.keep_backbone(run)  # a run finished before backbones were kept
             return
         reused = self._reuse(run)
