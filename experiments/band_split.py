@@ -62,7 +62,7 @@ def plan(base: dict) -> List[Run]:
             runs.append(Run(transfer_setting(split), seed, [*shared, "--targets", TARGET,
                                                             *transfer],
                             group=split, stage="transfer",
-                            backbone=f"{backbone_setting(split)}-seed{seed}",
+                            backbone=common.run_key(backbone_setting(split), seed),
                             meta={"band_split": split}))
         for split in SPLITS:
             runs.append(Run(scratch_setting(split), seed,

@@ -106,7 +106,18 @@ class Run:
 
     @property
     def key(self) -> str:
-        return f"{self.setting}-seed{self.seed}"
+        return run_key(self.setting, self.seed)
+
+
+def run_key(setting: str, seed) -> str:
+    """The one name of a run of ``setting`` with ``seed``: its result file's
+    stem, its run dir's name and what ``Run.backbone`` refers to."""
+    return f"{setting}-seed{seed}"
+
+
+def result_key(result: dict) -> str:
+    """:func:`run_key` of a finished run's result."""
+    return run_key(result["setting"], result["seed"])
 
 
 # --------------------------------------------------------------------- args

@@ -28,7 +28,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from experiments.common import (BASE, EVALUATE, FIT, ROOT, ExperimentError, Run, absolute,
-                                display_command, machine, rel, scale_base)
+                                display_command, machine, rel, result_key, scale_base)
 from experiments.records import (RESULT_VERSION, SUMMARY_FILE, history_curves,
                                  load_results, read_evaluation, read_result, summarize,
                                  write_json)
@@ -303,7 +303,7 @@ class Driver:
                     continue
                 run_dir = absolute(other["run_dir"])
                 if os.path.exists(os.path.join(model_dir(run_dir), "model.keras")):
-                    return (os.path.join(path, f"{other['setting']}-seed{other['seed']}.json"),
+                    return (os.path.join(path, f"{result_key(other)}.json"),
                             run_dir, other)
         return None
 
@@ -546,7 +546,7 @@ def all_results(out: str, results: Dict[str, dict]) -> Dict[str, dict]:
     """Every finished run's result in ``out`` (by key), this invocation's
     ``results`` over them: the figures show the whole experiment, not only
     the runs an ``--only``/``--seeds`` subset selected."""
-    found = {f"{r['setting']}-seed{r['seed']}": r for r in load_results(out)
+    found = {result_key(r): r for r in load_results(out)
              if "setting" in r and "seed" in r}
     return {**found, **results}
 

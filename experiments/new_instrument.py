@@ -104,7 +104,7 @@ def plan(base: dict) -> List[Run]:
             data = INSTRUMENT_DATA[instrument]
             runs.append(Run(setting(instrument, "head", split), seed,
                             [*shared, "--targets", instrument, *transfer], group=split,
-                            stage="transfer", backbone=f"{backbone}-seed{seed}",
+                            stage="transfer", backbone=common.run_key(backbone, seed),
                             data=data, meta={**meta, "arm": "head"}))
             runs.append(Run(setting(instrument, "scratch", split), seed,
                             [*shared, *bands, *base["model"], "--targets", instrument,

@@ -189,7 +189,7 @@ def missing_runs(name: str, results: List[dict], scale: str) -> List[str]:
         planned = [run.key for run in DRIVERS[name].plan(base)]
     except ExperimentError:
         return []
-    done = {f"{r['setting']}-seed{r['seed']}" for r in results}
+    done = {common.result_key(r) for r in results}
     return [key for key in dict.fromkeys(planned) if key not in done]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Dict, List, Sequence
 
 from experiments import band_split, multitask, new_instrument
+from experiments.common import result_key, run_key
 from experiments.records import by_setting
 from experiments.report_format import (SeedValues, budget, cell, common_range, compare, fmt_int,
                                        first, mean, number, paired, reference, seed_mean,
@@ -110,11 +111,11 @@ def _confound(drums: Dict[str, List[dict]], head: Dict[str, List[dict]], src: st
     split's head gain at a drums gain every split reached."""
     points = {}
     for split, heads in head.items():
-        backbone = {f"{r['setting']}-seed{r['seed']}": r for r in drums[split]}
+        backbone = {result_key(r): r for r in drums[split]}
         xs, ys = [], []
         for r in heads:
             b = backbone.get(r.get("backbone_run") or
-                             f"{band_split.backbone_setting(split)}-seed{r['seed']}")
+                             run_key(band_split.backbone_setting(split), r['seed']))
             x = (b or {}).get("test_gain", {}).get(src)
             y = (r.get("test_gain") or {}).get(dst)
             if x is not None and y is not None:
