@@ -301,7 +301,21 @@ def absolute(path: str) -> str:
 
 
 def machine() -> dict:
+    """What a run's times depend on: machines of one platform string differ in
+    CPU model and speed, so the model name is kept too."""
     return {"cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "cpu_model": cpu_model()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("" where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 

@@ -94,8 +94,9 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
     datasets: Dict[str, int] = {}
     for r in flat:
         datasets[r.get("dataset") or "?"] = datasets.get(r.get("dataset") or "?", 0) + 1
-    machines = sorted({f"{r['machine']['cpus']} CPU cores, {r['machine']['platform']}"
-                       for r in flat if r.get("machine")})
+    machines = sorted({f"{r['machine']['cpus']} CPU cores"
+                       + (f" ({r['machine']['cpu_model']})" if r["machine"].get("cpu_model") else "")
+                       + f", {r['machine']['platform']}" for r in flat if r.get("machine")})
     trained = [r for r in flat if r.get("stage") != "transfer" and r.get("config")]
     cfg = (trained or flat)[0]["config"]
     model, data, train = cfg["model"], cfg["data"], cfg["train"]
@@ -111,7 +112,9 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         "comparison has the same seeds and, per seed, the same data order).",
         _data_line(datasets),
         f"- Machine: {'; '.join(machines) or '?'}; no GPU. Up to two runs shared the cores, "
-        "so times are those of a shared machine.",
+        "so times are those of a shared machine. Sittings ran on different machines: the "
+        "same run took up to about 1.7x longer in one sitting than in another, so compare "
+        "times by their paired ratios (the arms of a seed ran in the same or the next sitting).",
         f"- Model: preset `{cfg.get('preset')}` (STFT n_fft {model['stft']['n_fft']}, hop "
         f"{model['stft']['hop_length']}, mlp_ratio {model['mlp_ratio']}); N = "
         f"{model['feature_dim']}, L = {model['num_layers']} unless a table says otherwise.",

@@ -41,6 +41,11 @@ def paired(a: SeedValues, b: SeedValues) -> SeedValues:
     return {s: a[s] - b[s] for s in sorted(a) if s in b}
 
 
+def ratio(a: SeedValues, b: SeedValues) -> SeedValues:
+    """``a / b`` for the seeds both have (b non-zero)."""
+    return {s: a[s] / b[s] for s in sorted(a) if b.get(s)}
+
+
 def seed_mean(per_target: Sequence[SeedValues]) -> SeedValues:
     """Per seed, the mean over targets (only seeds that have every target)."""
     if not per_target:

@@ -16,7 +16,7 @@ from experiments import band_split, multitask, new_instrument
 from experiments.common import result_key, run_key
 from experiments.records import by_setting
 from experiments.report_format import (SeedValues, budget, cell, common_range, compare, fmt_int,
-                                       first, mean, number, paired, reference, seed_mean,
+                                       first, mean, number, paired, ratio, reference, seed_mean,
                                        seed_table, seed_values, slope, time_to_reach,
                                        within_slope)
 
@@ -272,7 +272,9 @@ def new_instrument_section(results: List[dict]) -> List[str]:
              "with about a head's trainable parameters. Test gain over the best-scaled "
              "mixture on the held-out test songs that have the instrument; minutes of "
              "training are the mean over seeds of the epochs' times (2 CPU cores, other runs "
-             "sharing them). \"Head − this model\" is paired by seed.", "",
+             "sharing them; seeds ran on machines of different speeds), \"time ÷ scratch's\" "
+             "the paired ratio of a model's training time to the model from scratch's of "
+             "the same seed. \"Head − this model\" is paired by seed.", "",
              "The frozen backbones' own test gain (dB):", "",
              "| backbone | band split | bands | parameters | " + " | ".join(targets)
              + " | mean of its targets |", "|---|---|---:|---:|" + "---|" * (len(targets) + 1)]
@@ -289,22 +291,25 @@ def new_instrument_section(results: List[dict]) -> List[str]:
                  if d == data and name != backbone}
         lines += mixed_scoring_notes(g.get(backbone, []), alike, b_targets, f"{backbone} runs")
     lines += ["", "| band split | instrument | model | trainable parameters | minutes of "
-              "training | test gain | head − this model (paired) | validation gain (final) "
-              f"| {_reference_header()} |", "|---|---|---|---:|---:|---|---|---|---:|---:|"]
+              "training | time ÷ scratch's (paired) | test gain | head − this model (paired) "
+              f"| validation gain (final) | {_reference_header()} |",
+              "|---|---|---|---:|---:|---|---|---|---|---:|---:|"]
     rows, claims = [], []
     for instrument, split, _ in ni.CASES:
         head = _gain(arm_runs(instrument, "head", split), instrument)
         every = [r for arm in ni.ARMS for r in arm_runs(instrument, arm, split)]
+        scratch_seconds = seed_values(arm_runs(instrument, "scratch", split), "train_seconds")
         for arm in ni.ARMS:
             runs = arm_runs(instrument, arm, split)
             gain = _gain(runs, instrument)
             diff = "" if arm == "head" else cell(paired(head, gain))
-            seconds = mean(seed_values(runs, "train_seconds"))
+            seconds = seed_values(runs, "train_seconds")
+            minutes = mean(seconds)
             lines.append(
                 f"| {split} | {instrument} | {ni.ARM_LABELS[arm]} "
                 f"| {fmt_int(first(runs, 'trainable_parameters'))} "
-                f"| {number(None if seconds is None else seconds / 60, 1)} "
-                f"| {cell(gain)} | {diff} "
+                f"| {number(None if minutes is None else minutes / 60, 1)} "
+                f"| {cell(ratio(seconds, scratch_seconds))} | {cell(gain)} | {diff} "
                 f"| {cell(seed_values(runs, 'final_valid_gain', instrument))} "
                 f"| {_references(every, instrument)} |")
             rows.append((f"{instrument}, {split}: {arm}", gain))

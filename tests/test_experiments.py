@@ -417,7 +417,7 @@ def _fake_result(run: common.Run, experiment: str, rng, shift: float = 0.0) -> d
         "trainable_parameters": 300 if run.stage == "transfer" else parameters,
         "wall_seconds": float(rng.uniform(100, 1000)), "train_seconds": float(sum(seconds)),
         "dataset": "/cache/holdout-piano-guitar-v1", "builtin_dataset": False,
-        "machine": {"cpus": 2, "platform": "test"}, **run.meta,
+        "machine": {"cpus": 2, "platform": "test", "cpu_model": "Test CPU"}, **run.meta,
         "config": {"preset": "cpu", "model": {
             "feature_dim": 32, "num_layers": 3, "mlp_ratio": 4,
             "stft": {"n_fft": 2048, "hop_length": 512}},
@@ -666,6 +666,10 @@ def test_report_new_instrument_tables_equal_numpy_statistics(fake_results, tmp_p
         assert _cell_stats(row["test gain"]) == _expect(gain)
         assert _cell_stats(row["validation gain (final)"]) == _expect(
             fake.gain("new_instrument", setting, inst, "final_valid_gain"))
+        scratch = fake.runs("new_instrument", f"{inst}_scratch_{split}")
+        ratios = {s: runs[s]["train_seconds"] / scratch[s]["train_seconds"]
+                  for s in runs if s in scratch}
+        assert _cell_stats(row["time ÷ scratch's (paired)"]) == _expect(ratios)
         if not runs:
             assert row["trainable parameters"] == row["minutes of training"] == "–"
             assert row["head − this model (paired)"] == "–"
@@ -716,6 +720,7 @@ def test_report_new_instrument_tables_equal_numpy_statistics(fake_results, tmp_p
 def test_report_setup_wall_time_and_notes(fake_results, tmp_path):
     text = report.build_report(str(fake_results), str(tmp_path / "REPORT.md"))
     assert "Hand-written notes." in text and "experiments/holdout_data.py" in text
+    assert "- Machine: 2 CPU cores (Test CPU), test; no GPU." in text
     for old in ("model_size", "normalisation", "mtl3_no_vocals"):
         assert old not in text
     wall = _table(_parse_tables(text), "wall time")
