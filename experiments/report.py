@@ -86,6 +86,11 @@ def elapsed_span(results: List[dict]) -> Optional[tuple]:
 
 # ---------------------------------------------------------------- setup
 
+def _machine_name(m: dict) -> str:
+    model = f" ({m['cpu_model']})" if m.get("cpu_model") else ""
+    return f"{m['cpus']} CPU cores{model}, {m['platform']}"
+
+
 def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
     flat = [r for rs in all_results.values() for r in rs]
     if not flat:
@@ -94,9 +99,7 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
     datasets: Dict[str, int] = {}
     for r in flat:
         datasets[r.get("dataset") or "?"] = datasets.get(r.get("dataset") or "?", 0) + 1
-    machines = sorted({f"{r['machine']['cpus']} CPU cores"
-                       + (f" ({r['machine']['cpu_model']})" if r["machine"].get("cpu_model") else "")
-                       + f", {r['machine']['platform']}" for r in flat if r.get("machine")})
+    machines = sorted({_machine_name(r["machine"]) for r in flat if r.get("machine")})
     trained = [r for r in flat if r.get("stage") != "transfer" and r.get("config")]
     cfg = (trained or flat)[0]["config"]
     model, data, train = cfg["model"], cfg["data"], cfg["train"]
