@@ -103,8 +103,8 @@ class Driver:
         save_separator(model, self.kept_backbone_dir(run.key))
 
     def kept_backbone_dir(self, key: str) -> str:
-        """``<out>/backbones/<key>``, where :meth:`keep_backbone` writes."""
-        return os.path.join(self.out, "backbones", key)
+        """Where :meth:`keep_backbone` writes: :func:`kept_backbone_dir`."""
+        return kept_backbone_dir(self.out, key)
 
     def result_path(self, key: str) -> str:
         return os.path.join(self.out, f"{key}.json")
@@ -475,13 +475,19 @@ def _fit_parser():
     return fit.build_parser()
 
 
+def kept_backbone_dir(out: str, key: str) -> str:
+    """``<out>/backbones/<key>``: the headless copy of run ``key`` of the
+    experiment in ``out`` (whose run folders are ``<out>/runs/<key>``)."""
+    return os.path.join(out, "backbones", key)
+
+
 def model_dir(run_dir: str) -> str:
     """``run_dir`` if it holds ``model.keras``, else the run's headless copy
     in ``<experiment>/backbones/<key>`` when there is one."""
     if os.path.exists(os.path.join(run_dir, "model.keras")):
         return run_dir
-    kept = os.path.join(os.path.dirname(os.path.dirname(run_dir)), "backbones",
-                        os.path.basename(run_dir))
+    kept = kept_backbone_dir(os.path.dirname(os.path.dirname(run_dir)),
+                             os.path.basename(run_dir))
     return kept if os.path.exists(os.path.join(kept, "model.keras")) else run_dir
 
 
