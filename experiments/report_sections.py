@@ -171,6 +171,14 @@ def multitask_section(results: List[dict]) -> List[str]:
     mtl = g.get(multitask.MTL, [])
     arms = {arm: {t: g.get(multitask.single_setting(t, arm), []) for t in targets}
             for arm in multitask.ARMS}
+    singles = {f"single-target runs ({arm} budget)": [r for t in targets for r in arms[arm][t]]
+               for arm in multitask.ARMS}
+    # A target whose MTL and single-target test figures were scored on
+    # different songs stays out of the mean (its difference is the songs').
+    pooled = [t for t in targets if t not in mixed_scoring(mtl, singles, targets)]
+    mean_label = ("mean of the four" if len(pooled) == len(targets)
+                  else f"mean of {', '.join(pooled)}")
+    left_out = [t for t in targets if t not in pooled]
     lines = ["## 2. Multi-task learning: one MTL model vs single-target models", "",
              f"All with the `{multitask.SPLIT}` band split. The MTL model (one backbone, four "
              f"heads, {budget(mtl)}) against four single-target models each "
@@ -178,21 +186,23 @@ def multitask_section(results: List[dict]) -> List[str]:
              "together make as many optimizer steps on as many examples) and four given its "
              f"full budget each ({budget(any_arm(arms['full']))}: four times the total). "
              "Held-out test gain over the best-scaled mixture in dB; differences are paired "
-             "by seed. The mean of the four is computed per seed (a seed's mean needs all "
-             "four of its targets).", "",
+             f"by seed. The {mean_label} is computed per seed (a seed's mean needs all "
+             f"{len(pooled)} of its targets)"
+             + (f"; {', '.join(left_out)} is left out of it because its MTL and "
+                "single-target test figures were scored on different songs (see the notes "
+                "below the comparisons)." if left_out else "."), "",
              "| target | MTL | single, quarter budget | single, full budget | MTL − quarter "
              f"(paired) | MTL − full (paired) | {_reference_header()} |",
              "|---|---|---|---|---|---|---:|---:|"]
     gains = {"mtl": {t: _gain(mtl, t) for t in targets},
              **{arm: {t: _gain(arms[arm][t], t) for t in targets} for arm in multitask.ARMS}}
+    for arm in gains:
+        gains[arm][mean_label] = seed_mean([gains[arm][t] for t in pooled])
     rows = []
-    for target in [*targets, "mean of the four"]:
-        if target in targets:
-            v = {arm: gains[arm][target] for arm in gains}
-            refs = _references(mtl + arms["quarter"][target] + arms["full"][target], target)
-        else:
-            v = {arm: seed_mean(list(gains[arm].values())) for arm in gains}
-            refs = " | "
+    for target in [*targets, mean_label]:
+        v = {arm: gains[arm][target] for arm in gains}
+        refs = (_references(mtl + arms["quarter"][target] + arms["full"][target], target)
+                if target in targets else " | ")
         dq, df = paired(v["mtl"], v["quarter"]), paired(v["mtl"], v["full"])
         label = target if target in targets else f"**{target}**"
         lines.append(f"| {label} | {cell(v['mtl'])} | {cell(v['quarter'])} "
@@ -210,44 +220,51 @@ def multitask_section(results: List[dict]) -> List[str]:
                                   for arm in multitask.ARMS) + " |")
     lines += ["", "Every seed's test gain (dB):", "", *seed_table(rows, _seeds(results)), "",
               "Comparisons (held-out test gain):", ""]
-    for target in [*targets, "mean of the four"]:
+    for target in [*targets, mean_label]:
         for arm, what in (("quarter", "the same total budget"),
                           ("full", "four times the total budget")):
-            a = (gains["mtl"][target] if target in targets
-                 else seed_mean(list(gains["mtl"].values())))
-            b = (gains[arm][target] if target in targets
-                 else seed_mean(list(gains[arm].values())))
-            lines.append(compare(a, b, "MTL", f"single-target ({arm})",
-                                 f"{target}: MTL vs single-target at {what}"))
-    singles = {f"single-target runs ({arm} budget)": [r for t in multitask.TARGETS
-                                                      for r in arms[arm][t]]
-               for arm in multitask.ARMS}
-    lines += mixed_scoring_notes(mtl, singles, multitask.TARGETS, "MTL runs")
+            lines.append(compare(gains["mtl"][target], gains[arm][target], "MTL",
+                                 f"single-target ({arm})",
+                                 f"{target}: MTL vs single-target at {what}"
+                                 + (" (scored on different songs: not comparable)"
+                                    if target in left_out else "")))
+    lines += mixed_scoring_notes(mtl, singles, targets, "MTL runs")
     return lines + [""]
+
+
+def mixed_scoring(old: List[dict], others: Dict[str, List[dict]],
+                  targets: Sequence[str]) -> Dict[str, List[str]]:
+    """target -> the test songs whose reference is silent, for each target
+    whose test figures differ between ``old`` and ``others`` (label -> runs)
+    by those songs, not by the models: some runs of ``others`` left the
+    songs out of the test mean while runs of ``old`` were scored before
+    evaluate.py did (they kept no per-track scores to rescore)."""
+    if not any("test_gain" in r and "test_per_track" not in r for r in old):
+        return {}
+    mixed = {}
+    for target in targets:
+        silent = sorted({song for runs in others.values() for r in runs
+                         for song in (r.get("test_silent_references") or {}).get(target, [])})
+        if silent:
+            mixed[target] = silent
+    return mixed
 
 
 def mixed_scoring_notes(old: List[dict], others: Dict[str, List[dict]],
                         targets: Sequence[str], old_name: str) -> List[str]:
-    """A warning per target for which some runs of ``others`` (label -> runs)
-    left a silent reference out of the test mean while runs of ``old`` were
-    scored before evaluate.py did (they kept no per-track scores to
-    rescore): those test figures differ by the silent song, not by the
-    models. Each note gives the validation gain at the kept epoch of every
-    group, to compare by instead."""
+    """A warning per target of :func:`mixed_scoring`, with the validation
+    gain at the kept epoch of every group, to compare by instead."""
     old = [r for r in old if "test_gain" in r and "test_per_track" not in r]
     notes = []
-    for target in targets:
-        silent = sorted({song for runs in others.values() for r in runs
-                         for song in (r.get("test_silent_references") or {}).get(target, [])})
-        if old and silent:
-            valid = ", ".join(f"{name} {cell(seed_values(runs, 'best_valid_gain', target))}"
-                              for name, runs in [(old_name, old), *others.items()])
-            notes.append(f"- **{target}: test figures not comparable.** evaluate.py now "
-                         f"leaves out the test song(s) whose {target} is silent "
-                         f"({', '.join(silent)}), and the runs scored since do; the "
-                         f"{old_name} were scored before and include it (their per-track "
-                         "scores were not kept). Validation gain at the kept epoch instead: "
-                         f"{valid}.")
+    for target, silent in mixed_scoring(old, others, targets).items():
+        valid = ", ".join(f"{name} {cell(seed_values(runs, 'best_valid_gain', target))}"
+                          for name, runs in [(old_name, old), *others.items()])
+        notes.append(f"- **{target}: test figures not comparable.** evaluate.py now "
+                     f"leaves out the test song(s) whose {target} is silent "
+                     f"({', '.join(silent)}), and the runs scored since do; the "
+                     f"{old_name} were scored before and include it (their per-track "
+                     "scores were not kept). Validation gain at the kept epoch instead: "
+                     f"{valid}.")
     return [""] + notes if notes else []
 
 

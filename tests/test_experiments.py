@@ -831,6 +831,41 @@ def test_report_warns_when_mtl_and_single_target_scores_differ_by_a_silent_song(
     assert mixed_scoring_notes(rescored, {"b": singles}, multitask.TARGETS, "a") == []
 
 
+def test_multitask_mean_leaves_out_a_target_scored_on_different_songs():
+    """MTL runs scored before evaluate.py left silent references out, single-
+    target runs scored since: ``other`` differs by the song, so the mean row
+    pools drums, bass and vocals only (checked against numpy)."""
+    from experiments.report_sections import multitask_section
+    rng = np.random.default_rng(3)
+    runs, gains = [], {}
+    for seed in range(3):
+        g = {t: float(v) for t, v in zip(multitask.TARGETS, rng.normal(2, 1, 4))}
+        runs.append({"setting": multitask.MTL, "seed": seed, "test_gain": g})
+        gains[("mtl", seed)] = g
+        for arm in multitask.ARMS:
+            for t in multitask.TARGETS:
+                v = float(rng.normal(1, 1))
+                gains[(arm, seed, t)] = v
+                runs.append({"setting": multitask.single_setting(t, arm), "seed": seed,
+                             "test_gain": {t: v}, "test_per_track": {},
+                             "test_silent_references": {"other": ["Song 7"]} if t == "other"
+                             else {}})
+    text = "\n".join(multitask_section(runs))
+    table = _table(_parse_tables(text), "MTL − quarter (paired)")
+    assert table[-1]["target"] == "**mean of drums, bass, vocals**"
+    kept = [t for t in multitask.TARGETS if t != "other"]
+    mtl = {s: np.mean([gains[("mtl", s)][t] for t in kept]) for s in range(3)}
+    full = {s: np.mean([gains[("full", s, t)] for t in kept]) for s in range(3)}
+    assert _cell_stats(table[-1]["MTL"]) == _expect(mtl)
+    assert _cell_stats(table[-1]["MTL − full (paired)"]) == _expect(_diff(mtl, full))
+    assert "other is left out of it" in text
+    assert "other: MTL vs single-target at the same total budget (scored on different" in text
+    for run in runs:  # the MTL runs rescored: the four are pooled again
+        run.setdefault("test_per_track", {})
+    table = _table(_parse_tables("\n".join(multitask_section(runs))), "MTL − quarter (paired)")
+    assert table[-1]["target"] == "**mean of the four**"
+
+
 def test_figures_of_a_subset_run_show_every_finished_run(tmp_path):
     """An --only/--seeds invocation plots the experiment's every result file,
     its own (newer) results over them, not only the runs it selected."""
