@@ -264,12 +264,12 @@ def test_paper_scale_commands(tmp_path, capsys):
             str(tmp_path / "x")]
     text = _dry_run(band_split, args, capsys)
     fits = _fits(text)
-    assert len(fits) == 18  # 2 seeds x 3 splits x (drums, bass head, bass from scratch)
+    assert len(fits) == 27  # 3 seeds x 3 splits x (drums, bass head, bass from scratch)
     assert all("--preset small" in c and "--musdb-root /data/musdb18hq" in c for c in fits)
-    assert sum("--epochs 150 " in c for c in fits) == 6
-    assert sum("--epochs 50 " in c for c in fits) == 12
-    assert sum("--bands universal --num-edges 41" in c for c in fits) == 4
-    assert text.count("training/evaluate.py") == 18
+    assert sum("--epochs 150 " in c for c in fits) == 9
+    assert sum("--epochs 50 " in c for c in fits) == 18
+    assert sum("--bands universal --num-edges 41" in c for c in fits) == 6
+    assert text.count("training/evaluate.py") == 27
     transfer = [c for c in fits if _run_dir(c) == "bass_from_drums_universal-seed1"][0]
     assert "--init-backbone" in transfer and "drums_universal-seed1 --freeze-backbone" in transfer
     scratch = [c for c in fits if _run_dir(c) == "bass_scratch_v7-seed1"][0]
@@ -277,7 +277,7 @@ def test_paper_scale_commands(tmp_path, capsys):
     assert "--init-backbone" not in scratch
 
     fits = _fits(_dry_run(multitask, args, capsys))
-    assert len(fits) == 2 * (1 + 4 + 4)
+    assert len(fits) == 3 * (1 + 4 + 4)
     mtl = [c for c in fits if _run_dir(c) == "mtl4-seed0"][0]
     quarter = [c for c in fits if _run_dir(c) == "single_vocals_quarter-seed0"][0]
     full = [c for c in fits if _run_dir(c) == "single_vocals_full-seed0"][0]
@@ -289,7 +289,7 @@ def test_paper_scale_commands(tmp_path, capsys):
     args[-1] = str(tmp_path / "y")
     text = _dry_run(new_instrument, [*args, "--instrument-root", "/data/with_piano"], capsys)
     fits = _fits(text)
-    assert len(fits) == 2 * (3 + 4 * 2)  # no small models at this scale
+    assert len(fits) == 3 * (3 + 4 * 2)  # no small models at this scale
     head = [c for c in fits if _run_dir(c) == "guitar_head_universal41-seed1"][0]
     assert "mtl4-seed1 --freeze-backbone" in head and "--targets guitar" in head
     assert "--musdb-root /data/with_piano" in head
