@@ -266,25 +266,18 @@ class Driver:
         key = self.fit_args_key(run)
         if key is not None and existing.get("fit_args_key"):
             return not same_fit_args(key, existing["fit_args_key"])
-        if existing.get("reused_from"):
+        if existing.get("reused_from") or existing.get("argv") is None:
             return False
-        return existing.get("argv") is not None and _without_backbone_path(existing["argv"]) != \
-            _without_backbone_path([rel(a) for a in self.fit_argv(run)])
+        # A transfer run: its flags, less the backbone's path (its run dir,
+        # or its kept copy in a later session: the same weights).
+        return not same_fit_args(fit_args_key(existing["argv"], "init_backbone"),
+                                 fit_args_key(self.fit_argv(run), "init_backbone"))
 
     def fit_args_key(self, run: Run) -> Optional[str]:
         """The run's fit.py arguments, parsed, without where it writes: two
         runs with the same key train the same model on the same data. None
         for transfer runs (their backbone is another run)."""
-        if run.backbone:
-            return None
-        from bsrnn_tf.commands import fit
-        try:
-            namespace = vars(fit.build_parser().parse_args(self.fit_argv(run)))
-        except SystemExit:
-            return None
-        for name in ("run_dir", "quiet", "logdir", "name", "threads"):
-            namespace.pop(name, None)
-        return json.dumps(namespace, sort_keys=True)
+        return None if run.backbone else fit_args_key(self.fit_argv(run))
 
     def _reusable(self, run: Run) -> Optional[tuple]:
         """``(result path, run dir, result)`` of a finished run of another
@@ -447,10 +440,18 @@ class Driver:
         return summary
 
 
-def _without_backbone_path(argv: List[str]) -> List[str]:
-    """``argv`` without the value of ``--init-backbone`` (a backbone's run
-    dir, or its kept copy in a later session: the same weights)."""
-    return [a for i, a in enumerate(argv) if i == 0 or argv[i - 1] != "--init-backbone"]
+def fit_args_key(argv: List[str], *ignored: str) -> Optional[str]:
+    """fit.py's arguments ``argv``, parsed, as a JSON key without what does
+    not change the model (where the run writes, its log, its name, its
+    thread count) nor the options named in ``ignored``; None if fit.py
+    refuses them."""
+    try:
+        namespace = vars(_fit_parser().parse_args(argv))
+    except SystemExit:
+        return None
+    for name in ("run_dir", "quiet", "logdir", "name", "threads", *ignored):
+        namespace.pop(name, None)
+    return json.dumps(namespace, sort_keys=True)
 
 
 def same_fit_args(a: Optional[str], b: Optional[str]) -> bool:

@@ -120,6 +120,30 @@ def test_threads_reach_every_fit_but_not_the_runs_identity(band_split_run, capsy
     assert re.search(r"single_drums_full-seed0: would reuse .*drums_universal41-seed0", text)
 
 
+def test_a_finished_transfer_run_is_changed_only_by_flags_that_change_its_model(
+        tmp_path, monkeypatch):
+    """A head finished with --threads 1 on its backbone's run dir is the run
+    this scale plans on the backbone's kept copy without --threads; another
+    epoch count is not."""
+    from experiments import driver
+    monkeypatch.setenv("BSRNN_TF_EXPERIMENT_DATA", str(tmp_path / "data"))
+    args = new_instrument.build_parser().parse_args(
+        ["--scale", "cpu", "--out", str(tmp_path / "x"), "--dry-run"])
+    drv = driver.Driver(new_instrument.EXPERIMENT, args, log=lambda line: None)
+    run = [r for r in new_instrument.plan(common.scale_base(args))
+           if r.key == "vocals_head_v7-seed0"][0]
+    planned = drv.fit_argv(run)
+    at = planned.index("--init-backbone") + 1
+    assert planned[at] == drv.backbone_dir("mtl3_novocals_v7-seed0")
+    finished = [*planned[:at], "runs/mtl3_novocals_v7-seed0", *planned[at + 1:],
+                "--threads", "1"]
+    assert not drv._changed(run, {"argv": finished})
+    epochs = finished.index("--epochs") + 1
+    longer = [*finished[:epochs], "12", *finished[epochs + 1:]]
+    assert drv._changed(run, {"argv": longer})
+    assert not drv._changed(run, {"argv": longer, "reused_from": "elsewhere"})
+
+
 def test_a_fit_option_added_after_a_run_at_its_default_does_not_block_reuse():
     from bsrnn_tf.commands import fit
     from experiments.driver import same_fit_args
