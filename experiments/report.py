@@ -49,15 +49,15 @@ def own_seconds(results: List[dict]) -> float:
 
 
 def elapsed(results: List[dict]) -> Optional[float]:
-    """Wall clock from the first run's start to the last run's end (runs
-    that ran here, not reused ones), from ``finished_at`` and wall times."""
-    span = elapsed_span(results)
-    return None if span is None else span[1] - span[0]
+    """Seconds in which at least one of the runs that ran here (not reused
+    ones) was running: runs in parallel count once, the hours and days
+    between them not at all."""
+    return union_elapsed(run_spans(results))
 
 
 def union_elapsed(spans: Sequence[Optional[tuple]]) -> Optional[float]:
-    """Seconds covered by the experiments' ``(start, end)`` spans together:
-    experiments run in parallel count once, days between them not at all."""
+    """Seconds covered by ``(start, end)`` spans together: overlapping
+    spans count once, gaps between them not at all."""
     total, end = 0.0, None
     for start, stop in sorted(s for s in spans if s is not None):
         if end is not None and start < end:
@@ -68,8 +68,9 @@ def union_elapsed(spans: Sequence[Optional[tuple]]) -> Optional[float]:
     return total if end is not None else None
 
 
-def elapsed_span(results: List[dict]) -> Optional[tuple]:
-    """``(first start, last end)`` of the runs that ran here, or None."""
+def run_spans(results: List[dict]) -> List[tuple]:
+    """``(start, end)`` of each run that ran here (from ``finished_at`` and
+    its wall time)."""
     spans = []
     for r in results:
         if r.get("reused_from") or not r.get("finished_at"):
@@ -79,9 +80,7 @@ def elapsed_span(results: List[dict]) -> Optional[tuple]:
         except ValueError:
             continue
         spans.append((end - r.get("wall_seconds", 0.0), end))
-    if not spans:
-        return None
-    return min(s for s, _ in spans), max(e for _, e in spans)
+    return spans
 
 
 # ---------------------------------------------------------------- setup
@@ -144,10 +143,9 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         "",
         "Measured wall time: \"wall time\" is the sum of the runs' wall times (each "
         "including TensorFlow start-up and the test evaluation; runs reused from another "
-        "experiment are counted once, where they ran); \"elapsed\" is the wall clock from the "
-        "first run's start to the last run's end (less than the sum where runs went in "
-        "parallel); its total counts the time in which any experiment ran (not the time "
-        "between sittings).",
+        "experiment are counted once, where they ran); \"elapsed\" is the wall-clock time "
+        "in which at least one of the runs was running (less than the sum where runs went "
+        "in parallel; the time between runs and between sittings is not counted).",
         "",
         "| experiment | runs | reused | wall time | elapsed |",
         "|---|---:|---:|---:|---:|",
@@ -160,7 +158,7 @@ def setup_section(all_results: Dict[str, List[dict]]) -> List[str]:
         span = elapsed(rs)
         lines.append(f"| {name} | {len(rs)} | {sum(1 for r in rs if r.get('reused_from'))} "
                      f"| {minutes(secs)} | {'–' if span is None else minutes(span)} |")
-    span = union_elapsed([elapsed_span(rs) for rs in all_results.values()])
+    span = elapsed(flat)
     lines += [f"| **total** | {sum(len(v) for v in all_results.values())} | | "
               f"**{minutes(total)}** | {'–' if span is None else minutes(span)} |", ""]
     if not any(r.get("test_gain") for r in flat):

@@ -769,6 +769,15 @@ def test_total_elapsed_counts_overlaps_once_and_gaps_not_at_all():
     assert report.union_elapsed([(0.0, 10.0), (5.0, 20.0), None, (100.0, 110.0)]) == 30.0
     assert report.union_elapsed([(0.0, 50.0), (10.0, 20.0)]) == 50.0
     assert report.union_elapsed([None]) is None
+    # Two runs side by side one evening (10 and 20 min, overlapping 5), a
+    # third the next day (30 min): 25 + 30 minutes, not the day between.
+    runs = [{"finished_at": "2026-12-06 20:10:00", "wall_seconds": 600.0},
+            {"finished_at": "2026-12-06 20:25:00", "wall_seconds": 1200.0},
+            {"finished_at": "2026-12-07 09:30:00", "wall_seconds": 1800.0},
+            {"finished_at": "2026-12-07 09:30:00", "wall_seconds": 900.0,
+             "reused_from": "elsewhere"}]
+    assert report.elapsed(runs) == pytest.approx((25 + 30) * 60.0)
+    assert report.elapsed(runs[3:]) is None
 
 
 def test_compare_wording_follows_the_paired_differences():
