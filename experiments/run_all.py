@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m experiments.run_all                          # --scale cpu: about 12-15 h on 2 cores
+    python -m experiments.run_all                          # --scale cpu: about 35 h on 2 cores
     nohup python -m experiments.run_all > experiments/results/run_all.log 2>&1 &
     python -m experiments.run_all --scale paper --musdb-root ~/data/musdb18hq
     python -m experiments.run_all --scale paper --dry-run  # the commands only
@@ -11,13 +11,14 @@ The order matters: band_split, multitask, new_instrument. multitask reuses
 band_split's ``drums_universal41`` runs as its ``single_drums_full`` and
 new_instrument reuses multitask's ``mtl4`` runs as its universal41
 backbones (runs with exactly the same fit.py flags are not trained again).
-At ``--scale cpu`` the whole set takes about 12-15 hours on 2 CPU cores
-(this script runs one run at a time). Every run is resumable (a finished
-run is skipped, an interrupted one continues from its last checkpoint), so
-the set can be run in several sittings: run this again to continue where it
-stopped. Any other flag (``--seeds``, ``--musdb-root``, ``--evaluate``,
-``--dry-run`` ...) is passed to every experiment. The last line says how
-long it took.
+At ``--scale cpu`` the whole set took 35 hours of run time on 2 CPU cores
+(93 runs; this script runs one run at a time; the measured set ran two at a
+time with ``--threads 1``, about 24 hours of wall clock). Every run is
+resumable (a finished run is skipped, an interrupted one continues from its
+last checkpoint), so the set can be run in several sittings: run this again
+to continue where it stopped. Any other flag (``--seeds``, ``--musdb-root``,
+``--evaluate``, ``--dry-run`` ...) is passed to every experiment. The last
+line says how long it took (a pass over finished runs: about 30 s).
 """
 
 from __future__ import annotations
