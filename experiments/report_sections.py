@@ -175,10 +175,9 @@ def multitask_section(results: List[dict]) -> List[str]:
                for arm in multitask.ARMS}
     # A target whose MTL and single-target test figures were scored on
     # different songs stays out of the mean (its difference is the songs').
-    pooled = [t for t in targets if t not in mixed_scoring(mtl, singles, targets)]
-    mean_label = ("mean of the four" if len(pooled) == len(targets)
-                  else f"mean of {', '.join(pooled)}")
-    left_out = [t for t in targets if t not in pooled]
+    left_out = list(mixed_scoring(mtl, singles, targets))
+    pooled = [t for t in targets if t not in left_out]
+    mean_label = "mean of the four" if not left_out else f"mean of {', '.join(pooled)}"
     lines = ["## 2. Multi-task learning: one MTL model vs single-target models", "",
              f"All with the `{multitask.SPLIT}` band split. The MTL model (one backbone, four "
              f"heads, {budget(mtl)}) against four single-target models each "
