@@ -13,7 +13,10 @@ the best-scaled mixture per target on the built-in sampled test split and
 on the held-out produced split (mean over seeds, every seed listed), the
 paired difference to the control (the current recipe) per split, and the
 training time; the best-scaled mixture and the oracle IRM of each split
-beside them. Every number is computed here from the per-run JSON files.
+beside them; per target, each lever's paired difference to the control;
+and two figures beside LEVERS.md (``levers_gain.png``: held-out gain per
+target on both splits; ``levers_curves.png``: validation gain per epoch).
+Every number is computed here from the per-run JSON files.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import time
 from typing import Dict, Sequence
 
 from bsrnn_tf.fileio import atomic_write_text
-from experiments import records
+from experiments import common, records
 from experiments.recorded_music import TARGETS, lever_recipes
-from experiments.report_format import (VERDICT_RULE, cell, compare, mean, number, paired,
-                                       reference_value, seed_mean, seed_table, seed_values)
+from experiments.report_format import (VERDICT_RULE, cell, compare, link, mean, number, paired,
+                                       reference_value, seed_mean, seed_table, seed_values,
+                                       signed_cell)
 
 SPLITS = (("test", "sampled test split (the soundfonts of the built-in data's test songs, dry)"),
           ("produced", "produced split (a soundfont, drum kits and voices training never "
@@ -42,7 +46,8 @@ def lever_gains(runs: Sequence[dict], split: str) -> Dict[str, dict]:
     return {**per_target, "mean": seed_mean(list(per_target.values()))}
 
 
-def build(results_dir: str) -> str:
+def build(results_dir: str, figures: Sequence[str] = ()) -> str:
+    """LEVERS.md's text; ``figures``: paths of PNGs to show, relative to it."""
     results = records.load_results(results_dir)
     by_setting = records.by_setting(results)
     order = [s for s in lever_recipes() if s in by_setting]
@@ -77,6 +82,27 @@ def build(results_dir: str) -> str:
             lines.append(f"| *{label}* | | " + " | ".join(map(number, values))
                          + f" | {number(total)} | | |")
         lines.append("")
+    lines += ["## Per target: lever − control, paired by seed", "",
+              "Mean ± standard deviation over the seeds both have (n of them), dB; "
+              "positive: the lever is ahead.", ""]
+    for split, _ in SPLITS:
+        control = lever_gains(by_setting.get(CONTROL, []), split)
+        lines += [f"{split} split:", "", f"| lever | {head} |",
+                  "|---|" + "---:|" * (len(TARGETS) + 1)]
+        for setting in order:
+            if setting != CONTROL:
+                gains = lever_gains(by_setting[setting], split)
+                lines.append(f"| {setting} | " + " | ".join(
+                    signed_cell(paired(gains[t], control[t])) for t in (*TARGETS, "mean"))
+                    + " |")
+        lines.append("")
+    if figures:
+        lines += ["## Figures", "",
+                  "Held-out gain per target (bars: mean over seeds, min-max), and the "
+                  "validation gain per epoch. Each lever validates on chunks of its own "
+                  "training songs (produced songs are harder to separate), so the curves "
+                  "show how each run learned, not which lever is ahead.", ""]
+        lines += [f"![{os.path.basename(path)}]({path})" for path in figures] + [""]
     lines += ["## Against the control", "", VERDICT_RULE, ""]
     for split, _ in SPLITS:
         control = lever_gains(by_setting.get(CONTROL, []), split)["mean"]
@@ -92,6 +118,35 @@ def build(results_dir: str) -> str:
     return "\n".join(lines)
 
 
+def plot(results_dir: str) -> list:
+    """levers_gain.png (held-out gain per target on both splits) and
+    levers_curves.png (validation gain per epoch per target) in
+    ``results_dir``; returns their paths (none without results)."""
+    by_setting = records.by_setting(records.load_results(results_dir))
+    order = [s for s in lever_recipes() if s in by_setting]
+    if not order:
+        return []
+    plt = common.pyplot()
+    fig, axes = plt.subplots(1, len(SPLITS), figsize=(8 * len(SPLITS), 4.5), sharey=True)
+    for ax, (split, _) in zip(axes, SPLITS):
+        key = f"{split}_gain"
+        common.plot_bars(ax, [(s, by_setting[s]) for s in order], TARGETS,
+                         lambda r, t, key=key: (r.get(key) or {}).get(t))
+        common.finish_axes(ax, f"held-out {split} split", "target",
+                           "gain over the best-scaled mixture (dB)")
+    paths = [common.save_figure(fig, os.path.join(results_dir, "levers_gain.png"))]
+    fig, axes = plt.subplots(1, len(TARGETS), figsize=(4 * len(TARGETS), 3.5))
+    for ax, target in zip(axes, TARGETS):
+        for setting in order:
+            common.plot_mean_curve(ax, by_setting[setting], target, setting,
+                                   metric="valid_gain")
+        common.finish_axes(ax, target, "epoch", "validation gain (dB)")
+    fig.suptitle("Validation gain over the best-scaled mixture per epoch, each lever on its "
+                 "own songs (mean, shaded min-max over seeds)", fontsize=10)
+    paths.append(common.save_figure(fig, os.path.join(results_dir, "levers_curves.png")))
+    return paths
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default=os.path.join("experiments", "results", "recorded_music"))
@@ -101,7 +156,9 @@ def main(argv=None) -> int:
         print(f"levers_report: error: {args.results}: no such folder", file=sys.stderr)
         return 2
     out = args.out or os.path.join(args.results, "LEVERS.md")
-    atomic_write_text(out, build(args.results))
+    figures = [link(path, os.path.dirname(os.path.abspath(out)))
+               for path in plot(args.results)]
+    atomic_write_text(out, build(args.results, figures))
     print(f"wrote {out}")
     return 0
 

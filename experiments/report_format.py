@@ -72,6 +72,16 @@ def cell(values) -> str:
     return f"{s['mean']:.2f} ± {s['std']:.2f} [{s['min']:.2f}, {s['max']:.2f}] (n={s['n']})"
 
 
+def signed_cell(values) -> str:
+    """``+mean ± std (n=k)`` of a :data:`SeedValues` (or a list), for a
+    difference in a table with many cells; "–" for none."""
+    s = stats(values.values() if isinstance(values, dict) else values)
+    if not s["n"]:
+        return "–"
+    spread = f" ± {s['std']:.2f}" if s["n"] > 1 else ""
+    return f"{s['mean']:+.2f}{spread} (n={s['n']})"
+
+
 def number(value: Optional[float], digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 

@@ -96,6 +96,11 @@ def test_levers_report_from_hand_made_results(tmp_path):
     assert "| production | 0, 1 | 1.75 | 2.75 | 3.75 | 4.75 | 3.25 | 1.50 ± 0.71" in text
     assert "production is ahead by 1.50 dB" in text and "larger than the spread" in text
     assert "| *oracle IRM uSDR (ceiling)* | | 10.00 | 10.00 | 10.00 | 10.00 | 10.00 |" in text
+    # per target, paired: every target moves like the mean here (gains are base + i)
+    assert "| production |" + " -0.25 ± 1.06 (n=2) |" * 5 in text
+    assert "| production |" + " +1.50 ± 0.71 (n=2) |" * 5 in text
+    for name in ("levers_gain.png", "levers_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0 and f"]({name})" in text
 
 
 def test_each_run_is_scored_on_the_produced_split_before_the_next_starts(tmp_path,
