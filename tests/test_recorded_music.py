@@ -15,16 +15,24 @@ def test_cpu_scale_commands_one_dataset_per_lever(tmp_path, capsys):
                                 "--out", str(out), "--data", str(data), "--no-reuse"]) == 0
     text = capsys.readouterr().out
     fits = [line for line in text.splitlines() if "training/fit.py" in line]
-    assert len(fits) == 6 * 3
+    assert len(fits) == 7 * 3
     for line in fits:
         assert "--mtl" in line and "--epochs 12 --examples-per-epoch 400" in line
         setting = line.split("--run-dir ")[1].split("/")[-1].split("-seed")[0]
         if setting == "control":
             assert "--musdb-root" not in line
+        elif setting == "weighted":  # the songs of `all`, bass and other weighted twice
+            assert f"--musdb-root {data}/all-v1" in line
+            assert "--target-weights bass=2 other=2" in line
         else:
             assert f"--musdb-root {data}/{setting}-v1" in line
+            assert "--target-weights" not in line
     assert not data.exists()  # a dry run makes nothing
-    assert "recorded_music: 18 run(s) to train: control-seed0 " in text
+    assert "recorded_music: 21 run(s) to train: control-seed0 " in text
+    assert recorded_music.main(["--scale", "cpu", "--dry-run", "--only", "weighted",
+                                "--out", str(out), "--data", str(data), "--no-reuse"]) == 0
+    text = capsys.readouterr().out
+    assert f"(data) all: {data}/all-v1" in text and "(data) weighted" not in text
 
 
 def test_levers_table_means_over_seeds():
@@ -86,8 +94,14 @@ def test_levers_report_from_hand_made_results(tmp_path):
     result("control", 1, 2.0, 0.5)
     result("production", 0, 1.5, 1.0)
     result("production", 1, 1.0, 2.5)
+    result("all", 0, 2.0, 2.0)
+    result("weighted", 0, 2.5, 1.0)
     assert levers_report.main(["--results", str(tmp_path)]) == 0
     text = (tmp_path / "LEVERS.md").read_text()
+    # a change of the fit is also compared with the lever whose songs it trains on
+    assert "| weighted − all |" + " +0.50 (n=1) |" * 5 in text
+    assert "| weighted |" + " +1.50 (n=1) |" * 5 in text  # against the control, seed 0
+    assert "produced split, mean over targets, weighted vs all: all is ahead by 1.00" in text
     # test split: control mean over targets (1+1.5)/2 + 1.5 = 3.0, production 2.75;
     # per-seed differences +0.5 and -1.0: mean -0.25, std 1.06
     assert "| control | 0, 1 | 1.50 | 2.50 | 3.50 | 4.50 | 3.00 |  | 15.0 |" in text
