@@ -124,6 +124,49 @@ def test_report_ranks_by_the_gain_reached_at_equal_time(tmp_path):
     assert (tmp_path / "gain_vs_hours.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("tuner_id", ["chief", "tuner0"])
+def test_distributed_chief_loads_no_data_and_alone_writes_the_report(tuner_id, tmp_path,
+                                                                      monkeypatch, capsys):
+    """Keras Tuner's distributed mode: the chief trains nothing (no data
+    loaded, no tracks for its trials) and writes the report; a worker loads
+    the data and leaves the report to the chief (it may end while another
+    worker's trial still runs). The search itself is Keras Tuner's."""
+    from bsrnn_tf.commands import fit_checks
+    from bsrnn_tf.training import trainer_setup
+    project = tmp_path / "study" / "d"
+    (project / "trial_0").mkdir(parents=True)
+    (project / "trial_0" / tune.SUMMARY_FILE).write_text(
+        json.dumps(_summary("0", 1, 0.5, 1.0, [(10.0, 1.0)])))
+    loaded, handed = [], []
+    monkeypatch.setattr(trainer_setup, "load_tracks_for",
+                        lambda base: loaded.append(base.name) or ("train", "valid"))
+    monkeypatch.setattr(fit_checks, "check_segment_fits", lambda config, *tracks: None)
+
+    class SearchDone:
+        project_dir = str(project)
+
+        def search(self):
+            pass
+
+    monkeypatch.setattr(tune, "make_tuner", lambda args, base, strategy, tracks, name:
+                        handed.append(tracks) or SearchDone())
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8765")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
+    argv = [*COMMON, "--musdb-root", str(tmp_path / "musdb"), "--targets", "drums",
+            "--tuner", "random", "--epochs", "1", "--num-layers", "1", "--feature-dim", "4",
+            "--bands", "v7", "--directory", str(tmp_path / "study"), "--name", "d"]
+    assert tune.main(argv) == 0
+    out = capsys.readouterr().out
+    if tuner_id == "chief":
+        assert loaded == [] and handed == [None]
+        assert "| 1 | 0 | v7 |" in (project / "results.md").read_text()
+    else:
+        assert loaded == ["d"] and handed == [("train", "valid")]
+        assert not (project / "results.md").exists()
+        assert "tuner0: no trial left for this worker; the chief writes the report" in out
+
+
 @pytest.mark.slow
 def test_trials_of_different_chunk_lengths_are_validated_on_the_same_chunks(dataset, tmp_path):
     """--segment-seconds 0.75 0.5: both trials train on their own chunks and

@@ -35,6 +35,24 @@ gives every trial the same time budget instead of the same epochs (each
 stops after the epoch that reaches M minutes; ``--epochs`` is then a cap):
 no trial trains past what the comparison at T can use.
 
+Several trials at once (Keras Tuner's distributed mode): start one chief
+and one or more workers with the same arguments and the environment
+variables ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT`` and
+``KERASTUNER_TUNER_ID`` (``chief``; ``tuner0``, ``tuner1``, ...). The chief
+hands out the trials (it loads no data and trains nothing) and writes the
+report when the last trial has ended; each worker trains one trial at a
+time into the shared project folder. On 2 CPU cores, two workers with
+``--threads 1``::
+
+    export KERASTUNER_ORACLE_IP=127.0.0.1 KERASTUNER_ORACLE_PORT=8765
+    KERASTUNER_TUNER_ID=chief python training/tune.py ARGS &
+    KERASTUNER_TUNER_ID=tuner0 python training/tune.py ARGS --threads 1 &
+    KERASTUNER_TUNER_ID=tuner1 python training/tune.py ARGS --threads 1 &
+
+An interrupted distributed search resumes the same way (start the chief
+again, then the workers): finished trials are kept, and a trial that was
+running is run again, from its last checkpoint where its folder has one.
+
 ``bsrnn-tf tune`` is the same command as ``python training/tune.py``.
 """
 
@@ -376,6 +394,14 @@ def _scatter(rows: list, path: str) -> None:
     plt.close(fig)
 
 
+def distributed_role() -> Optional[str]:
+    """"chief" or "worker" in Keras Tuner's distributed mode (the
+    environment variable ``KERASTUNER_ORACLE_IP`` set), else None."""
+    if not os.environ.get("KERASTUNER_ORACLE_IP"):
+        return None
+    return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
+
+
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Exit status; ``prog`` names the command in usage and messages."""
     args = build_parser(prog).parse_args(argv)
@@ -423,16 +449,23 @@ def _run(args, prog: str = PROG) -> int:
     base.name = project
     keras.utils.set_random_seed(base.train.seed)
     fit.set_run_dtype_policy(base)  # before the trials build their models
-    try:
-        tracks = load_tracks_for(base)
-        for config in lengths:
-            check_segment_fits(config, *tracks)
-    except (DataError, GenerationError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    role = distributed_role()
+    tracks = None  # a chief only hands out trials: it trains none
+    if role != "chief":
+        try:
+            tracks = load_tracks_for(base)
+            for config in lengths:
+                check_segment_fits(config, *tracks)
+        except (DataError, GenerationError) as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
     tuner = make_tuner(args, base, strategy, tracks, project)
     base.to_json(os.path.join(tuner.project_dir, "base_config.json"))
     tuner.search()
+    if role == "worker":
+        print(f"{prog}: {os.environ['KERASTUNER_TUNER_ID']}: no trial left for this worker; "
+              f"the chief writes the report to {tuner.project_dir} when the last one ends")
+        return 0
     report = write_report(tuner.project_dir, base)
     if report is None:
         print(f"{prog}: error: no trial finished; see the trial messages above", file=sys.stderr)
