@@ -2,15 +2,15 @@
 against the current recipe (the plain sampled dataset).
 
 Settings (``--only`` picks some): ``control`` (the built-in sampled
-dataset, which the README command trained on before the produced one), ``production`` (80 % of the songs
-produced: effect chains on every part), ``recorded_kits`` (half of the
-songs' drums from recorded Hydrogen kits), ``sung_vocals`` (half of the
-songs' vocals sung with words), ``more_timbres`` (a soundfont per part among
-four GM fonts, any family in any role), and ``all`` (every lever,
-``PRODUCED_RECIPE``); and ``weighted``, the ``all`` songs with the loss of
-bass and other doubled (``FIT_LEVERS``: a change of the fit, not of the
-songs, compared with ``all``). Each lever's 60 train songs are the control's
-compositions, instruments and mix, rendered with that lever on
+dataset, which the README command trained on before the produced one),
+``production`` (80 % of the songs produced: effect chains on every part),
+``recorded_kits`` (half of the songs' drums from recorded Hydrogen kits),
+``sung_vocals`` (half of the songs' vocals sung with words),
+``more_timbres`` (a soundfont per part among four GM fonts, any family in
+any role), and ``all`` (every lever, ``PRODUCED_RECIPE``); and
+``weighted``, the ``all`` songs with the loss of bass and other doubled
+(``FIT_LEVERS``: a change of the fit, not of the songs, compared with
+``all``). Each lever's 60 train songs are the control's compositions, instruments and mix, rendered with that lever on
 (:mod:`bsrnn_tf.datasets.produced`), made once under ``--data`` (default
 ``~/.cache/bsrnn_tf/levers``). Every run is the same multi-target fit
 (``--mtl``, same seed and budget) and is scored twice by ``evaluate.py``:
