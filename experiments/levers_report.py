@@ -59,9 +59,9 @@ def baselines(order: Sequence[str]) -> list:
     return pairs
 
 
-def build(results_dir: str, figures: Sequence[str] = ()) -> str:
-    """LEVERS.md's text; ``figures``: paths of PNGs to show, relative to it."""
-    results = records.load_results(results_dir)
+def build(results: Sequence[dict], results_dir: str, figures: Sequence[str] = ()) -> str:
+    """LEVERS.md's text from the run ``results`` read from ``results_dir``;
+    ``figures``: paths of PNGs to show, relative to it."""
     by_setting = records.by_setting(results)
     order = [s for s in settings() if s in by_setting]
     seeds = sorted({int(r["seed"]) for r in results})
@@ -70,8 +70,9 @@ def build(results_dir: str, figures: Sequence[str] = ()) -> str:
              f"{time.strftime('%Y-%m-%d %H:%M')} from {len(results)} run result files in "
              f"`{os.path.relpath(results_dir)}`; runs by `python -m experiments.recorded_music "
              "--scale cpu` (each lever alone against the control, the built-in sampled "
-             "dataset the README command trains on; same `--mtl` fit, seed and budget). "
-             "Gain over the best-scaled mixture in dB, mean over seeds (every seed below).", ""]
+             "dataset the README command trained on before the produced one; same `--mtl` "
+             "fit, seed and budget). Gain over the best-scaled mixture in dB, mean over seeds "
+             "(every seed below).", ""]
     if not order:
         return "\n".join(lines + ["No finished run yet.", ""])
     head = " | ".join(t for t in (*TARGETS, "mean"))
@@ -99,12 +100,11 @@ def build(results_dir: str, figures: Sequence[str] = ()) -> str:
               "Mean ± standard deviation over the seeds both have (n of them), dB; "
               "positive: the lever is ahead.", ""]
     for split, _ in SPLITS:
-        control = lever_gains(by_setting.get(CONTROL, []), split)
         lines += [f"{split} split:", "", f"| lever | {head} |",
                   "|---|" + "---:|" * (len(TARGETS) + 1)]
         for setting, base in baselines(order):
             gains = lever_gains(by_setting[setting], split)
-            against = control if base == CONTROL else lever_gains(by_setting[base], split)
+            against = lever_gains(by_setting.get(base, []), split)
             name = setting if base == CONTROL else f"{setting} − {base}"
             lines.append(f"| {name} | " + " | ".join(
                 signed_cell(paired(gains[t], against[t])) for t in (*TARGETS, "mean")) + " |")
@@ -130,11 +130,11 @@ def build(results_dir: str, figures: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def plot(results_dir: str) -> list:
+def plot(results: Sequence[dict], results_dir: str) -> list:
     """levers_gain.png (held-out gain per target on both splits) and
-    levers_curves.png (validation gain per epoch per target) in
-    ``results_dir``; returns their paths (none without results)."""
-    by_setting = records.by_setting(records.load_results(results_dir))
+    levers_curves.png (validation gain per epoch per target) of the run
+    ``results`` in ``results_dir``; returns their paths (none without runs)."""
+    by_setting = records.by_setting(results)
     order = [s for s in settings() if s in by_setting]
     if not order:
         return []
@@ -168,9 +168,10 @@ def main(argv=None) -> int:
         print(f"levers_report: error: {args.results}: no such folder", file=sys.stderr)
         return 2
     out = args.out or os.path.join(args.results, "LEVERS.md")
+    results = records.load_results(args.results)
     figures = [link(path, os.path.dirname(os.path.abspath(out)))
-               for path in plot(args.results)]
-    atomic_write_text(out, build(args.results, figures))
+               for path in plot(results, args.results)]
+    atomic_write_text(out, build(results, args.results, figures))
     print(f"wrote {out}")
     return 0
 

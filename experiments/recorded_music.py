@@ -10,7 +10,8 @@ dataset, which the README command trained on before the produced one),
 any role), and ``all`` (every lever, ``PRODUCED_RECIPE``); and
 ``weighted``, the ``all`` songs with the loss of bass and other doubled
 (``FIT_LEVERS``: a change of the fit, not of the songs, compared with
-``all``). Each lever's 60 train songs are the control's compositions, instruments and mix, rendered with that lever on
+``all``). Each lever's 60 train songs are the control's compositions,
+instruments and mix, rendered with that lever on
 (:mod:`bsrnn_tf.datasets.produced`), made once under ``--data`` (default
 ``~/.cache/bsrnn_tf/levers``). Every run is the same multi-target fit
 (``--mtl``, same seed and budget) and is scored twice by ``evaluate.py``:
