@@ -29,7 +29,7 @@ from typing import Dict, Sequence
 
 from bsrnn_tf.fileio import atomic_write_text
 from experiments import common, records
-from experiments.recorded_music import FIT_LEVERS, TARGETS, settings, songs_of
+from experiments.recorded_music import TARGETS, builds_on, settings
 from experiments.report_format import (VERDICT_RULE, cell, compare, link, mean, number, paired,
                                        reference_value, seed_mean, seed_table, seed_values,
                                        signed_cell)
@@ -48,14 +48,15 @@ def lever_gains(runs: Sequence[dict], split: str) -> Dict[str, dict]:
 
 def baselines(order: Sequence[str]) -> list:
     """``(setting, what it is compared with)`` for every setting but the
-    control: the control, and also the lever whose songs it trains on for a
-    change of the fit (``FIT_LEVERS``) when that lever has runs."""
+    control: the control, and also the setting it changes one thing of
+    (``recorded_music.builds_on``: ``all`` for a change of the fit or more
+    songs) when that one has runs."""
     pairs = []
     for setting in order:
         if setting != CONTROL:
             pairs.append((setting, CONTROL))
-            if setting in FIT_LEVERS and songs_of(setting) in order:
-                pairs.append((setting, songs_of(setting)))
+            if builds_on(setting) in order:
+                pairs.append((setting, builds_on(setting)))
     return pairs
 
 

@@ -7,11 +7,14 @@ dataset, which the README command trained on before the produced one),
 ``recorded_kits`` (half of the songs' drums from recorded Hydrogen kits),
 ``sung_vocals`` (half of the songs' vocals sung with words),
 ``more_timbres`` (a soundfont per part among four GM fonts, any family in
-any role), and ``all`` (every lever, ``PRODUCED_RECIPE``); and
-``weighted``, the ``all`` songs with the loss of bass and other doubled
-(``FIT_LEVERS``: a change of the fit, not of the songs, compared with
-``all``). Each lever's 60 train songs are the control's compositions,
-instruments and mix, rendered with that lever on
+any role), ``all`` (every lever, ``PRODUCED_RECIPE``) and ``more_songs``
+(``all`` with three times the songs, compared with ``all`` too); and
+``weighted``, the ``all`` songs with the loss of bass and other doubled,
+and ``capacity``, the ``all`` songs with a model twice as deep for the
+same CPU time (``FIT_LEVERS``: changes of the fit, not of the songs,
+compared with ``all``). Each lever's 60 train songs (180 for
+``more_songs``) are the control's compositions, instruments and mix,
+rendered with that lever on
 (:mod:`bsrnn_tf.datasets.produced`), made once under ``--data`` (default
 ``~/.cache/bsrnn_tf/levers``). Every run is the same multi-target fit
 (``--mtl``, same seed and budget) and is scored twice by ``evaluate.py``:
@@ -31,7 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List
+from typing import List, NamedTuple, Optional, Tuple
 
 from experiments import common, driver, records
 from experiments.common import Run
@@ -50,14 +53,35 @@ def lever_recipes() -> dict:
             "recorded_kits": (Recipe(recorded_kits=0.5), TRAIN_SOUNDFONTS),
             "sung_vocals": (Recipe(sung_vocals=0.5), TRAIN_SOUNDFONTS),
             "more_timbres": (Recipe(more_timbres=True), MORE_TRAIN_SOUNDFONTS),
-            "all": (PRODUCED_RECIPE, MORE_TRAIN_SOUNDFONTS)}
+            "all": (PRODUCED_RECIPE, MORE_TRAIN_SOUNDFONTS),
+            "more_songs": (PRODUCED_RECIPE, MORE_TRAIN_SOUNDFONTS)}
 
 
-# Settings that change the fit, not the songs: setting -> (the lever whose
-# songs it trains on, its extra fit.py flags). ``weighted`` doubles the loss
-# of the two targets the README command leaves below +1 dB (bass, other);
-# the weights are a choice, not tuned.
-FIT_LEVERS = {"weighted": ("all", ("--target-weights", "bass=2", "other=2"))}
+# Lever datasets with more songs than ``--tracks``: setting -> factor.
+# ``more_songs`` is ``all`` with three times the songs (its first ``--tracks``
+# are the songs of ``all``: each song is made from its own index).
+SONG_FACTOR = {"more_songs": 3}
+
+
+class FitLever(NamedTuple):
+    """A setting that changes the fit, not the songs: the lever whose songs it
+    trains on, its extra fit.py flags, and its training cost per example
+    relative to the recipe's model (its epochs are the recipe's divided by
+    it, so that it trains for the same CPU time)."""
+    songs: str
+    flags: Tuple[str, ...]
+    cost: float = 1.0
+
+
+# ``weighted`` doubles the loss of the two targets the README command leaves
+# below +1 dB (bass, other); the weights are a choice, not tuned.
+# ``capacity`` is the recipe's model twice as deep (L = 6 instead of 3, N = 32:
+# 5.6 M parameters, 23 MB, within the shipped model's 30 MB) for the same
+# CPU time: it costs COST_L6 times as much per example (the capacity study,
+# experiments/results/capacity/), so it gets that many fewer epochs.
+COST_L6 = 1.24
+FIT_LEVERS = {"weighted": FitLever("all", ("--target-weights", "bass=2", "other=2")),
+              "capacity": FitLever("all", ("--num-layers", "6"), COST_L6)}
 
 
 def settings() -> list:
@@ -67,7 +91,15 @@ def settings() -> list:
 
 def songs_of(setting: str) -> str:
     """The setting whose training songs ``setting`` uses."""
-    return FIT_LEVERS[setting][0] if setting in FIT_LEVERS else setting
+    return FIT_LEVERS[setting].songs if setting in FIT_LEVERS else setting
+
+
+def builds_on(setting: str) -> Optional[str]:
+    """The setting that ``setting`` changes one thing of (besides the control):
+    ``all`` for the fit levers and ``more_songs``; None for the others."""
+    if setting in FIT_LEVERS:
+        return FIT_LEVERS[setting].songs
+    return "all" if setting in SONG_FACTOR else None
 
 
 def data_root(data: str, setting: str) -> str:
@@ -82,7 +114,8 @@ def make_lever_data(data: str, setting: str, tracks: int, seconds: float) -> str
     root = data_root(data, setting)
 
     def make(out: str) -> None:
-        make_sampled_dataset(out, tracks_train=tracks, tracks_test=0, seconds=seconds,
+        make_sampled_dataset(out, tracks_train=tracks * SONG_FACTOR.get(setting, 1),
+                             tracks_test=0, seconds=seconds,
                              train_soundfonts=fonts, recipe=recipe,
                              workers=min(4, os.cpu_count() or 1))
 
@@ -96,11 +129,13 @@ def plan_for(data: str):
         runs = []
         for seed in base["seeds"]:
             for setting in settings():
+                fit = FIT_LEVERS.get(setting, FitLever(setting, ()))
+                epochs = max(1, round(base["epochs"] / fit.cost))
                 flags = [*shared, "--mtl", *base["model"],
-                         *common.budget_flags(base["epochs"], base["examples"])]
+                         *common.budget_flags(epochs, base["examples"])]
                 if setting != "control":
-                    flags += ["--musdb-root", data_root(data, songs_of(setting))]
-                flags += list(FIT_LEVERS.get(setting, (None, ()))[1])
+                    flags += ["--musdb-root", data_root(data, fit.songs)]
+                flags += list(fit.flags)
                 runs.append(Run(setting, seed, flags, group=setting, data="own",
                                 meta={"lever": setting}))
         return runs

@@ -2,6 +2,7 @@
 sampled dataset) and the produced split's place in evaluate.py."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -15,24 +16,51 @@ def test_cpu_scale_commands_one_dataset_per_lever(tmp_path, capsys):
                                 "--out", str(out), "--data", str(data), "--no-reuse"]) == 0
     text = capsys.readouterr().out
     fits = [line for line in text.splitlines() if "training/fit.py" in line]
-    assert len(fits) == 7 * 3
+    assert len(fits) == 9 * 3
     for line in fits:
-        assert "--mtl" in line and "--epochs 12 --examples-per-epoch 400" in line
         setting = line.split("--run-dir ")[1].split("/")[-1].split("-seed")[0]
+        # the same CPU time: the deeper model's 1.24 x cost per example
+        # buys 12 / 1.24 = 9.7 -> 10 epochs
+        epochs = 10 if setting == "capacity" else 12
+        assert "--mtl" in line and f"--epochs {epochs} --examples-per-epoch 400" in line
+        assert ("--num-layers 6" in line) == (setting == "capacity")
         if setting == "control":
             assert "--musdb-root" not in line
         elif setting == "weighted":  # the songs of `all`, bass and other weighted twice
             assert f"--musdb-root {data}/all-v1" in line
             assert "--target-weights bass=2 other=2" in line
+        elif setting == "capacity":
+            assert f"--musdb-root {data}/all-v1" in line and "--target-weights" not in line
+        elif setting == "more_songs":  # its own dataset: the recipe of `all`, 3 x the songs
+            assert f"--musdb-root {data}/more_songs-v1" in line
         else:
             assert f"--musdb-root {data}/{setting}-v1" in line
             assert "--target-weights" not in line
     assert not data.exists()  # a dry run makes nothing
-    assert "recorded_music: 21 run(s) to train: control-seed0 " in text
+    assert "recorded_music: 27 run(s) to train: control-seed0 " in text
     assert recorded_music.main(["--scale", "cpu", "--dry-run", "--only", "weighted",
                                 "--out", str(out), "--data", str(data), "--no-reuse"]) == 0
     text = capsys.readouterr().out
     assert f"(data) all: {data}/all-v1" in text and "(data) weighted" not in text
+
+
+def test_more_songs_makes_three_times_the_songs_of_all(tmp_path, monkeypatch):
+    from bsrnn_tf.datasets import sampled
+    made = {}
+
+    def fake_make(out, tracks_train, recipe, train_soundfonts, **kwargs):
+        made[os.path.basename(out)] = (tracks_train, recipe, train_soundfonts)  # a temp folder
+        with open(os.path.join(out, sampled.MARKER_FILE), "w") as f:
+            f.write("{}")
+
+    monkeypatch.setattr(sampled, "make_sampled_dataset", fake_make)
+    for setting in ("all", "more_songs"):
+        root = recorded_music.make_lever_data(str(tmp_path), setting, 60, 30.0)
+        assert root == str(tmp_path / f"{setting}-v1")
+    (all_n, all_recipe, all_fonts), = [v for k, v in made.items() if "all-v1" in k]
+    (more_n, more_recipe, more_fonts), = [v for k, v in made.items() if "more_songs-v1" in k]
+    assert (all_n, more_n) == (60, 180)
+    assert more_recipe == all_recipe and list(more_fonts) == list(all_fonts)
 
 
 def test_levers_table_means_over_seeds():
@@ -96,8 +124,13 @@ def test_levers_report_from_hand_made_results(tmp_path):
     result("production", 1, 1.0, 2.5)
     result("all", 0, 2.0, 2.0)
     result("weighted", 0, 2.5, 1.0)
+    result("more_songs", 0, 2.0, 3.0)
     assert levers_report.main(["--results", str(tmp_path)]) == 0
     text = (tmp_path / "LEVERS.md").read_text()
+    # more songs are compared with `all` too, whose songs they extend
+    assert "| more_songs − all |" + " +0.00 (n=1) |" * 4 in text
+    assert "produced split, mean over targets, more_songs vs all: more_songs is ahead by 1.00" \
+        in text
     # a change of the fit is also compared with the lever whose songs it trains on
     assert "| weighted − all |" + " +0.50 (n=1) |" * 5 in text
     assert "| weighted |" + " +1.50 (n=1) |" * 5 in text  # against the control, seed 0
