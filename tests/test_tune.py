@@ -197,7 +197,9 @@ def test_trials_of_different_chunk_lengths_are_validated_on_the_same_chunks(data
         (epoch,) = s["history"]
         assert epoch["seconds"] == s["seconds"] > 0 and np.isfinite(epoch["valid_gain"])
     with open(project / "results.csv") as f:
-        assert sorted(r["segment_seconds"] for r in csv.DictReader(f)) == ["0.5", "0.75"]
+        rows = list(csv.DictReader(f))
+    assert sorted(r["segment_seconds"] for r in rows) == ["0.5", "0.75"]
+    assert [r["epochs"] for r in rows] == ["1", "1"]  # trained, not the --epochs cap
     assert "validated on the same 0.75 s chunks" in (project / "results.md").read_text()
     assert (project / "gain_vs_hours.png").exists()
 

@@ -302,10 +302,11 @@ COLUMNS = ["rank", "trial_id", "bands", "num_bands", "num_layers", "feature_dim"
 
 
 def _table_rows(rows: list) -> list:
-    """One row per trial (NaN where a trial has no value)."""
+    """One row per trial (NaN where a trial has no value). ``epochs``: the
+    epochs it trained (fewer than ``--epochs`` under ``--max-minutes``)."""
     return [[i + 1, r["trial_id"], r["values"]["bands"], r["bands"], r["values"]["num_layers"],
              r["values"]["feature_dim"], r.get("segment_seconds", math.nan),
-             r["values"]["learning_rate"], r["epochs"], r["parameters"],
+             r["values"]["learning_rate"], len(r.get("history") or []), r["parameters"],
              round(r["val_usdr"], 3), round(r["best_gain"], 3),
              round(r["gain_at_equal_time"], 3), round(r["seconds"] / 3600, 4),
              round(r["seconds"], 1)]
