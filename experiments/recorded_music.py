@@ -77,8 +77,9 @@ class FitLever(NamedTuple):
 # below +1 dB (bass, other); the weights are a choice, not tuned.
 # ``capacity`` is the recipe's model twice as deep (L = 6 instead of 3, N = 32:
 # 5.6 M parameters, 23 MB, within the shipped model's 30 MB) for the same
-# CPU time: it costs COST_L6 times as much per example (the capacity study,
-# experiments/results/capacity/), so it gets that many fewer epochs.
+# CPU time: a training epoch, data and validation included, costs COST_L6
+# times as much (measured on one thread: experiments/CPU_RECIPE.md section
+# 6), so it gets that many fewer epochs.
 COST_L6 = 1.24
 FIT_LEVERS = {"weighted": FitLever("all", ("--target-weights", "bass=2", "other=2")),
               "capacity": FitLever("all", ("--num-layers", "6"), COST_L6)}
