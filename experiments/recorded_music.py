@@ -48,19 +48,22 @@ def lever_recipes() -> dict:
     """Setting -> (train recipe, train soundfonts); None for the control."""
     from bsrnn_tf.datasets.produced import MORE_TRAIN_SOUNDFONTS, PRODUCED_RECIPE, Recipe
     from bsrnn_tf.datasets.sampled import TRAIN_SOUNDFONTS
-    return {"control": None,
-            "production": (Recipe(production=0.8), TRAIN_SOUNDFONTS),
-            "recorded_kits": (Recipe(recorded_kits=0.5), TRAIN_SOUNDFONTS),
-            "sung_vocals": (Recipe(sung_vocals=0.5), TRAIN_SOUNDFONTS),
-            "more_timbres": (Recipe(more_timbres=True), MORE_TRAIN_SOUNDFONTS),
-            "all": (PRODUCED_RECIPE, MORE_TRAIN_SOUNDFONTS),
-            "more_songs": (PRODUCED_RECIPE, MORE_TRAIN_SOUNDFONTS)}
+    recipes = {"control": None,
+               "production": (Recipe(production=0.8), TRAIN_SOUNDFONTS),
+               "recorded_kits": (Recipe(recorded_kits=0.5), TRAIN_SOUNDFONTS),
+               "sung_vocals": (Recipe(sung_vocals=0.5), TRAIN_SOUNDFONTS),
+               "more_timbres": (Recipe(more_timbres=True), MORE_TRAIN_SOUNDFONTS),
+               "all": (PRODUCED_RECIPE, MORE_TRAIN_SOUNDFONTS)}
+    for setting, (base, _) in MORE_SONGS.items():
+        recipes[setting] = recipes[base]
+    return recipes
 
 
-# Lever datasets with more songs than ``--tracks``: setting -> factor.
-# ``more_songs`` is ``all`` with three times the songs (its first ``--tracks``
-# are the songs of ``all``: each song is made from its own index).
-SONG_FACTOR = {"more_songs": 3}
+# Lever datasets with more songs than ``--tracks``: setting -> (the lever whose
+# recipe it renders, the factor). ``more_songs`` is ``all`` with three times the
+# songs (its first ``--tracks`` are the songs of ``all``: each song is made from
+# its own index).
+MORE_SONGS = {"more_songs": ("all", 3)}
 
 
 class FitLever(NamedTuple):
@@ -100,7 +103,7 @@ def builds_on(setting: str) -> Optional[str]:
     ``all`` for the fit levers and ``more_songs``; None for the others."""
     if setting in FIT_LEVERS:
         return FIT_LEVERS[setting].songs
-    return "all" if setting in SONG_FACTOR else None
+    return MORE_SONGS[setting][0] if setting in MORE_SONGS else None
 
 
 def data_root(data: str, setting: str) -> str:
@@ -115,7 +118,7 @@ def make_lever_data(data: str, setting: str, tracks: int, seconds: float) -> str
     root = data_root(data, setting)
 
     def make(out: str) -> None:
-        make_sampled_dataset(out, tracks_train=tracks * SONG_FACTOR.get(setting, 1),
+        make_sampled_dataset(out, tracks_train=tracks * MORE_SONGS.get(setting, (None, 1))[1],
                              tracks_test=0, seconds=seconds,
                              train_soundfonts=fonts, recipe=recipe,
                              workers=min(4, os.cpu_count() or 1))
@@ -135,7 +138,7 @@ def plan_for(data: str):
                 flags = [*shared, "--mtl", *base["model"],
                          *common.budget_flags(epochs, base["examples"])]
                 if setting != "control":
-                    flags += ["--musdb-root", data_root(data, fit.songs)]
+                    flags += ["--musdb-root", data_root(data, songs_of(setting))]
                 flags += list(fit.flags)
                 runs.append(Run(setting, seed, flags, group=setting, data="own",
                                 meta={"lever": setting}))
